@@ -1,0 +1,593 @@
+//! The integration guide's data types, as plain serde values.
+//!
+//! Everything here is data: no I/O, no async, no imports from elsewhere in the crate. The protocol,
+//! the core and the clients all speak in these types, so a change here is a protocol change: keep
+//! additions backwards compatible (new optional fields, new variants) and never rename a variant.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// How much self-healing a component gets (guide §2.1 step 1).
+///
+/// - `Basic`: restart on failure, with exponential backoff when it keeps failing.
+/// - `Advanced`: Basic plus liveness/readiness probes, metric thresholds, a circuit breaker and a
+///   choice among the component's own recovery actions.
+/// - `Full`: Advanced plus recovery plans coordinated across dependent components and escalation
+///   when the component's own actions fail.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HealingLevel {
+    #[default]
+    Basic,
+    Advanced,
+    Full,
+}
+
+impl fmt::Display for HealingLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealingLevel::Basic => "basic",
+            HealingLevel::Advanced => "advanced",
+            HealingLevel::Full => "full",
+        })
+    }
+}
+
+/// How serious an [`Issue`] is. Ordered, so `issue.severity >= Severity::Error` reads as the guide
+/// writes it (§7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A component's health (guide §2.1 step 4 and §7).
+///
+/// The variants are ordered from best to worst; [`HealthStatus::worse`] combines two statuses the way
+/// §7's `check_health` does: the worse one wins, and between equals the first one's message is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "message", rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded(String),
+    Critical(String),
+    Failed(String),
+}
+
+impl HealthStatus {
+    /// 0 for Healthy up to 3 for Failed.
+    pub fn rank(&self) -> u8 {
+        match self {
+            HealthStatus::Healthy => 0,
+            HealthStatus::Degraded(_) => 1,
+            HealthStatus::Critical(_) => 2,
+            HealthStatus::Failed(_) => 3,
+        }
+    }
+
+    /// The worse of two statuses (§7): Failed beats Critical beats Degraded beats Healthy. When both
+    /// are equally bad, `self` is kept.
+    pub fn worse(self, other: HealthStatus) -> HealthStatus {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// Combines any number of statuses with [`HealthStatus::worse`]; no statuses is Healthy.
+    pub fn combine(statuses: impl IntoIterator<Item = HealthStatus>) -> HealthStatus {
+        statuses
+            .into_iter()
+            .fold(HealthStatus::Healthy, HealthStatus::worse)
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, HealthStatus::Healthy)
+    }
+
+    /// The message carried by a non-healthy status.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            HealthStatus::Healthy => None,
+            HealthStatus::Degraded(m) | HealthStatus::Critical(m) | HealthStatus::Failed(m) => {
+                Some(m)
+            }
+        }
+    }
+
+    /// One lower-case word: healthy, degraded, critical, failed.
+    pub fn word(&self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded(_) => "degraded",
+            HealthStatus::Critical(_) => "critical",
+            HealthStatus::Failed(_) => "failed",
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.message() {
+            None => f.write_str(self.word()),
+            Some(m) => write!(f, "{}: {}", self.word(), m),
+        }
+    }
+}
+
+/// A component's metrics as the guide reports them (§2.1 step 4). Units: `cpu_usage` in percent of
+/// one core, `memory_usage` in MiB, `response_time` in milliseconds, `error_rate` in percent,
+/// `throughput` in operations per second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthMetrics {
+    pub timestamp: SystemTime,
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub response_time: f64,
+    pub error_rate: f64,
+    pub throughput: f64,
+    #[serde(default)]
+    pub custom_metrics: BTreeMap<String, f64>,
+}
+
+impl Default for HealthMetrics {
+    fn default() -> Self {
+        HealthMetrics {
+            timestamp: SystemTime::UNIX_EPOCH,
+            cpu_usage: 0.0,
+            memory_usage: 0.0,
+            response_time: 0.0,
+            error_rate: 0.0,
+            throughput: 0.0,
+            custom_metrics: BTreeMap::new(),
+        }
+    }
+}
+
+/// A problem detected in a component (§2.1 step 4): a crash, a failed probe, a threshold crossed, a
+/// log line that matched a pattern, or an error a linked component reported itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Issue {
+    /// A UUID v4.
+    pub id: String,
+    pub component: String,
+    /// A short machine-friendly kind, e.g. `crash`, `liveness_failed`, `oom`.
+    pub issue_type: String,
+    pub severity: Severity,
+    pub detected_at: SystemTime,
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+}
+
+impl Issue {
+    /// A new issue with a fresh id, detected now.
+    pub fn new(component: &str, issue_type: &str, severity: Severity) -> Issue {
+        Issue {
+            id: uuid::Uuid::new_v4().to_string(),
+            component: component.to_string(),
+            issue_type: issue_type.to_string(),
+            severity,
+            detected_at: SystemTime::now(),
+            context: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one context entry.
+    pub fn with(mut self, key: &str, value: impl fmt::Display) -> Issue {
+        self.context.insert(key.to_string(), value.to_string());
+        self
+    }
+}
+
+/// What a component can do, as it tells the supervisor when it registers (§4.1 step 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentCapabilities {
+    pub can_restart: bool,
+    pub can_scale: bool,
+    pub can_failover: bool,
+    /// Names of recovery actions, e.g. `restart`, `clear_cache`, `reconnect`.
+    pub supported_recovery_actions: Vec<String>,
+    pub healing_level: HealingLevel,
+}
+
+/// A command the supervisor sends to a component (§4.1 step 4), and what an operator's line in the
+/// actions pane becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", content = "args", rename_all = "snake_case")]
+pub enum SupervisorCommand {
+    Start,
+    Stop,
+    Restart,
+    ClearCache,
+    /// New configuration values, key to value.
+    UpdateConfig(BTreeMap<String, String>),
+    /// A graceful shutdown: the component finishes what it is doing and exits; it is not restarted.
+    Shutdown,
+    /// A named recovery action from the component's `recovery_actions`, e.g. `reconnect`.
+    Action(String),
+}
+
+impl SupervisorCommand {
+    /// The action name used in config files and the actions pane, e.g. `clear_cache`.
+    pub fn action_name(&self) -> &str {
+        match self {
+            SupervisorCommand::Start => "start",
+            SupervisorCommand::Stop => "stop",
+            SupervisorCommand::Restart => "restart",
+            SupervisorCommand::ClearCache => "clear_cache",
+            SupervisorCommand::UpdateConfig(_) => "update_config",
+            SupervisorCommand::Shutdown => "shutdown",
+            SupervisorCommand::Action(name) => name,
+        }
+    }
+
+    /// The command for a recovery action name (`restart`, `clear_cache`, or any other name).
+    pub fn from_action(name: &str) -> SupervisorCommand {
+        match name {
+            "start" => SupervisorCommand::Start,
+            "stop" => SupervisorCommand::Stop,
+            "restart" => SupervisorCommand::Restart,
+            "clear_cache" | "clear-cache" => SupervisorCommand::ClearCache,
+            "shutdown" => SupervisorCommand::Shutdown,
+            other => SupervisorCommand::Action(other.to_string()),
+        }
+    }
+}
+
+/// One step of a recovery plan the supervisor carries out across components (§4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum RecoveryStep {
+    ComponentAction {
+        component: String,
+        action: SupervisorCommand,
+    },
+    WaitForHealth {
+        component: String,
+        #[serde(with = "duration_ms")]
+        timeout: Duration,
+    },
+    NotifyOperator {
+        message: String,
+    },
+}
+
+/// What a healing attempt did (§2.1 step 4, `heal()`'s result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum HealingAction {
+    /// The component was restarted.
+    Restart,
+    /// One of the component's recovery actions was carried out.
+    Recover { name: String },
+    /// Nothing was done automatically; the reason says why (healing disabled, breaker open, backing
+    /// off, nothing to do).
+    NoAction { reason: String },
+    /// The engine gave up on its own actions and handed the issue to the supervisor / operator.
+    Escalate { reason: String },
+}
+
+impl fmt::Display for HealingAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HealingAction::Restart => f.write_str("restart"),
+            HealingAction::Recover { name } => write!(f, "recover: {name}"),
+            HealingAction::NoAction { reason } => write!(f, "no action: {reason}"),
+            HealingAction::Escalate { reason } => write!(f, "escalate: {reason}"),
+        }
+    }
+}
+
+/// The record of one healing attempt (§5.1 step 3), kept so the knowledge registry can learn which
+/// recovery works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryRecord {
+    pub issue: Issue,
+    pub strategy: String,
+    pub successful: bool,
+    pub action: HealingAction,
+    pub timestamp: SystemTime,
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+}
+
+/// A recurring issue and the symptoms that give it away (§5.1 step 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuePattern {
+    pub issue_type: String,
+    pub symptoms: Vec<String>,
+    pub severity: Severity,
+}
+
+/// OTP's restart types: when a process that ended is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartPolicy {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only when it ended abnormally (non-zero exit or killed by a signal).
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RestartPolicy::Permanent => "permanent",
+            RestartPolicy::Transient => "transient",
+            RestartPolicy::Temporary => "temporary",
+        })
+    }
+}
+
+/// Where a component is in its life, as the supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Not running, and not going to be started until asked.
+    Stopped,
+    /// Waiting for its dependencies or being spawned.
+    Starting,
+    Running,
+    /// Asked to stop; waiting for it to exit within its grace period.
+    Stopping,
+    /// Waiting out a backoff delay before the next restart.
+    Backoff,
+    /// Ended and, by its restart policy, not restarted.
+    Exited,
+    /// Restarted too often: automatic healing is paused until the breaker's half-open trial.
+    BreakerOpen,
+    /// Could not be started at all (e.g. the program does not exist).
+    Failed,
+}
+
+impl RunState {
+    pub fn word(&self) -> &'static str {
+        match self {
+            RunState::Stopped => "stopped",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::Backoff => "backoff",
+            RunState::Exited => "exited",
+            RunState::BreakerOpen => "breaker open",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// The exit code, when it exited by itself.
+    pub code: Option<i32>,
+    /// The signal number, when a signal ended it.
+    pub signal: Option<i32>,
+    pub at: SystemTime,
+}
+
+impl ExitInfo {
+    /// True for exit code 0 only (OTP's `normal`).
+    pub fn is_success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit {c}"),
+            (None, Some(s)) => {
+                let name = nix::sys::signal::Signal::try_from(s)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {s}"));
+                f.write_str(&name)
+            }
+            (None, None) => f.write_str("ended"),
+        }
+    }
+}
+
+/// Resource use of a running process, read from /proc.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessMetrics {
+    /// Percent of one core since the previous sample (or since start, for the first sample).
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub open_fds: u32,
+}
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// What the healing engine is doing for one component, for display.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealingStatus {
+    pub level: HealingLevel,
+    pub auto_healing: bool,
+    pub breaker: BreakerState,
+    /// The delay before the next automatic restart, when backing off.
+    #[serde(default, with = "opt_duration_ms")]
+    pub backoff: Option<Duration>,
+    /// When the breaker's half-open trial is due.
+    #[serde(default)]
+    pub next_trial_at: Option<SystemTime>,
+    pub last_issue: Option<Issue>,
+    pub last_action: Option<HealingAction>,
+}
+
+/// Is the component a process the core runs, or a Rust service that registered itself?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentKind {
+    #[default]
+    Process,
+    Linked,
+}
+
+/// One row of `hms-console status`: everything the operator sees about a component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub state: RunState,
+    pub health: HealthStatus,
+    pub pid: Option<u32>,
+    /// When the current process started.
+    pub started_at: Option<SystemTime>,
+    /// Restarts since the core started (or since the operator last reset them).
+    pub restarts: u32,
+    pub metrics: Option<ProcessMetrics>,
+    /// The guide's metrics, as last reported by a linked component.
+    #[serde(default)]
+    pub reported: Option<HealthMetrics>,
+    pub last_exit: Option<ExitInfo>,
+    pub depends_on: Vec<String>,
+    pub restart: RestartPolicy,
+    pub recovery_actions: Vec<String>,
+    pub healing: HealingStatus,
+}
+
+impl ComponentStatus {
+    /// Seconds the current process has been up, measured against `now`.
+    pub fn uptime(&self, now: SystemTime) -> Option<Duration> {
+        match self.state {
+            RunState::Running | RunState::Stopping => {
+                self.started_at.and_then(|s| now.duration_since(s).ok())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One line a component wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub component: String,
+    pub at: SystemTime,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Written by the core about the component (started, exited, restarted …).
+    System,
+}
+
+/// Durations on the wire are whole milliseconds.
+pub mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Optional durations on the wire are whole milliseconds or null.
+pub mod opt_duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis().min(u64::MAX as u128) as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worse_of_two_follows_section_seven() {
+        let d = HealthStatus::Degraded("slow".into());
+        let c = HealthStatus::Critical("disk".into());
+        let f = HealthStatus::Failed("gone".into());
+        assert_eq!(HealthStatus::Healthy.worse(d.clone()), d);
+        assert_eq!(d.clone().worse(c.clone()), c);
+        assert_eq!(c.clone().worse(f.clone()), f);
+        assert_eq!(f.clone().worse(HealthStatus::Healthy), f);
+        assert_eq!(
+            HealthStatus::Degraded("first".into()).worse(HealthStatus::Degraded("second".into())),
+            HealthStatus::Degraded("first".into())
+        );
+        assert_eq!(
+            HealthStatus::combine([d.clone(), f.clone(), c]),
+            f,
+            "failed beats everything"
+        );
+        assert_eq!(HealthStatus::combine([]), HealthStatus::Healthy);
+    }
+
+    #[test]
+    fn severity_orders_so_error_and_above_escalate() {
+        assert!(Severity::Critical >= Severity::Error);
+        assert!(Severity::Error >= Severity::Error);
+        assert!(Severity::Warning < Severity::Error);
+        assert!(Severity::Info < Severity::Warning);
+    }
+
+    #[test]
+    fn recovery_action_names_round_trip() {
+        for name in [
+            "start",
+            "stop",
+            "restart",
+            "clear_cache",
+            "shutdown",
+            "reconnect",
+        ] {
+            assert_eq!(SupervisorCommand::from_action(name).action_name(), name);
+        }
+    }
+}
