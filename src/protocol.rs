@@ -209,7 +209,7 @@ pub enum Response {
 pub enum Event {
     /// The full current status of one component, sent whenever any of it changes.
     Component {
-        status: ComponentStatus,
+        status: Box<ComponentStatus>,
     },
     /// A component's state changed (a compact form of `Component` for log-like views).
     StateChanged {
@@ -558,7 +558,9 @@ mod tests {
             });
         }
         let events = vec![
-            Event::Component { status: status() },
+            Event::Component {
+                status: Box::new(status()),
+            },
             Event::StateChanged {
                 component: "api".into(),
                 from: RunState::Running,
