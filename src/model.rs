@@ -513,6 +513,51 @@ pub enum LogStream {
     System,
 }
 
+/// What a tmux pane shows: one panel process of `hms-console panel <kind>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelKind {
+    /// CPU, memory, error rate, throughput with sparklines (guide §3.1 "Component Metrics").
+    Metrics,
+    /// The tail of a component's output (guide §3.1 "Component Logs").
+    Logs,
+    /// Health with icon, pid, uptime, restarts, backoff / breaker, last issue and action.
+    Status,
+    /// The operator's input line and the list of available actions.
+    Actions,
+    /// One row per component (guide §3.2 "System Health").
+    SystemHealth,
+    /// A compact tile for one component in the overview grid (guide §3.2 component panels).
+    Component,
+    /// Free text a linked component writes with `update_panel` / `append_to_panel`.
+    Text,
+}
+
+impl PanelKind {
+    pub const ALL: [PanelKind; 7] = [
+        PanelKind::Metrics,
+        PanelKind::Logs,
+        PanelKind::Status,
+        PanelKind::Actions,
+        PanelKind::SystemHealth,
+        PanelKind::Component,
+        PanelKind::Text,
+    ];
+
+    /// The name used in layout files and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PanelKind::Metrics => "metrics",
+            PanelKind::Logs => "logs",
+            PanelKind::Status => "status",
+            PanelKind::Actions => "actions",
+            PanelKind::SystemHealth => "system_health",
+            PanelKind::Component => "component",
+            PanelKind::Text => "text",
+        }
+    }
+}
+
 /// Durations on the wire are whole milliseconds.
 pub mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
