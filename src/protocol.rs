@@ -160,6 +160,21 @@ pub enum Request {
     ReportIssue {
         issue: Issue,
     },
+    /// Text for a `text` panel of a component's tmux view (`TerminalInterface::update_panel` /
+    /// `append_to_panel`). The core keeps the latest text per panel and pushes it to subscribers.
+    PanelUpdate {
+        component: String,
+        panel: String,
+        text: String,
+        /// Append a line instead of replacing the whole text.
+        #[serde(default)]
+        append: bool,
+    },
+    /// The current text of one panel (what `PanelUpdate` stored).
+    PanelText {
+        component: String,
+        panel: String,
+    },
 }
 
 fn default_issue_limit() -> usize {
@@ -180,6 +195,8 @@ pub enum Topic {
     Notices,
     /// Supervisor commands addressed to a linked component.
     Commands,
+    /// Text panel updates.
+    Panels,
 }
 
 /// Successful answers.
@@ -243,6 +260,13 @@ pub enum Event {
         component: String,
         command: SupervisorCommand,
     },
+    /// A text panel changed: `text` is the whole new text, or one appended line when `append`.
+    PanelText {
+        component: String,
+        panel: String,
+        text: String,
+        append: bool,
+    },
 }
 
 impl Event {
@@ -256,6 +280,7 @@ impl Event {
             Event::Healing { .. } => Topic::Healing,
             Event::Notice { .. } => Topic::Notices,
             Event::Command { .. } => Topic::Commands,
+            Event::PanelText { .. } => Topic::Panels,
         }
     }
 
@@ -265,7 +290,8 @@ impl Event {
             Event::Component { status } => Some(&status.name),
             Event::StateChanged { component, .. }
             | Event::Metrics { component, .. }
-            | Event::Command { component, .. } => Some(component),
+            | Event::Command { component, .. }
+            | Event::PanelText { component, .. } => Some(component),
             Event::Log { line } => Some(&line.component),
             Event::Issue { issue } => Some(&issue.component),
             Event::Healing { record } => Some(&record.issue.component),
@@ -494,6 +520,16 @@ mod tests {
                 metrics: HealthMetrics::default(),
             },
             Request::ReportIssue { issue: issue() },
+            Request::PanelUpdate {
+                component: "svc".into(),
+                panel: "notes".into(),
+                text: "hello".into(),
+                append: true,
+            },
+            Request::PanelText {
+                component: "svc".into(),
+                panel: "notes".into(),
+            },
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -525,6 +561,7 @@ mod tests {
             Response::Issues {
                 issues: vec![issue()],
             },
+            Response::PanelText { text: "t".into() },
         ];
         round_trip(ServerMessage::Hello {
             version: 1,
@@ -600,6 +637,12 @@ mod tests {
             Event::Command {
                 component: "svc".into(),
                 command: SupervisorCommand::ClearCache,
+            },
+            Event::PanelText {
+                component: "svc".into(),
+                panel: "notes".into(),
+                text: "line".into(),
+                append: true,
             },
         ];
         for event in events {
