@@ -218,6 +218,9 @@ pub enum Response {
     Issues {
         issues: Vec<Issue>,
     },
+    PanelText {
+        text: String,
+    },
 }
 
 /// Pushed to subscribers.
