@@ -4,11 +4,15 @@
 //! # Layout
 //! - [`model`]: the guide's data types (HealthStatus, Issue, SupervisorCommand …) as serde values.
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
+//! - [`paths`]: where the socket, the data directory and log files live.
+//! - [`client`]: the typed async client for the control socket.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod config;
 pub mod model;
+pub mod paths;
 pub mod protocol;
