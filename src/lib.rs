@@ -7,12 +7,14 @@
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod config;
+pub mod healing;
 pub mod model;
 pub mod paths;
 pub mod protocol;
