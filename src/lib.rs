@@ -6,6 +6,7 @@
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
+//! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
@@ -14,6 +15,7 @@
 // One function needs `unsafe` (core::process::die_with_parent, a pre_exec hook); it says why.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod core;
