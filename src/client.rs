@@ -84,15 +84,22 @@ impl Client {
                     source,
                 })?;
         let (read, mut writer) = stream.into_split();
-        writer
+        // A core that refuses us says why and hangs up, maybe before our hello is written: read
+        // its answer even when the write failed.
+        let sent = writer
             .write_all(&encode(&ClientMessage::Hello {
                 version: PROTOCOL_VERSION,
                 client: name.to_string(),
             }))
-            .await?;
+            .await;
         let mut reader = BufReader::new(read);
         let mut buf = Vec::new();
-        let info = match read_message(&mut reader, &mut buf).await? {
+        let answer = match (read_message(&mut reader, &mut buf).await, sent) {
+            (Ok(answer), _) => answer,
+            (Err(_), Err(e)) => return Err(ClientError::Io(e)),
+            (Err(e), Ok(())) => return Err(e),
+        };
+        let info = match answer {
             ServerMessage::Hello {
                 version,
                 pid,
