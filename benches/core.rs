@@ -1,0 +1,247 @@
+//! Core daemon benchmarks (issue 2). Run: `cargo bench --bench core` (or scripts/bench/core.sh).
+//! Each figure is printed beside its goal. Set HMS_BENCH_IDLE_SECS to shorten the idle windows.
+//!
+//! - crash → restarted: SIGKILL the child, until the new child has exec'd (seen in /proc)
+//! - `hms-console status` with 100 components, process start included
+//! - the core's RSS and CPU with 100 idle children
+//! - 1,000 components: time until all run, then the core's idle CPU
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hms-console");
+
+struct Core {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Core {
+    fn start(config: &str) -> Core {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hms.toml"), config).unwrap();
+        let child = Command::new(BIN)
+            .args(["--socket", &sock(dir.path()), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["-q", "up", "-c"])
+            .arg(dir.path().join("hms.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let core = Core { child, dir };
+        wait("socket", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(sock(core.dir.path())).is_ok()
+        });
+        core
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(["--socket", &sock(self.dir.path())])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        let _ = self.cli(&["down"]);
+        let _ = self.child.wait();
+    }
+}
+
+fn sock(dir: &Path) -> String {
+    dir.join("core.sock").to_string_lossy().into_owned()
+}
+
+fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Live children of a process (all its threads), with their cmdline's first word.
+fn children(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p: PathBuf = t.path().join("children");
+        for c in std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let Ok(c) = c.parse::<u32>() else { continue };
+            let cmd = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+            let first = cmd.split(|b| *b == 0).next().unwrap_or_default();
+            out.push((c, String::from_utf8_lossy(first).into_owned()));
+        }
+    }
+    out
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    kb / 1024.0
+}
+
+fn idle_cpu_percent(pid: u32, secs: u64) -> f64 {
+    let t0 = cpu_ticks(pid);
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let ticks = cpu_ticks(pid) - t0;
+    ticks as f64 / 100.0 / start.elapsed().as_secs_f64() * 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn fleet(n: usize) -> String {
+    let mut s = String::from("[defaults]\nstop_grace = \"1s\"\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[component]]\nname = \"c{i}\"\ncommand = [\"sleep\", \"100000\"]\n"
+        ));
+    }
+    s
+}
+
+fn restart_latency() {
+    let core = Core::start(
+        "[[component]]\nname = \"victim\"\ncommand = [\"sleep\", \"100000\"]\nmin_uptime = \"20ms\"\nintensity = { max_restarts = 100000, window = \"1s\" }\n",
+    );
+    let core_pid = core.pid();
+    let mut samples = Vec::new();
+    for _ in 0..40 {
+        // Wait for a running sleep that has been up longer than min_uptime.
+        let mut old = 0;
+        wait("victim", Duration::from_secs(5), || {
+            match children(core_pid).into_iter().find(|(_, c)| c == "sleep") {
+                Some((p, _)) => {
+                    old = p;
+                    true
+                }
+                None => false,
+            }
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let t0 = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        loop {
+            if children(core_pid)
+                .iter()
+                .any(|(p, c)| *p != old && c == "sleep")
+            {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "no restart after {} crashes: {:?}",
+                samples.len(),
+                children(core_pid)
+            );
+        }
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "crash -> restarted (n={}): median {:.2} ms (goal <= 2 ms), p95 {:.2} ms (goal <= 5 ms), min {:.2} ms",
+        samples.len(),
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.95),
+        samples[0]
+    );
+}
+
+fn hundred(idle_secs: u64) {
+    let core = Core::start(&fleet(100));
+    wait("100 running", Duration::from_secs(20), || {
+        children(core.pid()).len() >= 100
+    });
+    // Warm the page cache, then time whole `status` invocations.
+    let _ = core.cli(&["status"]);
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let t0 = Instant::now();
+        let out = core.cli(&["status"]);
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert!(out.status.success());
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "status with 100 components, process start included (n=50): median {:.2} ms, p95 {:.2} ms (goal <= 5 ms)",
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.95)
+    );
+    let rss = rss_mb(core.pid());
+    let cpu = idle_cpu_percent(core.pid(), idle_secs);
+    println!(
+        "100 idle children: core RSS {rss:.1} MB (goal <= 15 MB), CPU {cpu:.3} % of one core over {idle_secs} s (goal <= 0.1 %)"
+    );
+}
+
+fn thousand(idle_secs: u64) {
+    let t0 = Instant::now();
+    let core = Core::start(&fleet(1000));
+    wait("1000 running", Duration::from_secs(60), || {
+        children(core.pid())
+            .iter()
+            .filter(|(_, c)| c == "sleep")
+            .count()
+            >= 1000
+    });
+    let all = t0.elapsed().as_secs_f64();
+    let cpu = idle_cpu_percent(core.pid(), idle_secs);
+    println!(
+        "1,000 components: all running {all:.2} s after `up` (goal <= 2 s); core idle CPU {cpu:.3} % (goal <= 1 %), RSS {:.1} MB",
+        rss_mb(core.pid())
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let idle: u64 = std::env::var("HMS_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    println!(
+        "hms-console core benchmarks ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    restart_latency();
+    hundred(idle);
+    thousand(idle.min(10));
+}
