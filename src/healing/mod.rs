@@ -7,4 +7,8 @@
 //!
 //! # Layout
 //! - [`policy`]: the restart governor: backoff, restart intensity and the circuit breaker.
+//! - [`probe`]: liveness/readiness probes (exec, TCP, HTTP) and the tracker that applies thresholds.
+//! - [`detect`]: metric thresholds, log patterns, heartbeats and the issues they raise.
+pub mod detect;
 pub mod policy;
+pub mod probe;
