@@ -9,6 +9,8 @@
 //! - [`policy`]: the restart governor: backoff, restart intensity and the circuit breaker.
 //! - [`probe`]: liveness/readiness probes (exec, TCP, HTTP) and the tracker that applies thresholds.
 //! - [`detect`]: metric thresholds, log patterns, heartbeats and the issues they raise.
+//! - [`recovery`]: one healing episode: actions in order, healing timeouts, escalation plans.
 pub mod detect;
 pub mod policy;
 pub mod probe;
+pub mod recovery;
