@@ -14,3 +14,8 @@ pub mod config;
 pub mod healing;
 pub mod model;
 pub mod protocol;
+
+pub use healing::{
+    HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
+};
+pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};

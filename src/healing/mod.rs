@@ -10,7 +10,15 @@
 //! - [`probe`]: liveness/readiness probes (exec, TCP, HTTP) and the tracker that applies thresholds.
 //! - [`detect`]: metric thresholds, log patterns, heartbeats and the issues they raise.
 //! - [`recovery`]: one healing episode: actions in order, healing timeouts, escalation plans.
+//! - [`api`]: the guide's `HealingFactory` / `SelfHealing` API for linked Rust components, re-exported
+//!   here and at the crate root.
+pub mod api;
 pub mod detect;
 pub mod policy;
 pub mod probe;
 pub mod recovery;
+
+pub use api::{
+    ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig, SelfHealing,
+    UnifiedHealingConfig,
+};
