@@ -23,3 +23,8 @@ pub mod healing;
 pub mod model;
 pub mod paths;
 pub mod protocol;
+
+pub use healing::{
+    HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
+};
+pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
