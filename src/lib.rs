@@ -12,8 +12,7 @@
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
-// One function needs `unsafe` (core::process::die_with_parent, a pre_exec hook); it says why.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;

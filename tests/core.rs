@@ -310,7 +310,7 @@ fn a_second_core_on_a_live_socket_says_so_and_exits_non_zero() {
 }
 
 #[test]
-fn a_core_killed_with_sigkill_leaves_no_orphan_once_restarted() {
+fn a_core_killed_with_sigkill_leaves_no_orphan() {
     let mut core = Core::start(
         r#"
 [[component]]
@@ -321,25 +321,56 @@ command = "sleep 1000 & wait"
     let c = core.wait_component("parent", "running with its grandchild", SECS10, |c| {
         c.pid.is_some_and(|p| group_members(p).len() == 2)
     });
-    let leader = c.pid.unwrap();
-    let members = group_members(leader);
+    let members = group_members(c.pid.unwrap());
     kill9(core.pid());
     core.wait_exit(SECS10);
-    // The direct child dies with the core (PR_SET_PDEATHSIG).
-    wait_for("the direct child to die with the core", SECS10, || {
-        (!alive(leader)).then_some(())
-    });
-    // A new core on the same data directory cleans up the grandchild and the stale socket.
+    // The reaper notices the core is gone and kills the child and the grandchild.
+    wait_for(
+        "the component and its grandchild to die with the core",
+        SECS10,
+        || members.iter().all(|p| !alive(*p)).then_some(()),
+    );
+    // A new core on the same data directory removes the stale socket and starts afresh.
     assert!(
         core.socket.exists(),
         "the killed core left its socket behind"
     );
     core.spawn();
-    wait_for("the old grandchildren to be gone", SECS10, || {
-        members.iter().all(|p| !alive(*p)).then_some(())
-    });
     let fresh = core.wait_component("parent", "running again", SECS10, |c| c.pid.is_some());
     assert!(!members.contains(&fresh.pid.unwrap()));
+}
+
+#[test]
+fn the_next_core_sweeps_what_a_killed_core_and_its_reaper_left() {
+    let mut core = Core::start(
+        r#"
+[[component]]
+name = "parent"
+command = "sleep 1000 & wait"
+"#,
+    );
+    let c = core.wait_component("parent", "running with its grandchild", SECS10, |c| {
+        c.pid.is_some_and(|p| group_members(p).len() == 2)
+    });
+    let members = group_members(c.pid.unwrap());
+    // Kill the reaper first, then at once the core: nothing is left to clean up but the sweep.
+    let reapers: Vec<u32> = common::children_of(core.pid())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("reaper"))
+        })
+        .collect();
+    assert_eq!(reapers.len(), 1, "one reaper runs beside the core");
+    kill(Pid::from_raw(core.pid() as i32), Signal::SIGSTOP).unwrap();
+    kill9(reapers[0]);
+    kill9(core.pid());
+    core.wait_exit(SECS10);
+    assert!(members.iter().all(|p| alive(*p)), "orphans are left behind");
+    core.spawn();
+    wait_for("the orphans to be swept", SECS10, || {
+        members.iter().all(|p| !alive(*p)).then_some(())
+    });
 }
 
 #[test]

@@ -97,6 +97,12 @@ enum Command {
     Validate(FleetArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Internal: started by the core; kills what the core leaves if it is killed.
+    #[command(hide = true)]
+    Reaper {
+        #[arg(long)]
+        core_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +130,11 @@ const DETACHED_ENV: &str = "HMS_DETACHED";
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Reaper { core_id } = &cli.command {
+        // Plain blocking code: no runtime, no logging setup, nothing to slow the sweep.
+        crate::core::orphans::reaper_main(core_id);
+        return ExitCode::SUCCESS;
+    }
     let detached_core =
         matches!(cli.command, Command::Up(_)) && std::env::var_os(DETACHED_ENV).is_some();
     let data_dir = crate::paths::data_dir(cli.data_dir.as_deref());
@@ -235,6 +246,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             );
             Ok(())
         }
+        Command::Reaper { .. } => unreachable!("handled before the runtime starts"),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

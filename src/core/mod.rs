@@ -3,7 +3,8 @@
 //!
 //! Start-up, in order: take the data directory's lock (one core per data directory), refuse to
 //! start over a socket that answers, remove a stale one, kill what a SIGKILLed predecessor left
-//! behind, bind the socket (0600, in a 0700 directory), then start the fleet. Shutdown (SIGTERM,
+//! behind, bind the socket (0600, in a 0700 directory), start the reaper that outlives a killed
+//! core, then start the fleet. Shutdown (SIGTERM,
 //! SIGINT or a `Shutdown` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
@@ -111,8 +112,13 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         "core starting"
     );
 
-    let (supervisor, handle, rx) = supervisor::Supervisor::new(&fleet, core_id, data_dir.clone());
     let cancel = CancellationToken::new();
+    let reaper = tokio::spawn(orphans::keep_reaper(
+        core_id.clone(),
+        crate::paths::core_log(&data_dir),
+        cancel.clone(),
+    ));
+    let (supervisor, handle, rx) = supervisor::Supervisor::new(&fleet, core_id, data_dir.clone());
     let supervisor_task = tokio::spawn(supervisor.run(rx));
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -144,6 +150,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     cancel.cancel();
     signals.abort();
     let _ = server_task.await;
+    let _ = reaper.await;
     let _ = std::fs::remove_file(&socket);
     orphans::remove_record(&data_dir);
     tracing::info!("core stopped");

@@ -1,10 +1,16 @@
-//! The orphan sweep: what a core killed with SIGKILL left running is killed by the next core.
+//! What a killed core leaves running is killed, twice over.
 //!
-//! Direct children die with the core through PR_SET_PDEATHSIG (see [`super::process`]). Their own
-//! children (a shell's `sleep`, a server's workers) do not, so every child carries the core's id in
-//! `HMS_CORE_ID`, and the core records that id in `core.json` in its data directory while it runs.
-//! A core that starts and finds the record of a core that is no longer alive kills every process
-//! still carrying that id. A process that scrubs its environment escapes this; that is documented.
+//! Every child carries the core's id in `HMS_CORE_ID` (its own children inherit it).
+//!
+//! 1. The reaper: at start the core runs `hms-console reaper`, a small process in its own process
+//!    group that blocks reading a pipe only the core holds open. However the core ends, even by
+//!    SIGKILL, the kernel closes the pipe; the reaper wakes and kills every process carrying the
+//!    core's id, within milliseconds. If the reaper itself dies the core starts another.
+//! 2. The sweep: the core records its id in `core.json` in its data directory while it runs. A core
+//!    that starts and finds the record of a core that is no longer alive kills whatever still carries
+//!    that id (for the case where the reaper was killed together with the core).
+//!
+//! A process that scrubs its environment escapes both; that is documented in the README.
 
 use std::path::{Path, PathBuf};
 
@@ -52,15 +58,92 @@ pub fn sweep(data_dir: &Path) -> Vec<u32> {
         // The old core is alive (the data-dir lock should have stopped us before this).
         return Vec::new();
     }
-    let marker = format!("{CORE_ID_ENV}={}", old.id);
-    let killed = pids_with_env(&marker);
-    for pid in &killed {
-        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-    }
+    let killed = kill_core_children(&old.id);
     if !killed.is_empty() {
         tracing::warn!(count = killed.len(), pids = ?killed, "killed processes left behind by a core that was killed");
     }
     killed
+}
+
+/// Kills every process that carries `HMS_CORE_ID=core_id`, scanning again until none is left (a
+/// child may fork while we kill), at most a few rounds. Returns the pids killed.
+pub fn kill_core_children(core_id: &str) -> Vec<u32> {
+    let marker = format!("{CORE_ID_ENV}={core_id}");
+    let mut killed = Vec::new();
+    for _ in 0..5 {
+        let found = pids_with_env(&marker);
+        if found.is_empty() {
+            break;
+        }
+        for pid in &found {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+        killed.extend(found);
+    }
+    killed
+}
+
+/// The reaper's main loop (`hms-console reaper --core-id ID`): wait for standard input to close,
+/// which happens when the core exits however it exits, then kill what it left.
+pub fn reaper_main(core_id: &str) {
+    use std::io::Read;
+    let mut sink = [0u8; 64];
+    let mut stdin = std::io::stdin();
+    // Anything the core writes is ignored; only the end of the stream matters.
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    let killed = kill_core_children(core_id);
+    if !killed.is_empty() {
+        eprintln!(
+            "hms-console reaper: the core is gone; killed {} process(es) it left: {killed:?}",
+            killed.len()
+        );
+    }
+}
+
+/// Starts the reaper for this core and keeps one running until `cancel`; then lets it exit.
+pub async fn keep_reaper(
+    core_id: String,
+    log: PathBuf,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(|_| std::process::Stdio::null());
+        // /proc/self/exe still works when the binary was replaced on disk since we started.
+        let spawned = tokio::process::Command::new("/proc/self/exe")
+            .args(["reaper", "--core-id", &core_id])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(cause = %e, "cannot start the reaper; orphans will be swept on the next start");
+                return;
+            }
+        };
+        // Holding the pipe's write end is the whole protocol.
+        let pipe = child.stdin.take();
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                drop(pipe);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await;
+                return;
+            }
+            status = child.wait() => {
+                drop(pipe);
+                tracing::warn!(?status, "the reaper exited; starting another");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Pids whose environment holds exactly `entry` (`NAME=value`).

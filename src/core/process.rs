@@ -1,8 +1,9 @@
 //! Starting and stopping one component's process, and capturing its output.
 //!
-//! Each child runs in its own process group, so a stop reaches its grandchildren too, and asks the
-//! kernel to kill it if the core dies (PR_SET_PDEATHSIG) so a `kill -9` of the core leaves no
-//! unsupervised child behind; grandchildren are swept on the next start by [`super::orphans`]. This
+//! Each child runs in its own process group, so a stop reaches its grandchildren too, and carries the
+//! core's id in `HMS_CORE_ID`, so that if the core is killed the reaper ([`super::orphans`]) finds and
+//! kills everything it started. No `pre_exec` hook is used: that keeps std on its `posix_spawn`
+//! (vfork) path, several times faster than fork + exec, which is most of the restart latency. This
 //! module holds no supervision state: it spawns, signals and reads pipes, and reports to its caller.
 
 use std::collections::VecDeque;
@@ -136,7 +137,6 @@ pub fn spawn(
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    die_with_parent(&mut cmd);
     let mut child = cmd.spawn()?;
     let pid = child.id().expect("a child that was just spawned has a pid");
     if let Some(out) = child.stdout.take() {
@@ -151,28 +151,6 @@ pub fn spawn(
         tokio::spawn(pump(BufReader::new(err), LogStream::Stderr, sink, on_line));
     }
     Ok(Spawned { child, pid })
-}
-
-/// Asks the kernel to SIGKILL the child when the core's thread that forked it dies.
-///
-/// This is the one place that needs `unsafe`: `pre_exec` runs between fork and exec, where only
-/// async-signal-safe calls are allowed. `prctl` and `getppid` are such calls. Children are forked
-/// from the supervisor task, which runs on a runtime worker thread that lives as long as the core,
-/// so "the thread dies" means "the core dies". If the core died between fork and prctl, the parent
-/// check catches it.
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("the core exited during spawn"));
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Sends a signal to a whole process group. A group that is already gone is not an error.

@@ -2,7 +2,7 @@
 //! talked to through the real CLI binary and the real client. Every wait polls with a deadline.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -215,13 +215,20 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     out
 }
 
-/// Pids of live children of `ppid`.
+/// Pids of live children of `ppid` (forked by any of its threads).
 pub fn children_of(ppid: u32) -> Vec<u32> {
-    let path = format!("/proc/{ppid}/task/{ppid}/children");
-    std::fs::read_to_string(Path::new(&path))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| alive(*p))
-        .collect()
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{ppid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .filter(|p| alive(*p)),
+        );
+    }
+    out
 }
