@@ -132,24 +132,24 @@ fn fleet(n: usize) -> String {
     s
 }
 
-fn restart_latency() {
-    let core = Core::start(
-        "[[component]]\nname = \"victim\"\ncommand = [\"sleep\", \"100000\"]\nmin_uptime = \"20ms\"\nintensity = { max_restarts = 100000, window = \"1s\" }\n",
-    );
-    let core_pid = core.pid();
+/// Kills the `sleep` child of `parent` 40 times and times each until a new `sleep` child has
+/// exec'd. Returns (median, p95, min) in ms.
+fn time_restarts(parent: u32) -> (f64, f64, f64) {
     let mut samples = Vec::new();
     for _ in 0..40 {
-        // Wait for a running sleep that has been up longer than min_uptime.
         let mut old = 0;
-        wait("victim", Duration::from_secs(5), || {
-            match children(core_pid).into_iter().find(|(_, c)| c == "sleep") {
+        wait(
+            "a sleep child",
+            Duration::from_secs(5),
+            || match children(parent).into_iter().find(|(_, c)| c == "sleep") {
                 Some((p, _)) => {
                     old = p;
                     true
                 }
                 None => false,
-            }
-        });
+            },
+        );
+        // Past min_uptime (and the backoff window): each crash follows a stable run.
         std::thread::sleep(Duration::from_millis(60));
         let t0 = Instant::now();
         nix::sys::signal::kill(
@@ -157,29 +157,43 @@ fn restart_latency() {
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
-        loop {
-            if children(core_pid)
-                .iter()
-                .any(|(p, c)| *p != old && c == "sleep")
-            {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "no restart after {} crashes: {:?}",
-                samples.len(),
-                children(core_pid)
-            );
+        while !children(parent)
+            .iter()
+            .any(|(p, c)| *p != old && c == "sleep")
+        {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no restart");
+            // Poll gently: a busy loop would take a core from the supervisor on a 2-core box.
+            std::thread::sleep(Duration::from_micros(50));
         }
         samples.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     samples.sort_by(f64::total_cmp);
-    println!(
-        "crash -> restarted (n={}): median {:.2} ms (goal <= 2 ms), p95 {:.2} ms (goal <= 5 ms), min {:.2} ms",
-        samples.len(),
+    (
         percentile(&samples, 0.5),
         percentile(&samples, 0.95),
-        samples[0]
+        samples[0],
+    )
+}
+
+fn restart_latency() {
+    // The floor on this machine: a shell `while` loop restarting `sleep`, measured the same way.
+    let mut shell = Command::new("sh")
+        .args(["-c", "while :; do sleep 100000; done"])
+        .spawn()
+        .unwrap();
+    let (sh_med, sh_p95, _) = time_restarts(shell.id());
+    let _ = shell.kill();
+    let _ = shell.wait();
+    let core = Core::start(
+        "[[component]]\nname = \"victim\"\ncommand = [\"sleep\", \"100000\"]\nmin_uptime = \"20ms\"\nintensity = { max_restarts = 100000, window = \"1s\" }\n",
+    );
+    let (med, p95, min) = time_restarts(core.pid());
+    println!(
+        "crash -> restarted (n=40): median {med:.2} ms (goal <= 2 ms), p95 {p95:.2} ms (goal <= 5 ms), min {min:.2} ms"
+    );
+    println!(
+        "  same run, bare shell `while` loop: median {sh_med:.2} ms, p95 {sh_p95:.2} ms; ratio hms/shell {:.2}",
+        med / sh_med
     );
 }
 
