@@ -5,6 +5,8 @@
 //! - [`model`]: the guide's data types (HealthStatus, Issue, SupervisorCommand …) as serde values.
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
+//!   windows of panel panes, control mode).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
@@ -12,3 +14,4 @@
 pub mod config;
 pub mod model;
 pub mod protocol;
+pub mod tmux;
