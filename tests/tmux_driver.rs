@@ -316,3 +316,21 @@ async fn control_client_reports_a_missing_session() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn kill_server_stops_only_this_server_and_removes_its_socket() {
+    let server = Server::new();
+    let other = Server::new();
+    server.session(80, 24).await;
+    other.session(80, 24).await;
+    let path = server
+        .raw(&["display-message", "-p", "#{socket_path}"])
+        .await
+        .trim()
+        .to_string();
+    server.tmux.kill_server().await.unwrap();
+    assert!(server.tmux.list_sessions().await.unwrap().is_empty());
+    assert!(!std::path::Path::new(&path).exists());
+    assert_eq!(other.tmux.list_sessions().await.unwrap(), ["hms"]);
+    server.tmux.kill_server().await.unwrap();
+}

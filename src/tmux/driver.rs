@@ -781,10 +781,23 @@ impl TmuxDriver for Tmux {
     }
 
     async fn kill_server(&self) -> Result<(), TmuxError> {
+        let path = match self
+            .run_args(&["display-message", "-p", "#{socket_path}"])
+            .await
+        {
+            Ok(path) => path.trim().to_string(),
+            Err(TmuxError::NoServer { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         match self.run_args(&["kill-server"]).await {
-            Ok(_) | Err(TmuxError::NoServer { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) | Err(TmuxError::NoServer { .. }) => {}
+            Err(e) => return Err(e),
         }
+        // tmux 3.3a leaves the socket file behind; a private socket's file is ours to remove.
+        if self.socket.is_some() && !path.is_empty() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        Ok(())
     }
 }
 
