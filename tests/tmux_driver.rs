@@ -334,3 +334,48 @@ async fn kill_server_stops_only_this_server_and_removes_its_socket() {
     assert_eq!(other.tmux.list_sessions().await.unwrap(), ["hms"]);
     server.tmux.kill_server().await.unwrap();
 }
+
+#[tokio::test]
+async fn hooks_options_and_keys_stay_on_our_session_and_panes() {
+    let server = Server::new();
+    server.session(80, 24).await;
+    server
+        .tmux
+        .set_hook("hms", "window-resized", "display-message resized")
+        .await
+        .unwrap();
+    // show-hooks lists a session's hook only when asked for it by name.
+    let hooks = server
+        .raw(&["show-hooks", "-t", "=hms:", "window-resized"])
+        .await;
+    assert!(hooks.contains("display-message resized"), "{hooks}");
+    let global = server.raw(&["show-hooks", "-g", "window-resized"]).await;
+    assert!(!global.contains("display-message resized"), "{global}");
+
+    let (window, pane) = server
+        .tmux
+        .new_window("hms", "echo", Some("cat"))
+        .await
+        .unwrap();
+    server
+        .tmux
+        .set_option(
+            &hms::tmux::OptionScope::Window(window),
+            "remain-on-exit",
+            "on",
+        )
+        .await
+        .unwrap();
+    let global = server.raw(&["show-options", "-gw", "remain-on-exit"]).await;
+    assert_eq!(global.trim(), "remain-on-exit off");
+    server
+        .tmux
+        .send_keys(pane, &["restart api", "Enter"])
+        .await
+        .unwrap();
+    eventually("cat echoes the line", || async {
+        let text = server.tmux.capture_pane(pane).await.unwrap();
+        text.matches("restart api").count() >= 2
+    })
+    .await;
+}

@@ -763,7 +763,10 @@ impl TmuxDriver for Tmux {
     }
 
     async fn set_hook(&self, session: &str, hook: &str, command: &str) -> Result<(), TmuxError> {
-        self.run_args(&["set-hook", "-t", &exact_session(session), hook, command])
+        // -t is a pane target in 3.3a; `=NAME:` resolves to the session, and without -w/-p
+        // the hook is set among that session's options.
+        let target = format!("{}:", exact_session(session));
+        self.run_args(&["set-hook", "-t", &target, hook, command])
             .await
             .map(drop)
     }
