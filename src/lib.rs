@@ -10,6 +10,8 @@
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
+//! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
+//!   windows of panel panes, control mode).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod healing;
 pub mod model;
 pub mod paths;
 pub mod protocol;
+pub mod tmux;
 
 pub use healing::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
