@@ -5,10 +5,12 @@
 //! - [`model`]: the guide's data types (HealthStatus, Issue, SupervisorCommand …) as serde values.
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod console;
 pub mod model;
 pub mod protocol;
