@@ -6,6 +6,7 @@
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
+//! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
@@ -13,4 +14,5 @@
 pub mod config;
 pub mod console;
 pub mod model;
+pub mod panel;
 pub mod protocol;
