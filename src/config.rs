@@ -631,11 +631,24 @@ fn toml_error(text: &str, file: &str, err: &toml::de::Error) -> ConfigError {
         .and_then(|m| m.split('`').next())
     {
         let field = field.to_string();
-        let known = message
+        let known: Vec<String> = message
             .split_once("expected")
-            .map(|(_, k)| k.trim().to_string());
-        let message = match known {
-            Some(k) => format!("unknown key \"{field}\"; expected {k}"),
+            .map(|(_, k)| {
+                k.split('`')
+                    .enumerate()
+                    .filter(|(i, _)| i % 2 == 1)
+                    .map(|(_, name)| name.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let message = match nearest(&field, known.iter().map(String::as_str)) {
+            Some(near) => format!(
+                "unknown key \"{field}\" — did you mean \"{near}\"? (known keys: {})",
+                known.join(", ")
+            ),
+            None if !known.is_empty() => {
+                format!("unknown key \"{field}\" (known keys: {})", known.join(", "))
+            }
             None => format!("unknown key \"{field}\""),
         };
         return ConfigError::Invalid {
@@ -912,11 +925,14 @@ fn validate(
             if !names.contains_key(dep.get_ref()) {
                 let mut known: Vec<&str> = names.keys().map(String::as_str).collect();
                 known.sort();
+                let hint = nearest(dep.get_ref(), known.iter().copied())
+                    .map(|n| format!(" — did you mean \"{n}\"?"))
+                    .unwrap_or_default();
                 return Err(at(
                     dep.span(),
                     "depends_on",
                     format!(
-                        "\"{}\" depends on unknown component \"{}\"; known components: {}",
+                        "\"{}\" depends on unknown component \"{}\"{hint} (known components: {})",
                         spec.name,
                         dep.get_ref(),
                         known.join(", ")
@@ -957,6 +973,19 @@ fn validate(
         source: file.to_string(),
         components,
     })
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| {
+            *d <= (c.len().max(word.len()) / 3).max(1)
+                || (word.len() >= 3 && (c.starts_with(word) || word.starts_with(*c)))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn first_line_of(s: &str) -> String {

@@ -4,15 +4,26 @@
 //! # Layout
 //! - [`model`]: the guide's data types (HealthStatus, Issue, SupervisorCommand …) as serde values.
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
+//! - [`paths`]: where the socket, the data directory and log files live.
+//! - [`client`]: the typed async client for the control socket.
+//! - [`cli`]: the `hms-console` command line.
+//! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
-#![forbid(unsafe_code)]
+// One function needs `unsafe` (core::process::die_with_parent, a pre_exec hook); it says why.
+#![deny(unsafe_code)]
 
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod console;
+pub mod core;
+pub mod healing;
 pub mod model;
 pub mod panel;
+pub mod paths;
 pub mod protocol;

@@ -140,6 +140,7 @@ impl fmt::Display for HealthStatus {
 /// `throughput` in operations per second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthMetrics {
+    #[serde(with = "rfc3339")]
     pub timestamp: SystemTime,
     pub cpu_usage: f64,
     pub memory_usage: f64,
@@ -174,6 +175,7 @@ pub struct Issue {
     /// A short machine-friendly kind, e.g. `crash`, `liveness_failed`, `oom`.
     pub issue_type: String,
     pub severity: Severity,
+    #[serde(with = "rfc3339")]
     pub detected_at: SystemTime,
     #[serde(default)]
     pub context: BTreeMap<String, String>,
@@ -306,6 +308,7 @@ pub struct RecoveryRecord {
     pub strategy: String,
     pub successful: bool,
     pub action: HealingAction,
+    #[serde(with = "rfc3339")]
     pub timestamp: SystemTime,
     #[serde(with = "duration_ms")]
     pub duration: Duration,
@@ -391,6 +394,7 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// The signal number, when a signal ended it.
     pub signal: Option<i32>,
+    #[serde(with = "rfc3339")]
     pub at: SystemTime,
 }
 
@@ -445,7 +449,7 @@ pub struct HealingStatus {
     #[serde(default, with = "opt_duration_ms")]
     pub backoff: Option<Duration>,
     /// When the breaker's half-open trial is due.
-    #[serde(default)]
+    #[serde(default, with = "opt_rfc3339")]
     pub next_trial_at: Option<SystemTime>,
     pub last_issue: Option<Issue>,
     pub last_action: Option<HealingAction>,
@@ -469,6 +473,7 @@ pub struct ComponentStatus {
     pub health: HealthStatus,
     pub pid: Option<u32>,
     /// When the current process started.
+    #[serde(default, with = "opt_rfc3339")]
     pub started_at: Option<SystemTime>,
     /// Restarts since the core started (or since the operator last reset them).
     pub restarts: u32,
@@ -499,6 +504,7 @@ impl ComponentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     pub component: String,
+    #[serde(with = "rfc3339")]
     pub at: SystemTime,
     pub stream: LogStream,
     pub text: String,
@@ -555,6 +561,41 @@ impl PanelKind {
             PanelKind::Component => "component",
             PanelKind::Text => "text",
         }
+    }
+}
+
+/// Times on the wire are RFC 3339 strings in UTC with milliseconds (`2026-11-25T11:30:08.123Z`),
+/// readable by people and by `jq` alike.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional times on the wire: an RFC 3339 string or null.
+pub mod opt_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

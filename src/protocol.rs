@@ -237,6 +237,7 @@ pub enum Event {
         from: RunState,
         to: RunState,
         pid: Option<u32>,
+        #[serde(with = "crate::model::rfc3339")]
         at: SystemTime,
     },
     Log {
@@ -245,6 +246,7 @@ pub enum Event {
     Metrics {
         component: String,
         metrics: ProcessMetrics,
+        #[serde(with = "crate::model::rfc3339")]
         at: SystemTime,
     },
     Issue {
@@ -256,6 +258,7 @@ pub enum Event {
     Notice {
         level: NoticeLevel,
         message: String,
+        #[serde(with = "crate::model::rfc3339")]
         at: SystemTime,
     },
     /// A supervisor command for a linked component (which carries it out and reports back).

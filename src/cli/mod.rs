@@ -1,0 +1,451 @@
+//! The `hms-console` command line: raw arguments become checked settings here, and each command is
+//! a short function over the typed client. `main` maps errors to exit codes and prints the whole
+//! cause chain.
+//!
+//! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
+//! 3 no core is running on the socket.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::client::{Client, ClientError};
+use crate::config::{DEMO_FLEET_NAME, FleetConfig};
+use crate::protocol::{Event, Request, Response, Topic};
+
+const AFTER_HELP: &str = "\
+Examples:
+  hms-console up                  run the embedded demo fleet in the foreground (Ctrl-C stops it)
+  hms-console up -c hms.toml -d   run your fleet in the background
+  hms-console status              one line per component
+  hms-console status api --json   one component, for scripts
+  hms-console restart api         restart now, clearing backoff and the circuit breaker
+  hms-console logs api -f         follow a component's output
+  hms-console down                stop every component in reverse dependency order, then the core
+
+Environment: HMS_SOCKET (control socket), HMS_DATA_DIR (logs, state), RUST_LOG (log filter).
+Exit codes: 0 done, 1 failed, 2 bad usage, 3 no core running.";
+
+/// A terminal-first operations console: supervises a fleet of components, heals them when they
+/// fail, and shows them live in tmux.
+#[derive(Debug, Parser)]
+#[command(name = "hms-console", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// The core's control socket [default: $XDG_RUNTIME_DIR/hms-console/core.sock or
+    /// /tmp/hms-console-UID/core.sock].
+    #[arg(long, global = true, env = "HMS_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Where the core keeps component logs and state [default: ~/.local/state/hms-console].
+    #[arg(long, global = true, env = "HMS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the core with a fleet: -c FILE, --procfile FILE, ./hms.toml, or the embedded demo.
+    Up(UpArgs),
+    /// Stop every component in reverse dependency order, then the core.
+    Down,
+    /// Show components: state, health, pid, uptime, restarts, CPU, memory, last exit.
+    Status {
+        /// Only this component.
+        component: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped component.
+    Start { component: String },
+    /// Stop a component (its stop signal to the process group, SIGKILL after the grace period).
+    Stop { component: String },
+    /// Restart a component now; clears its backoff and closes its circuit breaker.
+    Restart { component: String },
+    /// Show a component's recent output.
+    Logs {
+        component: String,
+        /// How many lines.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// List recent issues (crashes, failed probes, matched log patterns, open breakers).
+    Issues {
+        component: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a component's healing path by hand (its first recovery action).
+    Heal { component: String },
+    /// Check a config without running it.
+    Validate(FleetArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Args)]
+struct FleetArgs {
+    /// A fleet config (hms.toml). Without it, ./hms.toml if present, else the embedded demo fleet.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "procfile")]
+    config: Option<PathBuf>,
+    /// A Procfile to import (`name: command` per line).
+    #[arg(long, value_name = "FILE")]
+    procfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Run in the background; return once the core answers on its socket.
+    #[arg(short, long)]
+    detach: bool,
+}
+
+/// Set for the background process started by `up --detach`.
+const DETACHED_ENV: &str = "HMS_DETACHED";
+
+/// Runs the command line; the binary's `main` is just this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let detached_core =
+        matches!(cli.command, Command::Up(_)) && std::env::var_os(DETACHED_ENV).is_some();
+    let data_dir = crate::paths::data_dir(cli.data_dir.as_deref());
+    let _log_guard = init_logging(&cli, detached_core, &data_dir);
+    let runtime = match cli.command {
+        // The core serves many clients and children: a multi-threaded runtime.
+        Command::Up(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        // A client makes one or two requests: a current-thread runtime starts fastest.
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hms-console: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, data_dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hms-console: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            let not_running = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<ClientError>(),
+                    Some(ClientError::NotRunning { .. })
+                )
+            });
+            if not_running {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging(
+    cli: &Cli,
+    detached_core: bool,
+    data_dir: &Path,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    let default = match (cli.quiet, cli.verbose, &cli.command) {
+        (true, _, _) => "error",
+        (false, 0, Command::Up(_)) => "hms=info",
+        (false, 0, _) => "warn",
+        (false, 1, _) => "hms=debug,info",
+        (false, _, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if detached_core {
+        let _ = crate::paths::ensure_private_dir(data_dir, false);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(crate::paths::core_log(data_dir))
+            .ok()?;
+        let (writer, guard) = tracing_appender::non_blocking(file);
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(writer)
+            .init();
+        Some(guard)
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        None
+    }
+}
+
+async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
+    let socket = crate::paths::socket_path(cli.socket.as_deref());
+    match cli.command {
+        Command::Up(args) => up(args, socket, data_dir).await,
+        Command::Down => down(&socket).await,
+        Command::Status { component, json } => status(&socket, component, json).await,
+        Command::Start { component } => simple(&socket, Request::Start { component }).await,
+        Command::Stop { component } => simple(&socket, Request::Stop { component }).await,
+        Command::Restart { component } => simple(&socket, Request::Restart { component }).await,
+        Command::Heal { component } => simple(&socket, Request::Heal { component }).await,
+        Command::Logs {
+            component,
+            lines,
+            follow,
+        } => logs(&socket, component, lines, follow).await,
+        Command::Issues {
+            component,
+            limit,
+            json,
+        } => issues(&socket, component, limit, json).await,
+        Command::Validate(args) => {
+            let fleet = load_fleet(&args)?;
+            println!(
+                "{}: ok, {} components in start order: {}",
+                fleet.source,
+                fleet.components.len(),
+                fleet.names().join(", ")
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hms-console",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The fleet to run: -c FILE, --procfile FILE, ./hms.toml, or the demo.
+fn load_fleet(args: &FleetArgs) -> Result<FleetConfig> {
+    if let Some(path) = &args.procfile {
+        return Ok(FleetConfig::from_procfile(path)?);
+    }
+    if let Some(path) = &args.config {
+        return Ok(FleetConfig::load(path)?);
+    }
+    let local = Path::new("hms.toml");
+    if local.exists() {
+        return Ok(FleetConfig::load(local)?);
+    }
+    Ok(FleetConfig::demo())
+}
+
+async fn connect(socket: &Path) -> Result<Client> {
+    Ok(Client::connect(socket, "cli").await?)
+}
+
+async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
+    let fleet = load_fleet(&args.fleet)?;
+    if args.detach {
+        return detach(&args, &socket, &data_dir, &fleet).await;
+    }
+    if fleet.source == DEMO_FLEET_NAME {
+        tracing::info!("no config given and no ./hms.toml: running the embedded demo fleet");
+    }
+    crate::core::run(crate::core::CoreOptions {
+        socket,
+        data_dir,
+        fleet,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Starts this binary again as a background core and waits until it answers.
+async fn detach(args: &UpArgs, socket: &Path, data_dir: &Path, fleet: &FleetConfig) -> Result<()> {
+    if let Ok(client) = Client::connect(socket, "cli").await {
+        bail!(
+            "a core is already running on {} (pid {})",
+            socket.display(),
+            client.core().pid
+        );
+    }
+    crate::paths::ensure_private_dir(data_dir, false)?;
+    let exe = std::env::current_exe().context("while finding this program's path")?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--socket")
+        .arg(socket)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("up");
+    if let Some(c) = &args.fleet.config {
+        cmd.arg("--config").arg(std::path::absolute(c)?);
+    } else if let Some(p) = &args.fleet.procfile {
+        cmd.arg("--procfile").arg(std::path::absolute(p)?);
+    } else if fleet.source != DEMO_FLEET_NAME {
+        cmd.arg("--config").arg(std::path::absolute(&fleet.source)?);
+    }
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(crate::paths::core_log(data_dir))
+        .context("while opening the core's log file")?;
+    cmd.env(DETACHED_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .process_group(0);
+    let mut child = cmd.spawn().context("while starting the background core")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(client) = Client::connect(socket, "cli").await {
+            println!(
+                "core running in the background (pid {}), {} components from {}\n  socket: {}\n  logs:   {}",
+                client.core().pid,
+                fleet.components.len(),
+                fleet.source,
+                socket.display(),
+                crate::paths::core_log(data_dir).display()
+            );
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the background core exited ({status}) before answering; see {}",
+                crate::paths::core_log(data_dir).display()
+            );
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the background core did not answer on {} within 15 s; see {}",
+                socket.display(),
+                crate::paths::core_log(data_dir).display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn down(socket: &Path) -> Result<()> {
+    let mut client = connect(socket).await?;
+    let pid = client.core().pid;
+    let message = match client.request(Request::Shutdown).await? {
+        Response::Done { message } => message,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    // Wait for the core process itself to be gone, so `down && up` never races.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!("{message}");
+    Ok(())
+}
+
+/// True while `pid` runs (a zombie waiting for its parent to reap it counts as gone).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+async fn simple(socket: &Path, request: Request) -> Result<()> {
+    let mut client = connect(socket).await?;
+    match client.request(request).await? {
+        Response::Done { message } => println!("{message}"),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    Ok(())
+}
+
+async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<()> {
+    let mut client = connect(socket).await?;
+    let components = match client.request(Request::Status { component }).await? {
+        Response::Status { components } => components,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&components)? + "\n"
+    } else {
+        output::status_table(&components, std::time::SystemTime::now())
+    };
+    use std::io::Write;
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+async fn issues(socket: &Path, component: Option<String>, limit: usize, json: bool) -> Result<()> {
+    let mut client = connect(socket).await?;
+    let issues = match client.request(Request::Issues { component, limit }).await? {
+        Response::Issues { issues } => issues,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&issues)?);
+    } else if issues.is_empty() {
+        println!("no issues");
+    } else {
+        print!("{}", output::issues_table(&issues));
+    }
+    Ok(())
+}
+
+async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> Result<()> {
+    let mut client = connect(socket).await?;
+    if follow {
+        client
+            .subscribe(&[Topic::Logs], std::slice::from_ref(&component))
+            .await?;
+    }
+    let tail = match client
+        .request(Request::Logs {
+            component: component.clone(),
+            lines,
+        })
+        .await?
+    {
+        Response::Logs { lines } => lines,
+        other => bail!("unexpected answer: {other:?}"),
+    };
+    let last = tail.last().map(|l| l.at);
+    for line in &tail {
+        println!("{}", output::log_line(line));
+    }
+    if !follow {
+        return Ok(());
+    }
+    while let Some(event) = client.next_event().await? {
+        if let Event::Log { line } = event {
+            if last.is_some_and(|t| line.at <= t) {
+                continue;
+            }
+            println!("{}", output::log_line(&line));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The core daemon (`hms-console up`): the control socket, the supervisor, and the shutdown
+//! sequence that ties them together.
+//!
+//! Start-up, in order: take the data directory's lock (one core per data directory), refuse to
+//! start over a socket that answers, remove a stale one, kill what a SIGKILLed predecessor left
+//! behind, bind the socket (0600, in a 0700 directory), then start the fleet. Shutdown (SIGTERM,
+//! SIGINT or a `Shutdown` request): components stop in reverse dependency order, then the socket is
+//! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
+
+pub mod orphans;
+pub mod process;
+pub mod procinfo;
+pub mod server;
+pub mod supervisor;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FleetConfig;
+use crate::protocol::Request;
+
+/// Why the core could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Another core answers on the socket.
+    #[error(
+        "a core is already running on {socket} (pid {pid}); stop it with `hms-console down` or choose another --socket"
+    )]
+    AlreadyRunning { socket: PathBuf, pid: u32 },
+    /// Another core holds the data directory.
+    #[error(
+        "another core is using the data directory {dir}; stop it first or choose another --data-dir"
+    )]
+    DataDirBusy { dir: PathBuf },
+    /// A directory or the socket could not be prepared.
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
+    /// Binding the socket or another start-up step failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `up` needs.
+pub struct CoreOptions {
+    pub socket: PathBuf,
+    pub data_dir: PathBuf,
+    pub fleet: FleetConfig,
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CoreError {
+    let what = what.into();
+    move |source| CoreError::Io { what, source }
+}
+
+/// Runs the core until it is shut down.
+pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
+    let CoreOptions {
+        socket,
+        data_dir,
+        fleet,
+    } = opts;
+    crate::paths::ensure_private_dir(&data_dir, false)?;
+    crate::paths::ensure_private_dir(&crate::paths::log_dir(&data_dir), false)?;
+    let _lock = lock_data_dir(&data_dir)?;
+    crate::paths::prepare_socket_dir(&socket)?;
+    if socket.exists() {
+        match crate::client::Client::connect(&socket, "up").await {
+            Ok(client) => {
+                return Err(CoreError::AlreadyRunning {
+                    pid: client.core().pid,
+                    socket,
+                });
+            }
+            Err(_) => {
+                tracing::info!(socket = %socket.display(), "removing a stale socket");
+                std::fs::remove_file(&socket).map_err(io_err(format!(
+                    "removing stale socket {}",
+                    socket.display()
+                )))?;
+            }
+        }
+    }
+    orphans::sweep(&data_dir);
+    let listener =
+        UnixListener::bind(&socket).map_err(io_err(format!("binding {}", socket.display())))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("setting the mode of {}", socket.display())))?;
+    raise_fd_limit();
+
+    let core_id = uuid::Uuid::new_v4().to_string();
+    orphans::write_record(
+        &data_dir,
+        &orphans::CoreRecord {
+            id: core_id.clone(),
+            pid: std::process::id(),
+        },
+    )
+    .map_err(io_err("writing core.json"))?;
+    tracing::info!(
+        socket = %socket.display(),
+        data_dir = %data_dir.display(),
+        fleet = %fleet.source,
+        components = fleet.components.len(),
+        "core starting"
+    );
+
+    let (supervisor, handle, rx) = supervisor::Supervisor::new(&fleet, core_id, data_dir.clone());
+    let cancel = CancellationToken::new();
+    let supervisor_task = tokio::spawn(supervisor.run(rx));
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        handle.clone(),
+        server::ServerInfo {
+            data_dir: data_dir.clone(),
+        },
+        cancel.clone(),
+    ));
+
+    // Signals ask for the same orderly shutdown as `hms-console down`.
+    let signal_handle = handle.clone();
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        let _ = signal_handle.request(Request::Shutdown).await;
+    });
+
+    let _ = supervisor_task.await;
+    cancel.cancel();
+    signals.abort();
+    let _ = server_task.await;
+    let _ = std::fs::remove_file(&socket);
+    orphans::remove_record(&data_dir);
+    tracing::info!("core stopped");
+    Ok(())
+}
+
+/// Takes an exclusive lock on `DATA_DIR/core.lock` for the core's lifetime.
+fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, CoreError> {
+    let path = data_dir.join("core.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("opening {}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        CoreError::DataDirBusy {
+            dir: data_dir.to_path_buf(),
+        }
+    })
+}
+
+/// Each child costs the core two pipes and a pidfd: a fleet of 1,000 needs more than the usual
+/// soft limit of 1,024 descriptors.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,293 @@
+//! Starting and stopping one component's process, and capturing its output.
+//!
+//! Each child runs in its own process group, so a stop reaches its grandchildren too, and asks the
+//! kernel to kill it if the core dies (PR_SET_PDEATHSIG) so a `kill -9` of the core leaves no
+//! unsupervised child behind; grandchildren are swept on the next start by [`super::orphans`]. This
+//! module holds no supervision state: it spawns, signals and reads pipes, and reports to its caller.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::broadcast;
+
+use crate::config::ComponentSpec;
+use crate::model::{LogLine, LogStream};
+use crate::protocol::Event;
+
+/// The environment variable every child gets with the id of the core that started it; the orphan
+/// sweep looks for it.
+pub const CORE_ID_ENV: &str = "HMS_CORE_ID";
+/// The environment variable every child gets with its component name.
+pub const COMPONENT_ENV: &str = "HMS_COMPONENT";
+
+/// Longest output line kept; the rest of a longer line is dropped and the line marked with `…`.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// A component's recent output and its log file.
+///
+/// Shared between the pipe readers (which append) and the supervisor (which reads for `logs`);
+/// a `std::sync::Mutex` because each critical section is a push or a copy, never an `.await`.
+pub struct LogSink {
+    component: String,
+    capacity: usize,
+    ring: Mutex<VecDeque<LogLine>>,
+    file: Mutex<Option<std::fs::File>>,
+    bus: broadcast::Sender<Event>,
+}
+
+impl LogSink {
+    /// A sink keeping `capacity` lines, appending to `file` (created if missing).
+    pub fn new(
+        component: &str,
+        capacity: usize,
+        file: &Path,
+        bus: broadcast::Sender<Event>,
+    ) -> Arc<LogSink> {
+        let handle = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| tracing::warn!(component, file = %file.display(), cause = %e, "cannot open log file; keeping output in memory only"))
+            .ok();
+        Arc::new(LogSink {
+            component: component.to_string(),
+            capacity,
+            ring: Mutex::new(VecDeque::with_capacity(capacity.min(256))),
+            file: Mutex::new(handle),
+            bus,
+        })
+    }
+
+    /// Records one line: ring buffer, log file, and an event for subscribers.
+    pub fn push(&self, stream: LogStream, text: String) {
+        let line = LogLine {
+            component: self.component.clone(),
+            at: SystemTime::now(),
+            stream,
+            text,
+        };
+        if let Some(file) = self.file.lock().expect("log file lock").as_mut() {
+            let tag = match stream {
+                LogStream::Stdout => "out",
+                LogStream::Stderr => "err",
+                LogStream::System => "hms",
+            };
+            let stamp = humantime::format_rfc3339_millis(line.at);
+            // A full disk must not stop the component: the line stays in memory.
+            let _ = writeln!(file, "{stamp} {tag} {}", line.text);
+        }
+        {
+            let mut ring = self.ring.lock().expect("log ring lock");
+            if ring.len() == self.capacity {
+                ring.pop_front();
+            }
+            ring.push_back(line.clone());
+        }
+        // No subscribers is fine.
+        let _ = self.bus.send(Event::Log { line });
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        let ring = self.ring.lock().expect("log ring lock");
+        ring.iter()
+            .skip(ring.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A freshly started child.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+}
+
+/// Starts a component's process in its own process group with its output piped to `sink`.
+///
+/// Returns once the program has been exec'd (std reports exec failures through a close-on-exec
+/// pipe, so an `Ok` means the new program is running). `on_line` sees each output line first; the
+/// healing engine uses it for log patterns.
+pub fn spawn(
+    spec: &ComponentSpec,
+    core_id: &str,
+    sink: Arc<LogSink>,
+    on_line: Arc<dyn Fn(&str) + Send + Sync>,
+) -> std::io::Result<Spawned> {
+    let argv = spec.command.argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(&spec.env)
+        .env(CORE_ID_ENV, core_id)
+        .env(COMPONENT_ENV, &spec.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn()?;
+    let pid = child.id().expect("a child that was just spawned has a pid");
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(
+            BufReader::new(out),
+            LogStream::Stdout,
+            sink.clone(),
+            on_line.clone(),
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(BufReader::new(err), LogStream::Stderr, sink, on_line));
+    }
+    Ok(Spawned { child, pid })
+}
+
+/// Asks the kernel to SIGKILL the child when the core's thread that forked it dies.
+///
+/// This is the one place that needs `unsafe`: `pre_exec` runs between fork and exec, where only
+/// async-signal-safe calls are allowed. `prctl` and `getppid` are such calls. Children are forked
+/// from the supervisor task, which runs on a runtime worker thread that lives as long as the core,
+/// so "the thread dies" means "the core dies". If the core died between fork and prctl, the parent
+/// check catches it.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure only makes async-signal-safe system calls and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the core exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends a signal to a whole process group. A group that is already gone is not an error.
+pub fn signal_group(pgid: u32, signal: Signal) -> nix::Result<()> {
+    match killpg(Pid::from_raw(pgid as i32), signal) {
+        Err(nix::errno::Errno::ESRCH) => Ok(()),
+        other => other,
+    }
+}
+
+/// True while any process of the group is alive.
+pub fn group_alive(pgid: u32) -> bool {
+    killpg(Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+/// Copies lines from a pipe into the sink until the pipe closes.
+async fn pump<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    stream: LogStream,
+    sink: Arc<LogSink>,
+    on_line: Arc<dyn Fn(&str) + Send + Sync>,
+) {
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        match read_log_line(&mut reader, &mut buf).await {
+            Ok(Some(line)) => {
+                on_line(&line);
+                sink.push(stream, line);
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(cause = %e, "output pipe read failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one output line, lossily decoded, cut at [`MAX_LOG_LINE`] bytes. A last line without a
+/// newline is returned too. Hand-written because tokio's `read_line` buffers a line of any length
+/// and fails on invalid UTF-8, and a component's output must never cost the core unbounded memory.
+async fn read_log_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<String>> {
+    buf.clear();
+    let mut cut = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((!buf.is_empty() || cut).then(|| finish(buf, cut)));
+        }
+        let (chunk, newline) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..i], true),
+            None => (available, false),
+        };
+        let room = MAX_LOG_LINE.saturating_sub(buf.len());
+        if chunk.len() > room {
+            cut = true;
+        }
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let consumed = chunk.len() + usize::from(newline);
+        reader.consume(consumed);
+        if newline {
+            return Ok(Some(finish(buf, cut)));
+        }
+    }
+}
+
+fn finish(buf: &mut Vec<u8>, cut: bool) -> String {
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    let mut s = String::from_utf8_lossy(buf).into_owned();
+    if cut {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_cut_and_the_last_line_kept() {
+        let mut input = vec![b'a'; MAX_LOG_LINE + 10];
+        input.extend_from_slice(b"\nnext\nlast");
+        let mut r = BufReader::with_capacity(64, &input[..]);
+        let mut buf = Vec::new();
+        let first = read_log_line(&mut r, &mut buf).await.unwrap().unwrap();
+        assert!(first.ends_with('…'));
+        assert_eq!(first.chars().count(), MAX_LOG_LINE + 1);
+        assert_eq!(
+            read_log_line(&mut r, &mut buf).await.unwrap().unwrap(),
+            "next"
+        );
+        assert_eq!(
+            read_log_line(&mut r, &mut buf).await.unwrap().unwrap(),
+            "last"
+        );
+        assert!(read_log_line(&mut r, &mut buf).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, _) = broadcast::channel(4);
+        let sink = LogSink::new("c", 3, &tmp.path().join("c.log"), tx);
+        for i in 0..5 {
+            sink.push(LogStream::Stdout, format!("line {i}"));
+        }
+        let tail: Vec<String> = sink.tail(10).into_iter().map(|l| l.text).collect();
+        assert_eq!(tail, ["line 2", "line 3", "line 4"]);
+        let file = std::fs::read_to_string(tmp.path().join("c.log")).unwrap();
+        assert_eq!(file.lines().count(), 5);
+    }
+}

@@ -1,0 +1,64 @@
+//! Every invalid config under tests/fixtures/config/ is refused by `hms-console validate` with the
+//! exact message its first line (`# expect: …`) names: file, line, column, key and the fix.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hms-console");
+
+#[test]
+fn each_invalid_config_fixture_prints_its_message() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` first line", path.display()));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let out = Command::new(BIN)
+            .current_dir(&dir)
+            .args(["validate", "-c", name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name} must be refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or("");
+        assert_eq!(first, format!("hms-console: {expect}"), "fixture {name}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} fixtures found");
+}
+
+#[test]
+fn the_demo_fleet_and_the_examples_validate() {
+    let out = Command::new(BIN)
+        .current_dir(std::env::temp_dir())
+        .args(["validate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<embedded demo fleet>: ok"));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(examples).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(BIN)
+                .args(["validate", "-c", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
