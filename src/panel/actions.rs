@@ -278,28 +278,30 @@ impl ActionsState {
     }
 }
 
-/// The commands and actions on offer, as text to wrap.
+/// The commands and actions on offer, as text to wrap: what is particular to this pane first
+/// (the component's own recovery actions, or the components of the fleet), then the commands.
 fn available(model: &Model) -> Vec<String> {
-    let commands: Vec<&str> = Verb::ALL.iter().map(|v| v.name()).collect();
-    let mut lines = vec![format!("commands: {}", commands.join(" "))];
-    match model.status() {
-        Some(status) if !status.recovery_actions.is_empty() => {
+    let mut lines = Vec::new();
+    match (&model.component, model.status()) {
+        (Some(_), Some(status)) if !status.recovery_actions.is_empty() => {
             lines.push(format!(
                 "{} actions: {}",
                 status.name,
                 status.recovery_actions.join(" ")
             ));
         }
-        Some(_) | None => {}
+        (Some(_), Some(_) | None) => {}
+        (None, _) => {
+            let names = model.fleet.names();
+            lines.push(if names.is_empty() {
+                "components: none known yet".to_string()
+            } else {
+                format!("components: {}", names.join(" "))
+            });
+        }
     }
-    if model.component.is_none() {
-        let names = model.fleet.names();
-        lines.push(if names.is_empty() {
-            "components: none known yet".to_string()
-        } else {
-            format!("components: {}", names.join(" "))
-        });
-    }
+    let commands: Vec<&str> = Verb::ALL.iter().map(|v| v.name()).collect();
+    lines.push(format!("commands: {}", commands.join(" ")));
     lines
 }
 
@@ -383,18 +385,13 @@ pub(super) fn render(model: &Model, state: &ActionsState, area: Rect, buf: &mut 
     let width = usize::from(area.width);
     let height = usize::from(area.height);
     let theme = &model.theme;
-    // The input takes the last row; the list of actions gets up to half of the rest (at least one
-    // row when there are two), the outcome what remains.
+    // The input takes the last row. The outcome of the last line matters most, so it gets the
+    // rows it needs; the list of actions gets the rest, but always one row when there are three.
     let budget = height.saturating_sub(1);
     let offered: Vec<String> = available(model)
         .iter()
         .flat_map(|l| format::wrap(l, width))
         .collect();
-    let offered_rows = match budget {
-        0 | 1 => 0,
-        2 | 3 => 1,
-        _ => offered.len().min(budget / 2),
-    };
     let outcome: Vec<(String, ratatui::style::Style)> = outcome_lines(model, &state.outcome)
         .into_iter()
         .flat_map(|(text, style)| {
@@ -403,6 +400,10 @@ pub(super) fn render(model: &Model, state: &ActionsState, area: Rect, buf: &mut 
                 .map(move |l| (l, style))
         })
         .collect();
+    let floor = usize::from(budget >= 3);
+    let offered_rows = offered
+        .len()
+        .min(budget.saturating_sub(outcome.len()).max(floor));
     let outcome_rows = budget - offered_rows;
     let max_scroll = outcome.len().saturating_sub(outcome_rows);
     let scroll = state.scroll.min(max_scroll);

@@ -378,7 +378,9 @@ impl Model {
                 self.loaded = true;
                 self.problem = None;
                 for status in components {
-                    if let Body::Metrics(state) = &mut self.body {
+                    if let Body::Metrics(state) = &mut self.body
+                        && self.component.as_ref().is_none_or(|c| *c == status.name)
+                    {
                         state.seed(&status);
                     }
                     self.fleet.upsert(status);

@@ -24,3 +24,6 @@ pub mod theme;
 
 pub use app::{Connection, Effect, Model, Msg};
 pub use theme::Theme;
+
+#[cfg(test)]
+mod tests;
