@@ -7,6 +7,7 @@
 //! - One module per kind: [`metrics`], [`logs`], [`status`], [`actions`], [`system_health`],
 //!   [`component`] (the overview tile) and [`text`] (free text from a linked component).
 //! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
+//! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
 //!
 //! Panels reach the core only through the protocol; nothing here may import the core. Models do
 //! no I/O: every byte read or written goes through the runtime.
@@ -17,12 +18,14 @@ pub mod component;
 pub mod format;
 pub mod logs;
 pub mod metrics;
+pub mod runtime;
 pub mod status;
 pub mod system_health;
 pub mod text;
 pub mod theme;
 
 pub use app::{Connection, Effect, Model, Msg};
+pub use runtime::{PanelOptions, run};
 pub use theme::Theme;
 
 #[cfg(test)]
