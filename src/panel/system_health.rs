@@ -13,6 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 
 use super::app::Model;
+use super::format;
 use crate::protocol::NoticeLevel;
 
 /// Notices kept; the panel shows the newest that fit in up to [`NOTICE_ROWS`] rows.
@@ -83,6 +84,18 @@ pub(super) fn render_table(model: &Model, area: Rect, buf: &mut Buffer) {
         .max()
         .unwrap_or(4) as u16;
     let icon_width = if theme.ascii { 4 } else { 2 };
+    // What the HEALTH column gets: the rest after the fixed columns and five gaps. A message that
+    // does not fit is left out rather than cut, so the word stays whole.
+    let health_width = usize::from(area.width)
+        .saturating_sub(usize::from(icon_width + name_width) + 12 + 8 + 7 + 5);
+    let health_text = |h: &crate::model::HealthStatus| {
+        let full = h.to_string();
+        if format::width(&full) <= health_width {
+            full
+        } else {
+            h.word().to_string()
+        }
+    };
     let header =
         Row::new(["", "NAME", "STATE", "HEALTH", "RESTARTS", "PID"]).style(theme.heading());
     let rows = model.fleet.components.iter().map(|c| {
@@ -94,7 +107,7 @@ pub(super) fn render_table(model: &Model, area: Rect, buf: &mut Buffer) {
             Cell::from(c.name.clone()),
             Cell::from(Span::styled(c.state.word(), theme.state_style(c.state))),
             Cell::from(Span::styled(
-                c.health.to_string(),
+                health_text(&c.health),
                 theme.health_style(&c.health),
             )),
             Cell::from(format!("{:>8}", c.restarts)),

@@ -485,7 +485,7 @@ fn system_health_in_ascii_without_colour() {
         },
     );
     model.update(Msg::Resize {
-        width: 50,
+        width: 52,
         height: 6,
     });
     model.update(Msg::Connected);
@@ -495,15 +495,15 @@ fn system_health_in_ascii_without_colour() {
     assert_screen(
         &model,
         &[
-            "+ System Health ---------------------------------+",
-            "|     NAME  STATE        HEALTH  RESTARTS PID    |",
-            "|[ok] api   running      healthy        3 4242   |",
-            "|[~~] cache running      degrade        0 4300   |",
-            "|[xx] db    breaker open failed:        5 -      |",
-            "+------------------------------------------------+",
+            "+ System Health -----------------------------------+",
+            "|     NAME  STATE        HEALTH    RESTARTS PID    |",
+            "|[ok] api   running      healthy          3 4242   |",
+            "|[~~] cache running      degraded         0 4300   |",
+            "|[xx] db    breaker open failed           5 -      |",
+            "+--------------------------------------------------+",
         ],
     );
-    let mut terminal = Terminal::new(TestBackend::new(50, 6)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(52, 6)).unwrap();
     terminal.draw(|f| model.view(f)).unwrap();
     for cell in terminal.backend().buffer().content() {
         assert!(cell.symbol().is_ascii(), "{:?} is not ASCII", cell.symbol());
