@@ -5,6 +5,8 @@
 //! friendly error comes out. This module must not do I/O, talk to the core or draw anything; the
 //! panels and the CLI do that with what it returns.
 
+#![forbid(unsafe_code)]
+
 pub mod command;
 
 pub use command::{ActionLine, ParseContext, ParseError, Verb, help_text, parse, to_request};

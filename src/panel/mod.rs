@@ -12,6 +12,8 @@
 //! Panels reach the core only through the protocol; nothing here may import the core. Models do
 //! no I/O: every byte read or written goes through the runtime.
 
+#![forbid(unsafe_code)]
+
 pub mod actions;
 pub mod app;
 pub mod component;
