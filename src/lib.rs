@@ -12,6 +12,8 @@
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
 //!   windows of panel panes, control mode).
+//! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
+//! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
 #![forbid(unsafe_code)]
@@ -19,9 +21,11 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod healing;
 pub mod model;
+pub mod panel;
 pub mod paths;
 pub mod protocol;
 pub mod tmux;

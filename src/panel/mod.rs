@@ -1,0 +1,34 @@
+//! The panels shown in tmux panes: one ratatui app per [`PanelKind`](crate::model::PanelKind),
+//! run by `hms-console panel <kind>`.
+//!
+//! # Layout
+//! - [`app`]: the Elm shape shared by every panel: [`Model`], [`Msg`], [`Model::update`] returning
+//!   [`Effect`]s, and [`Model::view`].
+//! - One module per kind: [`metrics`], [`logs`], [`status`], [`actions`], [`system_health`],
+//!   [`component`] (the overview tile) and [`text`] (free text from a linked component).
+//! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
+//! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
+//!
+//! Panels reach the core only through the protocol; nothing here may import the core. Models do
+//! no I/O: every byte read or written goes through the runtime.
+
+#![forbid(unsafe_code)]
+
+pub mod actions;
+pub mod app;
+pub mod component;
+pub mod format;
+pub mod logs;
+pub mod metrics;
+pub mod runtime;
+pub mod status;
+pub mod system_health;
+pub mod text;
+pub mod theme;
+
+pub use app::{Connection, Effect, Model, Msg};
+pub use runtime::{PanelOptions, run};
+pub use theme::Theme;
+
+#[cfg(test)]
+mod tests;

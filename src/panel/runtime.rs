@@ -1,0 +1,691 @@
+//! The async shell around a panel's [`Model`]: the terminal, the connections to the core, the
+//! clock. This is the only part of a panel that does I/O.
+//!
+//! Three sources feed one loop: crossterm's `EventStream` (keys, resizes), a listener task (one
+//! connection: the snapshot requests, then the subscription's events; reconnects by itself with
+//! backoff 200 ms → 2 s while the core is away) and, for the actions pane, a command task (a
+//! fresh connection per operator command, so a core restart never leaves a stale one). The loop
+//! redraws only after a message; with nothing happening it sleeps, and it ticks once a second
+//! only while a clock is on screen. Logs go to a file via tracing, never to the pane.
+//!
+//! It must not make decisions about what to show: that is [`Model::update`]'s job.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use super::app::{Effect, Model, Msg};
+use super::theme::Theme;
+use crate::client::{Client, ClientError};
+use crate::model::PanelKind;
+use crate::protocol::{Request, Topic};
+
+/// First reconnect delay.
+pub const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+/// Longest reconnect delay.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// Messages queued between the tasks and the loop; a burst of events waits here (and then in
+/// the socket) rather than growing memory.
+const QUEUE: usize = 256;
+/// Messages applied before a redraw, so a burst of log lines costs one draw but keys stay snappy.
+const BATCH: usize = 64;
+
+/// What `hms-console panel <kind>` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanelOptions {
+    pub kind: PanelKind,
+    /// The component shown; `None` for fleet-wide panels (or a fleet view of a per-component kind).
+    pub component: Option<String>,
+    /// The block title; `None` for the kind's default ("Component Metrics" …).
+    pub title: Option<String>,
+    /// For `text` panels: which of the component's named panels to show (`None`: any of them).
+    pub panel: Option<String>,
+    /// The core's control socket.
+    pub socket: PathBuf,
+    /// ASCII icons and borders (also with `HMS_ASCII=1`).
+    pub ascii: bool,
+    /// Where the panel logs; `None`: `<data dir>/logs/panel-<kind>[-<component>].log`.
+    pub log_file: Option<PathBuf>,
+}
+
+impl PanelOptions {
+    /// Options for a panel of `kind` on `socket`, everything else default.
+    pub fn new(kind: PanelKind, socket: PathBuf) -> PanelOptions {
+        PanelOptions {
+            kind,
+            component: None,
+            title: None,
+            panel: None,
+            socket,
+            ascii: false,
+            log_file: None,
+        }
+    }
+
+    /// The log file used when none is given.
+    pub fn default_log_file(&self) -> PathBuf {
+        let name = match &self.component {
+            Some(c) => format!("panel-{}-{c}.log", self.kind.name()),
+            None => format!("panel-{}.log", self.kind.name()),
+        };
+        crate::paths::log_dir(&crate::paths::data_dir(None)).join(name)
+    }
+
+    /// How the panel introduces itself to the core, e.g. `panel:logs:api`.
+    fn client_name(&self) -> String {
+        match &self.component {
+            Some(c) => format!("panel:{}:{c}", self.kind.name()),
+            None => format!("panel:{}", self.kind.name()),
+        }
+    }
+}
+
+/// Runs a panel until the operator quits (or the terminal goes away).
+///
+/// Installs a tracing subscriber writing to the log file unless the process already has one (the
+/// caller's must then not write to the terminal either).
+pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
+    let _log_guard = init_logging(&opts);
+    tracing::info!(kind = opts.kind.name(), component = ?opts.component, "panel starting");
+    let theme = Theme::from_env(opts.ascii);
+    let mut model = Model::new(
+        opts.kind,
+        opts.component.clone(),
+        opts.title.clone(),
+        opts.panel.clone(),
+        theme,
+    );
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let listener = tokio::spawn(listen(
+        opts.socket.clone(),
+        opts.client_name(),
+        model.sync_requests(),
+        model.subscription(),
+        tx.clone(),
+    ));
+    let (command_tx, command_rx) = mpsc::channel(16);
+    let commander = tokio::spawn(carry_out(
+        opts.socket.clone(),
+        format!("{}:commands", opts.client_name()),
+        command_rx,
+        tx,
+    ));
+    let result = match Screen::enter() {
+        Ok(mut screen) => event_loop(&mut screen, &mut model, rx, command_tx).await,
+        Err(e) => Err(e),
+    };
+    listener.abort();
+    commander.abort();
+    if let Err(e) = &result {
+        tracing::error!(cause = %format!("{e:#}"), "panel failed");
+    }
+    result
+}
+
+/// The terminal in raw mode on the alternate screen; restored when dropped, and by ratatui's panic
+/// hook on a panic.
+struct Screen {
+    terminal: ratatui::DefaultTerminal,
+}
+
+impl Screen {
+    fn enter() -> anyhow::Result<Screen> {
+        match ratatui::try_init() {
+            Ok(terminal) => Ok(Screen { terminal }),
+            Err(e) => {
+                // Raw mode may be on even though the alternate screen failed.
+                ratatui::restore();
+                Err(e).context("while setting up the terminal (is this a terminal?)")
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+async fn event_loop(
+    screen: &mut Screen,
+    model: &mut Model,
+    mut rx: mpsc::Receiver<Msg>,
+    commands: mpsc::Sender<(u64, Request)>,
+) -> anyhow::Result<()> {
+    let size = screen
+        .terminal
+        .size()
+        .context("while reading the terminal size")?;
+    model.update(Msg::Tick(SystemTime::now()));
+    model.update(Msg::Resize {
+        width: size.width,
+        height: size.height,
+    });
+    let mut keys = EventStream::new();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        screen
+            .terminal
+            .draw(|frame| model.view(frame))
+            .context("while drawing")?;
+        let msg = next_msg(&mut keys, &mut rx, &mut clock, model).await?;
+        let Some(msg) = msg else { return Ok(()) };
+        model.update(Msg::Tick(SystemTime::now()));
+        if apply(model, msg, &commands) {
+            return Ok(());
+        }
+        for _ in 0..BATCH {
+            let Ok(msg) = rx.try_recv() else { break };
+            if apply(model, msg, &commands) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Waits for the next message worth an update; `None` when the terminal is gone. Key releases,
+/// mouse and focus events are skipped without a redraw.
+async fn next_msg(
+    keys: &mut EventStream,
+    rx: &mut mpsc::Receiver<Msg>,
+    clock: &mut tokio::time::Interval,
+    model: &Model,
+) -> anyhow::Result<Option<Msg>> {
+    loop {
+        let msg = tokio::select! {
+            event = keys.next() => match event {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Msg::Key(key),
+                Some(Ok(TermEvent::Resize(width, height))) => Msg::Resize { width, height },
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e).context("while reading the terminal"),
+                None => return Ok(None),
+            },
+            Some(msg) = rx.recv() => msg,
+            _ = clock.tick(), if model.wants_tick() => Msg::Tick(SystemTime::now()),
+        };
+        return Ok(Some(msg));
+    }
+}
+
+/// Updates the model and carries out its effects; true when the panel should quit.
+fn apply(model: &mut Model, msg: Msg, commands: &mpsc::Sender<(u64, Request)>) -> bool {
+    let mut effects = model.update(msg);
+    while !effects.is_empty() {
+        let mut follow_up = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Quit => return true,
+                Effect::Send { id, request } => {
+                    if let Err(e) = commands.try_send((id, request)) {
+                        tracing::warn!(cause = %e, "command queue full");
+                        follow_up.extend(model.update(Msg::Reply {
+                            id,
+                            result: Err("too many commands waiting; try again".into()),
+                        }));
+                    }
+                }
+            }
+        }
+        effects = follow_up;
+    }
+    false
+}
+
+/// Reconnect delays: doubling from [`RECONNECT_FIRST`] up to [`RECONNECT_MAX`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            next: RECONNECT_FIRST,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(RECONNECT_MAX);
+        delay
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.next = RECONNECT_FIRST;
+    }
+}
+
+/// The listening connection, kept up for as long as the panel runs.
+async fn listen(
+    socket: PathBuf,
+    name: String,
+    requests: Vec<Request>,
+    (topics, components): (Vec<Topic>, Vec<String>),
+    tx: mpsc::Sender<Msg>,
+) {
+    let mut backoff = Backoff::default();
+    // Tell the model once per outage, not once per attempt, so a panel waiting for the core does
+    // not redraw every retry.
+    let mut announced = false;
+    loop {
+        let outcome = session(
+            &socket,
+            &name,
+            &requests,
+            &topics,
+            &components,
+            &tx,
+            &mut backoff,
+            &mut announced,
+        )
+        .await;
+        if tx.is_closed() {
+            return;
+        }
+        let reason = match outcome {
+            Ok(()) => "the core closed the connection".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if !announced {
+            tracing::warn!(cause = %reason, "core unreachable, retrying");
+            if tx.send(Msg::Disconnected { reason }).await.is_err() {
+                return;
+            }
+            announced = true;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// One connection: snapshot, subscribe, then events until it ends.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    socket: &Path,
+    name: &str,
+    requests: &[Request],
+    topics: &[Topic],
+    components: &[String],
+    tx: &mpsc::Sender<Msg>,
+    backoff: &mut Backoff,
+    announced: &mut bool,
+) -> Result<(), ClientError> {
+    let mut client = Client::connect(socket, name).await?;
+    backoff.reset();
+    *announced = false;
+    tracing::info!(socket = %socket.display(), "connected to the core");
+    if tx.send(Msg::Connected).await.is_err() {
+        return Ok(());
+    }
+    // The snapshot comes before the subscription: an event in between is missed, but the next
+    // change of that component sends its whole status again.
+    for request in requests {
+        let answer = match client.request(request.clone()).await {
+            Ok(response) => Ok(response),
+            Err(ClientError::Server { message, .. }) => Err(message),
+            Err(e) => return Err(e),
+        };
+        if tx.send(Msg::Snapshot(answer)).await.is_err() {
+            return Ok(());
+        }
+    }
+    client.subscribe(topics, components).await?;
+    while let Some(event) = client.next_event().await? {
+        if tx.send(Msg::Event(event)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Carries out the operator's requests one at a time, each on a fresh connection, and reports
+/// every answer back as [`Msg::Reply`].
+async fn carry_out(
+    socket: PathBuf,
+    name: String,
+    mut requests: mpsc::Receiver<(u64, Request)>,
+    tx: mpsc::Sender<Msg>,
+) {
+    while let Some((id, request)) = requests.recv().await {
+        tracing::info!(?request, "operator request");
+        let result = match Client::connect(&socket, &name).await {
+            Ok(mut client) => client.request(request).await,
+            Err(e) => Err(e),
+        };
+        let result = result.map_err(|e| match e {
+            ClientError::Server { message, .. } => message,
+            other => other.to_string(),
+        });
+        if let Err(message) = &result {
+            tracing::warn!(cause = %message, "operator request failed");
+        }
+        if tx.send(Msg::Reply { id, result }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A tracing subscriber writing to the panel's log file. Failing to log is not a reason to fail
+/// the panel: it then runs without logs.
+fn init_logging(opts: &PanelOptions) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    let path = opts
+        .log_file
+        .clone()
+        .unwrap_or_else(|| opts.default_log_file());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok()?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("hms=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(writer)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{
+        ClientMessage, Event, Frame, MAX_LINE, NoticeLevel, PROTOCOL_VERSION, Response,
+        ServerMessage, encode, read_frame,
+    };
+    use tokio::io::{AsyncWriteExt, BufReader};
+    use tokio::net::{UnixListener, UnixStream};
+
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    async fn recv(rx: &mut mpsc::Receiver<Msg>) -> Msg {
+        tokio::time::timeout(PATIENCE, rx.recv())
+            .await
+            .expect("a message in time")
+            .expect("the channel is open")
+    }
+
+    /// A fake core for one connection: answers the hello, then each request with `answer`, then
+    /// pushes `events` after the subscription and hangs up.
+    async fn fake_core(
+        stream: UnixStream,
+        mut answer: impl FnMut(&Request) -> Response,
+        events: Vec<Event>,
+    ) -> Vec<Request> {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut buf = Vec::new();
+        let mut seen = Vec::new();
+        while let Ok(Some(Frame::Line(line))) = read_frame(&mut reader, &mut buf, MAX_LINE).await {
+            let reply = match serde_json::from_str::<ClientMessage>(&line).expect("valid") {
+                ClientMessage::Hello { .. } => ServerMessage::Hello {
+                    version: PROTOCOL_VERSION,
+                    pid: 1,
+                    data_dir: "/tmp".into(),
+                },
+                ClientMessage::Request { id, request } => {
+                    let response = answer(&request);
+                    let subscribed = matches!(request, Request::Subscribe { .. });
+                    seen.push(request);
+                    write
+                        .write_all(&encode(&ServerMessage::Response { id, response }))
+                        .await
+                        .expect("write");
+                    if subscribed {
+                        for event in &events {
+                            write
+                                .write_all(&encode(&ServerMessage::Event {
+                                    event: event.clone(),
+                                }))
+                                .await
+                                .expect("write");
+                        }
+                        return seen;
+                    }
+                    continue;
+                }
+            };
+            write.write_all(&encode(&reply)).await.expect("write");
+        }
+        seen
+    }
+
+    fn answer(request: &Request) -> Response {
+        match request {
+            Request::Subscribe { .. } => Response::Subscribed,
+            Request::Status { .. } => Response::Status { components: vec![] },
+            _ => Response::Done {
+                message: "done".into(),
+            },
+        }
+    }
+
+    fn notice() -> Event {
+        Event::Notice {
+            level: NoticeLevel::Info,
+            message: "hello".into(),
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_to_two_seconds_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<u64> = (0..6)
+            .map(|_| backoff.next_delay().as_millis() as u64)
+            .collect();
+        assert_eq!(delays, vec![200, 400, 800, 1600, 2000, 2000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), RECONNECT_FIRST);
+    }
+
+    #[tokio::test]
+    async fn listener_waits_for_the_core_then_snapshots_subscribes_and_reconnects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("core.sock");
+        let (tx, mut rx) = mpsc::channel(16);
+        let requests = vec![Request::Status {
+            component: Some("api".into()),
+        }];
+        let task = tokio::spawn(listen(
+            socket.clone(),
+            "panel:test".into(),
+            requests.clone(),
+            (vec![Topic::State], vec!["api".into()]),
+            tx,
+        ));
+        match recv(&mut rx).await {
+            Msg::Disconnected { reason } => {
+                assert!(reason.contains("no core is running"), "{reason}")
+            }
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+
+        let core = UnixListener::bind(&socket).expect("bind");
+        let (stream, _) = tokio::time::timeout(PATIENCE, core.accept())
+            .await
+            .expect("the panel retries")
+            .expect("accept");
+        let seen = fake_core(stream, answer, vec![notice()]).await;
+        assert_eq!(
+            seen,
+            vec![
+                requests[0].clone(),
+                Request::Subscribe {
+                    topics: vec![Topic::State],
+                    components: vec!["api".into()]
+                }
+            ]
+        );
+        assert_eq!(recv(&mut rx).await, Msg::Connected);
+        assert_eq!(
+            recv(&mut rx).await,
+            Msg::Snapshot(Ok(Response::Status { components: vec![] }))
+        );
+        assert_eq!(recv(&mut rx).await, Msg::Event(notice()));
+        assert!(matches!(recv(&mut rx).await, Msg::Disconnected { .. }));
+
+        // The core comes back on the same socket: the panel reconnects by itself.
+        let (stream, _) = tokio::time::timeout(PATIENCE, core.accept())
+            .await
+            .expect("the panel reconnects")
+            .expect("accept");
+        tokio::spawn(fake_core(stream, answer, vec![]));
+        assert_eq!(recv(&mut rx).await, Msg::Connected);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn snapshot_refusals_reach_the_model_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("core.sock");
+        let core = UnixListener::bind(&socket).expect("bind");
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = tokio::spawn(listen(
+            socket.clone(),
+            "panel:test".into(),
+            vec![Request::Status {
+                component: Some("ghost".into()),
+            }],
+            (vec![Topic::State], vec!["ghost".into()]),
+            tx,
+        ));
+        let (stream, _) = core.accept().await.expect("accept");
+        // A core that refuses the status request with an error line.
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(read);
+            let mut buf = Vec::new();
+            while let Ok(Some(Frame::Line(line))) =
+                read_frame(&mut reader, &mut buf, MAX_LINE).await
+            {
+                let reply = match serde_json::from_str::<ClientMessage>(&line).expect("valid") {
+                    ClientMessage::Hello { .. } => ServerMessage::Hello {
+                        version: PROTOCOL_VERSION,
+                        pid: 1,
+                        data_dir: "/tmp".into(),
+                    },
+                    ClientMessage::Request {
+                        id,
+                        request: Request::Status { .. },
+                    } => ServerMessage::Error {
+                        id: Some(id),
+                        code: crate::protocol::ErrorCode::UnknownComponent,
+                        message: "unknown component 'ghost'".into(),
+                    },
+                    ClientMessage::Request { id, .. } => ServerMessage::Response {
+                        id,
+                        response: Response::Subscribed,
+                    },
+                };
+                write.write_all(&encode(&reply)).await.expect("write");
+            }
+        });
+        assert_eq!(recv(&mut rx).await, Msg::Connected);
+        assert_eq!(
+            recv(&mut rx).await,
+            Msg::Snapshot(Err("unknown component 'ghost'".into()))
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn operator_requests_are_answered_or_explained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("core.sock");
+        let (command_tx, command_rx) = mpsc::channel(4);
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = tokio::spawn(carry_out(socket.clone(), "test".into(), command_rx, tx));
+        let restart = Request::Restart {
+            component: "api".into(),
+        };
+
+        command_tx.send((7, restart.clone())).await.expect("send");
+        match recv(&mut rx).await {
+            Msg::Reply {
+                id: 7,
+                result: Err(message),
+            } => assert!(message.contains("no core is running"), "{message}"),
+            other => panic!("expected a failed reply, got {other:?}"),
+        }
+
+        let core = UnixListener::bind(&socket).expect("bind");
+        command_tx.send((8, restart.clone())).await.expect("send");
+        let (stream, _) = core.accept().await.expect("accept");
+        let seen = fake_core(stream, answer, vec![]).await;
+        assert_eq!(seen, vec![restart]);
+        assert_eq!(
+            recv(&mut rx).await,
+            Msg::Reply {
+                id: 8,
+                result: Ok(Response::Done {
+                    message: "done".into()
+                })
+            }
+        );
+        task.abort();
+    }
+
+    #[test]
+    fn a_full_command_queue_answers_the_operator_instead_of_blocking() {
+        let mut model = Model::new(PanelKind::Actions, None, None, None, Theme::default());
+        model.update(Msg::Snapshot(Ok(Response::Status { components: vec![] })));
+        let (commands, _keep) = mpsc::channel(1);
+        commands
+            .try_send((0, Request::Ping))
+            .expect("fills the queue");
+        for c in "status".chars() {
+            apply(
+                &mut model,
+                Msg::Key(crossterm::event::KeyEvent::from(
+                    crossterm::event::KeyCode::Char(c),
+                )),
+                &commands,
+            );
+        }
+        let quit = apply(
+            &mut model,
+            Msg::Key(crossterm::event::KeyEvent::from(
+                crossterm::event::KeyCode::Enter,
+            )),
+            &commands,
+        );
+        assert!(!quit);
+        let super::super::app::Body::Actions(state) = &model.body else {
+            panic!("actions body")
+        };
+        assert_eq!(
+            state.outcome,
+            super::super::actions::Outcome::Error {
+                line: "status".into(),
+                message: "too many commands waiting; try again".into()
+            }
+        );
+    }
+
+    #[test]
+    fn default_log_file_is_per_panel_under_the_data_dir() {
+        let mut opts = PanelOptions::new(PanelKind::Logs, "/tmp/s.sock".into());
+        assert!(opts.default_log_file().ends_with("logs/panel-logs.log"));
+        opts.component = Some("api".into());
+        assert!(opts.default_log_file().ends_with("logs/panel-logs-api.log"));
+        assert_eq!(opts.client_name(), "panel:logs:api");
+    }
+}
