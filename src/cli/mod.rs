@@ -43,6 +43,9 @@ pub struct Cli {
     /// Where the core keeps component logs and state [default: ~/.local/state/hms-console].
     #[arg(long, global = true, env = "HMS_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The tmux server to use (`tmux -L NAME`); default: your usual tmux server.
+    #[arg(long, global = true, env = "HMS_TMUX_SOCKET", value_name = "NAME")]
+    tmux_socket: Option<String>,
     /// More logging (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -95,6 +98,55 @@ enum Command {
     Heal { component: String },
     /// Check a config without running it.
     Validate(FleetArgs),
+    /// Open the console in tmux: an overview window and one window per component. Starts the
+    /// core (the demo fleet unless -c) when none is running.
+    Attach {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// The tmux session's name.
+        #[arg(long, default_value = "hms")]
+        session: String,
+        /// Build the session but do not attach; print its name (for scripts).
+        #[arg(long)]
+        no_attach: bool,
+        /// ASCII icons and borders in the panels.
+        #[arg(long)]
+        ascii: bool,
+    },
+    /// Create or replace a window in the running console session.
+    Layout {
+        #[command(subcommand)]
+        layout: LayoutCommand,
+        #[arg(long, default_value = "hms", global = true)]
+        session: String,
+        /// ASCII icons and borders in the panels.
+        #[arg(long, global = true)]
+        ascii: bool,
+    },
+    /// Run one actions-pane line, e.g. `hms-console action "restart api"`.
+    Action {
+        /// The line, as typed in the actions pane.
+        line: String,
+        /// The component a bare `restart` refers to.
+        #[arg(long)]
+        component: Option<String>,
+    },
+    /// Run one panel in this terminal (tmux panes run these).
+    Panel {
+        /// metrics, logs, status, actions, system-health, component or text.
+        #[arg(value_parser = parse_panel_kind)]
+        kind: crate::model::PanelKind,
+        #[arg(long)]
+        component: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        /// For `text`: which of the component's panels.
+        #[arg(long)]
+        panel: Option<String>,
+        /// ASCII icons and borders (also HMS_ASCII=1).
+        #[arg(long)]
+        ascii: bool,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Internal: started by the core; kills what the core leaves if it is killed.
@@ -103,6 +155,38 @@ enum Command {
         #[arg(long)]
         core_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum LayoutCommand {
+    /// The guide's TwoByTwo window for one component: metrics, logs, status, actions.
+    Twobytwo {
+        /// The component (default: the first).
+        component: Option<String>,
+    },
+    /// A ROWSxCOLS grid of component tiles with system health and actions rows, e.g. `3x3`.
+    Custom {
+        /// ROWSxCOLS, 1 to 12 each.
+        size: String,
+        /// The components for the tiles, in order (default: the fleet's first ones).
+        #[arg(long, value_delimiter = ',')]
+        components: Option<Vec<String>>,
+    },
+    /// A layout file (see layouts/); the window is rebuilt when the file changes.
+    File { path: PathBuf },
+}
+
+fn parse_panel_kind(text: &str) -> Result<crate::model::PanelKind, String> {
+    crate::console::session::panel_kind(text).ok_or_else(|| {
+        format!(
+            "unknown panel kind '{text}'; kinds: {}",
+            crate::model::PanelKind::ALL
+                .iter()
+                .map(|k| k.name().replace('_', "-"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -138,14 +222,21 @@ pub fn main() -> ExitCode {
     let detached_core =
         matches!(cli.command, Command::Up(_)) && std::env::var_os(DETACHED_ENV).is_some();
     let data_dir = crate::paths::data_dir(cli.data_dir.as_deref());
-    let _log_guard = init_logging(&cli, detached_core, &data_dir);
+    // A panel draws on the terminal and logs to its own file; nothing may write to its pane.
+    let is_panel = matches!(cli.command, Command::Panel { .. });
+    let _log_guard = if is_panel {
+        None
+    } else {
+        init_logging(&cli, detached_core, &data_dir)
+    };
     let runtime = match cli.command {
         // The core serves many clients and children: a multi-threaded runtime.
         Command::Up(_) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build(),
-        // A client makes one or two requests: a current-thread runtime starts fastest.
+        // A client makes one or two requests, a panel waits on events: a current-thread runtime
+        // starts fastest and costs least.
         _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
@@ -247,6 +338,62 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             Ok(())
         }
         Command::Reaper { .. } => unreachable!("handled before the runtime starts"),
+        Command::Attach {
+            fleet,
+            session,
+            no_attach,
+            ascii,
+        } => {
+            attach(
+                &fleet,
+                &socket,
+                &data_dir,
+                cli.tmux_socket.as_deref(),
+                &session,
+                no_attach,
+                ascii,
+            )
+            .await
+        }
+        Command::Layout {
+            layout,
+            session,
+            ascii,
+        } => {
+            layout_window(
+                layout,
+                &socket,
+                &data_dir,
+                cli.tmux_socket.as_deref(),
+                &session,
+                ascii,
+            )
+            .await
+        }
+        Command::Action { line, component } => action(&socket, &line, component).await,
+        Command::Panel {
+            kind,
+            component,
+            title,
+            panel,
+            ascii,
+        } => {
+            let mut opts = crate::panel::PanelOptions::new(kind, socket);
+            opts.component = component;
+            opts.title = title;
+            opts.panel = panel;
+            opts.ascii = ascii;
+            let mut log = opts.clone();
+            log.log_file = None;
+            opts.log_file = Some(
+                crate::paths::log_dir(&data_dir).join(
+                    log.default_log_file()
+                        .file_name()
+                        .map_or_else(|| "panel.log".into(), |n| n.to_os_string()),
+                ),
+            );
+            crate::panel::run(opts).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -281,7 +428,7 @@ async fn connect(socket: &Path) -> Result<Client> {
 async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
     let fleet = load_fleet(&args.fleet)?;
     if args.detach {
-        return detach(&args, &socket, &data_dir, &fleet).await;
+        return detach(&args.fleet, &socket, &data_dir, &fleet).await;
     }
     if fleet.source == DEMO_FLEET_NAME {
         tracing::info!("no config given and no ./hms.toml: running the embedded demo fleet");
@@ -296,7 +443,12 @@ async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
 }
 
 /// Starts this binary again as a background core and waits until it answers.
-async fn detach(args: &UpArgs, socket: &Path, data_dir: &Path, fleet: &FleetConfig) -> Result<()> {
+async fn detach(
+    args: &FleetArgs,
+    socket: &Path,
+    data_dir: &Path,
+    fleet: &FleetConfig,
+) -> Result<()> {
     if let Ok(client) = Client::connect(socket, "cli").await {
         bail!(
             "a core is already running on {} (pid {})",
@@ -312,9 +464,9 @@ async fn detach(args: &UpArgs, socket: &Path, data_dir: &Path, fleet: &FleetConf
         .arg("--data-dir")
         .arg(data_dir)
         .arg("up");
-    if let Some(c) = &args.fleet.config {
+    if let Some(c) = &args.config {
         cmd.arg("--config").arg(std::path::absolute(c)?);
-    } else if let Some(p) = &args.fleet.procfile {
+    } else if let Some(p) = &args.procfile {
         cmd.arg("--procfile").arg(std::path::absolute(p)?);
     } else if fleet.source != DEMO_FLEET_NAME {
         cmd.arg("--config").arg(std::path::absolute(&fleet.source)?);
@@ -458,6 +610,159 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
             }
             println!("{}", output::log_line(&line));
         }
+    }
+    Ok(())
+}
+
+fn tmux_driver(tmux_socket: Option<&str>) -> crate::tmux::driver::Tmux {
+    match tmux_socket {
+        Some(name) if !name.is_empty() => crate::tmux::driver::Tmux::with_socket(name),
+        _ => crate::tmux::driver::Tmux::default_server(),
+    }
+}
+
+fn console_options(
+    socket: &Path,
+    data_dir: &Path,
+    session: &str,
+    ascii: bool,
+) -> Result<crate::console::session::ConsoleOptions> {
+    Ok(crate::console::session::ConsoleOptions {
+        session: session.to_string(),
+        socket: std::path::absolute(socket)?,
+        data_dir: std::path::absolute(data_dir)?,
+        exe: crate::console::session::this_program()
+            .context("while finding this program's path for the panes")?,
+        ascii,
+    })
+}
+
+/// The fleet's component names, from the running core.
+async fn fleet_names(socket: &Path) -> Result<Vec<String>> {
+    let mut client = connect(socket).await?;
+    match client.request(Request::Status { component: None }).await? {
+        Response::Status { components } => Ok(components.into_iter().map(|c| c.name).collect()),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+async fn attach(
+    fleet_args: &FleetArgs,
+    socket: &Path,
+    data_dir: &Path,
+    tmux_socket: Option<&str>,
+    session: &str,
+    no_attach: bool,
+    ascii: bool,
+) -> Result<()> {
+    if Client::connect(socket, "cli").await.is_err() {
+        let fleet = load_fleet(fleet_args)?;
+        detach(fleet_args, socket, data_dir, &fleet).await?;
+    }
+    let fleet = fleet_names(socket).await?;
+    let driver = tmux_driver(tmux_socket);
+    let opts = console_options(socket, data_dir, session, ascii)?;
+    let size = if no_attach {
+        (200, 50)
+    } else {
+        crossterm::terminal::size().unwrap_or((200, 50))
+    };
+    let console = crate::console::session::attach_session(&driver, &opts, &fleet, size)
+        .await
+        .context("while building the tmux session")?;
+    if no_attach {
+        println!("{session}");
+        return Ok(());
+    }
+    use crate::tmux::driver::TmuxDriver;
+    if std::env::var_os("TMUX").is_some_and(|v| !v.is_empty()) && tmux_socket.is_none() {
+        driver.switch_client(session).await?;
+        return Ok(());
+    }
+    let _ = console;
+    use std::os::unix::process::CommandExt;
+    let err = driver.attach_command(session).exec();
+    Err(anyhow::Error::new(err).context("while running tmux attach"))
+}
+
+async fn layout_window(
+    layout: LayoutCommand,
+    socket: &Path,
+    data_dir: &Path,
+    tmux_socket: Option<&str>,
+    session: &str,
+    ascii: bool,
+) -> Result<()> {
+    use crate::console::session::{LayoutSource, absolute, build, parse_grid_size};
+    use crate::tmux::driver::TmuxDriver;
+    let source = match layout {
+        LayoutCommand::Twobytwo { component } => LayoutSource::TwoByTwo(component),
+        LayoutCommand::Custom { size, components } => {
+            let (rows, cols) = parse_grid_size(&size)?;
+            LayoutSource::Custom {
+                rows,
+                cols,
+                components,
+            }
+        }
+        LayoutCommand::File { path } => {
+            // Check the file before touching tmux: a bad layout changes nothing.
+            crate::tmux::layout::Grid::load(&path)?;
+            LayoutSource::File(absolute(&path))
+        }
+    };
+    let fleet = fleet_names(socket).await?;
+    let driver = tmux_driver(tmux_socket);
+    if !driver.has_session(session).await? {
+        bail!("no tmux session '{session}'; open the console first with `hms-console attach`");
+    }
+    let opts = console_options(socket, data_dir, session, ascii)?;
+    let window = build(&driver, &opts, &source, &fleet).await?;
+    driver.select_window(window.window).await?;
+    println!(
+        "window '{}' ({} panes) in session '{session}'",
+        window.name,
+        window.panes.len()
+    );
+    Ok(())
+}
+
+async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<()> {
+    use crate::console::{ActionLine, ParseContext, help_text, parse, to_request};
+    let fleet = match fleet_names(socket).await {
+        Ok(f) => f,
+        // `help` works without a core.
+        Err(_) if line.trim_start().starts_with("help") => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let ctx = ParseContext::new(fleet, component.as_deref());
+    let parsed = parse(line, &ctx)?;
+    let Some(request) = to_request(&parsed) else {
+        if let ActionLine::Help(topic) = parsed {
+            let text = help_text(topic);
+            if text.ends_with('\n') {
+                print!("{text}");
+            } else {
+                println!("{text}");
+            }
+        }
+        return Ok(());
+    };
+    let mut client = connect(socket).await?;
+    match client.request(request).await? {
+        Response::Done { message } => println!("{message}"),
+        Response::Status { components } => {
+            print!(
+                "{}",
+                output::status_table(&components, std::time::SystemTime::now())
+            )
+        }
+        Response::Logs { lines } => {
+            for l in &lines {
+                println!("{}", output::log_line(l));
+            }
+        }
+        other => println!("{other:?}"),
     }
     Ok(())
 }

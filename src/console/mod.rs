@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod session;
 
 pub use command::{ActionLine, ParseContext, ParseError, Verb, help_text, parse, to_request};

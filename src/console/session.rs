@@ -1,0 +1,447 @@
+//! Building the operator's tmux session: the §3.2 overview, one §3.1 TwoByTwo window per component,
+//! and windows from layout files, each pane started with its `hms-console panel …` command.
+//!
+//! Each window we build carries its layout's source in the window option `@hms-layout` (e.g.
+//! `twobytwo:api`, `custom:3x3:a,b,c`, `file:/abs/path.toml`), so whoever re-lays it out later
+//! (after a resize, or when its layout file changes) can compile the same grid again from tmux
+//! alone. This module only drives tmux through [`TmuxDriver`]; it never talks to the core.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::PanelKind;
+use crate::tmux::driver::{
+    ManagedWindow, NewSession, OptionScope, PaneId, SessionState, TmuxDriver, TmuxError, WindowId,
+    build_window, ensure_session,
+};
+use crate::tmux::layout::{Grid, LayoutError, Panel};
+
+/// The window option that records a window's layout source.
+pub const LAYOUT_OPTION: &str = "@hms-layout";
+
+/// Errors building the console.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// tmux refused or failed.
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
+    /// The layout is not valid or cannot be built.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A `RxC` grid size that does not parse.
+    #[error("invalid grid size '{0}': write ROWSxCOLS, e.g. 3x3 (1 to 12 each)")]
+    GridSize(String),
+    /// A layout names a component the fleet does not have.
+    #[error("unknown component '{name}'; known components: {known}")]
+    UnknownComponent { name: String, known: String },
+}
+
+/// What the console needs to start panels.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// The tmux session's name.
+    pub session: String,
+    /// The core's socket, passed to every panel.
+    pub socket: PathBuf,
+    /// The data directory, passed to every panel (their logs go there).
+    pub data_dir: PathBuf,
+    /// This program, as an absolute path (tmux runs pane commands through a shell elsewhere).
+    pub exe: PathBuf,
+    /// Panels draw ASCII icons and borders.
+    pub ascii: bool,
+}
+
+/// Where a window's grid comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutSource {
+    /// The §3.2 overview of the whole fleet.
+    Overview,
+    /// The §3.1 window of one component (the first when `None`).
+    TwoByTwo(Option<String>),
+    /// `Custom(rows, cols)`: component tiles in order, then system health and actions rows.
+    Custom {
+        rows: u8,
+        cols: u8,
+        components: Option<Vec<String>>,
+    },
+    /// A layout file.
+    File(PathBuf),
+}
+
+impl LayoutSource {
+    /// The `@hms-layout` tag.
+    pub fn tag(&self) -> String {
+        match self {
+            LayoutSource::Overview => "overview".into(),
+            LayoutSource::TwoByTwo(c) => format!("twobytwo:{}", c.as_deref().unwrap_or("")),
+            LayoutSource::Custom {
+                rows,
+                cols,
+                components,
+            } => format!(
+                "custom:{rows}x{cols}:{}",
+                components.as_ref().map(|c| c.join(",")).unwrap_or_default()
+            ),
+            LayoutSource::File(p) => format!("file:{}", p.display()),
+        }
+    }
+
+    /// Reads a tag back.
+    pub fn from_tag(tag: &str) -> Option<LayoutSource> {
+        let (kind, rest) = tag.split_once(':').unwrap_or((tag, ""));
+        match kind {
+            "overview" => Some(LayoutSource::Overview),
+            "twobytwo" => Some(LayoutSource::TwoByTwo(
+                (!rest.is_empty()).then(|| rest.to_string()),
+            )),
+            "custom" => {
+                let (size, comps) = rest.split_once(':').unwrap_or((rest, ""));
+                let (rows, cols) = parse_grid_size(size).ok()?;
+                Some(LayoutSource::Custom {
+                    rows,
+                    cols,
+                    components: (!comps.is_empty())
+                        .then(|| comps.split(',').map(str::to_string).collect()),
+                })
+            }
+            "file" => Some(LayoutSource::File(PathBuf::from(rest))),
+            _ => None,
+        }
+    }
+
+    /// The window name: `overview`, the component's name, `custom-3x3`, or the layout's name.
+    pub fn window_name(&self, grid: &Grid) -> String {
+        match self {
+            LayoutSource::Overview => "overview".into(),
+            LayoutSource::TwoByTwo(_) => grid
+                .panels()
+                .iter()
+                .find_map(|p| p.component.clone())
+                .unwrap_or_else(|| "twobytwo".into()),
+            LayoutSource::Custom { rows, cols, .. } => format!("custom-{rows}x{cols}"),
+            LayoutSource::File(_) => grid.name().to_string(),
+        }
+    }
+
+    /// The grid for a fleet.
+    pub fn grid(&self, fleet: &[String]) -> Result<Grid, ConsoleError> {
+        let check = |name: &str| -> Result<(), ConsoleError> {
+            if fleet.iter().any(|c| c == name) {
+                Ok(())
+            } else {
+                Err(ConsoleError::UnknownComponent {
+                    name: name.to_string(),
+                    known: fleet.join(", "),
+                })
+            }
+        };
+        match self {
+            LayoutSource::Overview => {
+                let (rows, cols) = overview_size(fleet.len());
+                Ok(Grid::custom(rows.into(), cols.into(), fleet)?)
+            }
+            LayoutSource::TwoByTwo(c) => {
+                let name = match c {
+                    Some(c) => {
+                        check(c)?;
+                        c.clone()
+                    }
+                    None => fleet.first().cloned().unwrap_or_default(),
+                };
+                Ok(Grid::two_by_two(&name))
+            }
+            LayoutSource::Custom {
+                rows,
+                cols,
+                components,
+            } => {
+                let list = match components {
+                    Some(list) => {
+                        for c in list {
+                            check(c)?;
+                        }
+                        list.clone()
+                    }
+                    None => {
+                        let tiles = tile_count(*rows, *cols);
+                        fleet.iter().take(tiles).cloned().collect()
+                    }
+                };
+                Ok(Grid::custom((*rows).into(), (*cols).into(), &list)?.bind_fleet(fleet))
+            }
+            LayoutSource::File(path) => Ok(Grid::load(path)?.bind_fleet(fleet)),
+        }
+    }
+}
+
+/// How many component tiles `Grid::custom(rows, cols)` has.
+fn tile_count(rows: u8, cols: u8) -> usize {
+    let tile_rows = match rows {
+        0 | 1 => rows,
+        2 => 1,
+        r => r - 2,
+    };
+    usize::from(tile_rows) * usize::from(cols)
+}
+
+/// The overview grid for `n` components: at most three tiles across (four when that leaves no
+/// hole), tile rows as needed, then the system health and actions rows.
+pub fn overview_size(n: usize) -> (u8, u8) {
+    let n = n.max(1);
+    let cols = if n <= 3 {
+        n
+    } else if n % 3 == 0 || n % 4 != 0 {
+        3
+    } else {
+        4
+    };
+    let tile_rows = n.div_ceil(cols);
+    ((tile_rows + 2).min(12) as u8, cols as u8)
+}
+
+/// Parses `RxC` (e.g. `3x3`).
+pub fn parse_grid_size(text: &str) -> Result<(u8, u8), ConsoleError> {
+    let bad = || ConsoleError::GridSize(text.to_string());
+    let (r, c) = text.split_once(['x', 'X', '×']).ok_or_else(bad)?;
+    let r: u8 = r.trim().parse().map_err(|_| bad())?;
+    let c: u8 = c.trim().parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&r) || !(1..=12).contains(&c) {
+        return Err(bad());
+    }
+    Ok((r, c))
+}
+
+/// Quotes one word for `sh`. Written by hand because it is one line: single quotes, and each `'`
+/// inside as `'\''`.
+pub fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// The shell command that starts a panel's process in a pane.
+pub fn panel_command(opts: &ConsoleOptions, panel: &Panel) -> String {
+    let mut cmd = vec![
+        sh_quote(&opts.exe.to_string_lossy()),
+        "--socket".into(),
+        sh_quote(&opts.socket.to_string_lossy()),
+        "--data-dir".into(),
+        sh_quote(&opts.data_dir.to_string_lossy()),
+        "panel".into(),
+        panel.kind.name().replace('_', "-"),
+    ];
+    if let Some(c) = &panel.component {
+        cmd.push("--component".into());
+        cmd.push(sh_quote(c));
+    }
+    cmd.push("--title".into());
+    cmd.push(sh_quote(&panel.display_title()));
+    if opts.ascii {
+        cmd.push("--ascii".into());
+    }
+    // `exec`: the panel replaces the shell, so the pane's process is the panel itself.
+    format!("exec {}", cmd.join(" "))
+}
+
+/// Builds (or replaces) one window from a layout source and tags it.
+pub async fn build<D: TmuxDriver>(
+    driver: &D,
+    opts: &ConsoleOptions,
+    source: &LayoutSource,
+    fleet: &[String],
+) -> Result<ManagedWindow, ConsoleError> {
+    let grid = source.grid(fleet)?;
+    let name = source.window_name(&grid);
+    let window = build_window(driver, &opts.session, &name, &grid, |p| {
+        panel_command(opts, p)
+    })
+    .await?;
+    driver
+        .set_option(
+            &OptionScope::Window(window.window),
+            LAYOUT_OPTION,
+            &source.tag(),
+        )
+        .await?;
+    Ok(window)
+}
+
+/// What [`attach_session`] did.
+#[derive(Debug)]
+pub struct Console {
+    pub state: SessionState,
+    /// The windows built now (none when an existing session was reused).
+    pub windows: Vec<ManagedWindow>,
+}
+
+/// Makes the operator's session: reuses it when it exists (never a duplicate); otherwise creates
+/// it with the overview and one TwoByTwo window per component, overview selected.
+pub async fn attach_session<D: TmuxDriver>(
+    driver: &D,
+    opts: &ConsoleOptions,
+    fleet: &[String],
+    size: (u16, u16),
+) -> Result<Console, ConsoleError> {
+    let state = ensure_session(
+        driver,
+        &NewSession {
+            name: opts.session.clone(),
+            window_name: "hms-starting".into(),
+            width: size.0,
+            height: size.1,
+            command: None,
+        },
+    )
+    .await?;
+    if state == SessionState::Reused {
+        let windows = driver.list_windows(&opts.session).await?;
+        if windows.iter().any(|w| w.name == "overview") {
+            return Ok(Console {
+                state,
+                windows: Vec::new(),
+            });
+        }
+    }
+    let mut windows = vec![build(driver, opts, &LayoutSource::Overview, fleet).await?];
+    for c in fleet {
+        windows.push(
+            build(
+                driver,
+                opts,
+                &LayoutSource::TwoByTwo(Some(c.clone())),
+                fleet,
+            )
+            .await?,
+        );
+    }
+    // The placeholder window the session was created with.
+    for w in driver.list_windows(&opts.session).await? {
+        if w.name == "hms-starting" {
+            driver.kill_window(w.id).await?;
+        }
+    }
+    driver.select_window(windows[0].window).await?;
+    Ok(Console { state, windows })
+}
+
+/// Rebuilds a managed window's grid from tmux alone (its `@hms-layout` tag and pane list), for
+/// re-laying it out.
+pub async fn managed_from_tmux<D: TmuxDriver>(
+    driver: &D,
+    session: &str,
+    window: WindowId,
+    name: &str,
+    tag: &str,
+    fleet: &[String],
+) -> Result<Option<ManagedWindow>, ConsoleError> {
+    let Some(source) = LayoutSource::from_tag(tag) else {
+        return Ok(None);
+    };
+    let grid = source.grid(fleet)?;
+    let panes = driver.list_panes(window).await?;
+    let compiled = crate::tmux::layout::compile(&grid, 80, 24)?;
+    let order = compiled.leaf_panels();
+    if order.len() != panes.len() {
+        return Ok(None);
+    }
+    let mut ids: Vec<PaneId> = panes.iter().map(|p| p.id).collect();
+    ids.sort_by_key(|p| p.0);
+    Ok(Some(ManagedWindow {
+        window,
+        session: session.to_string(),
+        name: name.to_string(),
+        grid,
+        panes: ids.into_iter().zip(order.iter().copied()).collect(),
+    }))
+}
+
+/// The panel kind names accepted on the command line (`system-health` or `system_health`).
+pub fn panel_kind(name: &str) -> Option<PanelKind> {
+    let norm = name.replace('-', "_");
+    PanelKind::ALL.into_iter().find(|k| k.name() == norm)
+}
+
+/// The absolute path of this program, for pane commands.
+pub fn this_program() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .to_string_lossy()
+        .strip_suffix(" (deleted)")
+        .map_or(exe.clone(), PathBuf::from))
+}
+
+/// An absolute path for a layout file, so the tag stays valid from anywhere.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        for s in [
+            LayoutSource::Overview,
+            LayoutSource::TwoByTwo(Some("api".into())),
+            LayoutSource::TwoByTwo(None),
+            LayoutSource::Custom {
+                rows: 3,
+                cols: 3,
+                components: Some(vec!["a".into(), "b".into()]),
+            },
+            LayoutSource::Custom {
+                rows: 2,
+                cols: 4,
+                components: None,
+            },
+            LayoutSource::File("/x/y.toml".into()),
+        ] {
+            assert_eq!(LayoutSource::from_tag(&s.tag()), Some(s));
+        }
+    }
+
+    #[test]
+    fn the_overview_fits_the_fleet() {
+        assert_eq!(overview_size(1), (3, 1));
+        assert_eq!(overview_size(3), (3, 3));
+        assert_eq!(overview_size(4), (3, 4));
+        assert_eq!(overview_size(5), (4, 3));
+        assert_eq!(overview_size(9), (5, 3));
+        let fleet: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
+        let grid = LayoutSource::Overview.grid(&fleet).unwrap();
+        let tiles = grid
+            .panels()
+            .iter()
+            .filter(|p| p.kind == PanelKind::Component && p.component.is_some())
+            .count();
+        assert_eq!(tiles, 5);
+    }
+
+    #[test]
+    fn grid_sizes_parse_and_bad_ones_are_explained() {
+        assert_eq!(parse_grid_size("3x3").unwrap(), (3, 3));
+        assert_eq!(parse_grid_size("2X4").unwrap(), (2, 4));
+        assert!(parse_grid_size("0x3").is_err());
+        assert!(
+            parse_grid_size("three")
+                .unwrap_err()
+                .to_string()
+                .contains("ROWSxCOLS")
+        );
+    }
+
+    #[test]
+    fn panel_commands_quote_every_word() {
+        let opts = ConsoleOptions {
+            session: "hms".into(),
+            socket: "/tmp/it's here/core.sock".into(),
+            data_dir: "/tmp/d".into(),
+            exe: "/usr/bin/hms-console".into(),
+            ascii: false,
+        };
+        let panel = Panel::new(PanelKind::SystemHealth, 0, 0).title("System Health");
+        let cmd = panel_command(&opts, &panel);
+        assert_eq!(
+            cmd,
+            "exec '/usr/bin/hms-console' --socket '/tmp/it'\\''s here/core.sock' --data-dir '/tmp/d' panel system-health --title 'System Health'"
+        );
+    }
+}
