@@ -189,7 +189,7 @@ pub fn overview_size(n: usize) -> (u8, u8) {
     let n = n.max(1);
     let cols = if n <= 3 {
         n
-    } else if n % 3 == 0 || n % 4 != 0 {
+    } else if n.is_multiple_of(3) || !n.is_multiple_of(4) {
         3
     } else {
         4
