@@ -175,6 +175,12 @@ pub enum Request {
         component: String,
         panel: String,
     },
+    /// A message for the operator (shown in System Health), e.g. from the console watcher when an
+    /// edited layout file is invalid.
+    Notify {
+        level: NoticeLevel,
+        message: String,
+    },
 }
 
 fn default_issue_limit() -> usize {
@@ -535,6 +541,10 @@ mod tests {
             Request::PanelText {
                 component: "svc".into(),
                 panel: "notes".into(),
+            },
+            Request::Notify {
+                level: NoticeLevel::Warning,
+                message: "layout invalid".into(),
             },
         ];
         round_trip(ClientMessage::Hello {

@@ -149,6 +149,15 @@ enum Command {
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Internal: started by `attach`/`layout`; keeps the session's grids in shape after resizes
+    /// and layout-file edits.
+    #[command(hide = true)]
+    ConsoleWatch {
+        #[arg(long, default_value = "hms")]
+        session: String,
+        #[arg(long)]
+        ascii: bool,
+    },
     /// Internal: started by the core; kills what the core leaves if it is killed.
     #[command(hide = true)]
     Reaper {
@@ -299,8 +308,10 @@ fn init_logging(
             .init();
         Some(guard)
     } else {
+        use std::io::IsTerminal;
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init();
         None
@@ -371,6 +382,10 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             .await
         }
         Command::Action { line, component } => action(&socket, &line, component).await,
+        Command::ConsoleWatch { session, ascii } => {
+            let opts = console_options(&socket, &data_dir, &session, ascii)?;
+            crate::console::watch::run(tmux_driver(cli.tmux_socket.as_deref()), opts).await
+        }
         Command::Panel {
             kind,
             component,
@@ -670,6 +685,7 @@ async fn attach(
     let console = crate::console::session::attach_session(&driver, &opts, &fleet, size)
         .await
         .context("while building the tmux session")?;
+    start_watcher(tmux_socket, &opts).await;
     if no_attach {
         println!("{session}");
         return Ok(());
@@ -683,6 +699,44 @@ async fn attach(
     use std::os::unix::process::CommandExt;
     let err = driver.attach_command(session).exec();
     Err(anyhow::Error::new(err).context("while running tmux attach"))
+}
+
+/// Starts the session's console watcher in the background unless one runs already.
+async fn start_watcher(tmux_socket: Option<&str>, opts: &crate::console::session::ConsoleOptions) {
+    let driver = tmux_driver(tmux_socket);
+    if crate::console::watch::running(&driver, &opts.session).await {
+        return;
+    }
+    use crate::console::session::sh_quote;
+    let log = crate::paths::log_dir(&opts.data_dir).join("console-watch.log");
+    let mut words = vec![
+        sh_quote(&opts.exe.to_string_lossy()),
+        "--socket".into(),
+        sh_quote(&opts.socket.to_string_lossy()),
+        "--data-dir".into(),
+        sh_quote(&opts.data_dir.to_string_lossy()),
+    ];
+    if let Some(t) = tmux_socket {
+        words.push("--tmux-socket".into());
+        words.push(sh_quote(t));
+    }
+    words.extend([
+        "console-watch".into(),
+        "--session".into(),
+        sh_quote(&opts.session),
+    ]);
+    if opts.ascii {
+        words.push("--ascii".into());
+    }
+    let line = format!(
+        "{} </dev/null >/dev/null 2>>{}",
+        words.join(" "),
+        sh_quote(&log.to_string_lossy())
+    );
+    // A background job of the tmux server: it lives as long as the server and is reaped by it.
+    if let Err(e) = driver.run(&["run-shell".into(), "-b".into(), line]).await {
+        tracing::warn!(cause = %e, "cannot start the console watcher; resizes will not re-lay out grids");
+    }
 }
 
 async fn layout_window(
@@ -719,6 +773,7 @@ async fn layout_window(
     let opts = console_options(socket, data_dir, session, ascii)?;
     let window = build(&driver, &opts, &source, &fleet).await?;
     driver.select_window(window.window).await?;
+    start_watcher(tmux_socket, &opts).await;
     println!(
         "window '{}' ({} panes) in session '{session}'",
         window.name,

@@ -9,5 +9,6 @@
 
 pub mod command;
 pub mod session;
+pub mod watch;
 
 pub use command::{ActionLine, ParseContext, ParseError, Verb, help_text, parse, to_request};

@@ -316,6 +316,12 @@ impl Supervisor {
                 return;
             }
             Request::Heal { component } => return self.heal_request(&component, reply),
+            Request::Notify { level, message } => {
+                self.notice(level, message);
+                Ok(Response::Done {
+                    message: "noted".into(),
+                })
+            }
             Request::Subscribe { .. } => Err((
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),

@@ -751,9 +751,14 @@ impl TmuxDriver for Tmux {
         value: &str,
     ) -> Result<(), TmuxError> {
         let args = match scope {
-            OptionScope::Session(s) => {
-                strings(["set-option", "-t", &exact_session(s), name, value])
-            }
+            // -t is a pane target in 3.3a: `=NAME:` names the session exactly.
+            OptionScope::Session(s) => strings([
+                "set-option",
+                "-t",
+                &format!("{}:", exact_session(s)),
+                name,
+                value,
+            ]),
             OptionScope::Window(w) => {
                 strings(["set-option", "-w", "-t", &w.to_string(), name, value])
             }

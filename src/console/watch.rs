@@ -1,0 +1,332 @@
+//! The console watcher (`hms-console console-watch`): keeps the operator's tmux session in shape.
+//!
+//! One per session, started by `attach` and `layout` in the background. It attaches a tmux
+//! control-mode client to the session and
+//! - on `%layout-change` of a window we built (tagged `@hms-layout`), compiles that window's grid
+//!   for its new size and re-applies it when tmux's proportional resize has bent it, so a resized
+//!   terminal or pane keeps the grid; an exact layout is left alone, so this cannot loop;
+//! - watches the directory of every layout file a window came from (notify, debounced) and
+//!   rebuilds the window when its file changes. An invalid edit is reported in the session's
+//!   status line and as a notice to the core (shown in System Health); the window keeps its last
+//!   good layout.
+//!
+//! It exits when the session ends (`%exit`). It never talks to the core except to read the fleet's
+//! names and to post notices.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+
+use super::session::{ConsoleOptions, LAYOUT_OPTION, LayoutSource, build, managed_from_tmux};
+use crate::protocol::{NoticeLevel, Request};
+use crate::tmux::control::{ControlClient, Notification};
+use crate::tmux::driver::{ManagedWindow, OptionScope, Tmux, TmuxDriver, WindowId};
+
+/// The session option holding the watcher's pid, so a second one is not started.
+pub const WATCHER_OPTION: &str = "@hms-watcher";
+
+/// A window we manage, as last built.
+struct Watched {
+    managed: ManagedWindow,
+    source: LayoutSource,
+}
+
+/// Runs the watcher until the session ends.
+pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
+    let (client, mut notes) = ControlClient::attach(&tmux, &opts.session)
+        .await
+        .with_context(|| format!("while attaching to tmux session '{}'", opts.session))?;
+    tmux.set_option(
+        &OptionScope::Session(opts.session.clone()),
+        WATCHER_OPTION,
+        &std::process::id().to_string(),
+    )
+    .await?;
+    let (file_tx, mut file_rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(150),
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            if let Ok(events) = result {
+                for e in events {
+                    for p in &e.event.paths {
+                        let _ = file_tx.send(p.clone());
+                    }
+                }
+            }
+        },
+    )
+    .context("while starting the file watcher")?;
+    let mut watched_dirs: Vec<PathBuf> = Vec::new();
+    let mut windows: HashMap<WindowId, Watched> = HashMap::new();
+    refresh(&tmux, &opts, &mut windows).await;
+    watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+    loop {
+        tokio::select! {
+            note = notes.next() => match note {
+                None | Some(Notification::Exit { .. }) => break,
+                Some(Notification::LayoutChange { window, layout, .. }) => {
+                    if !windows.contains_key(&window) {
+                        refresh(&tmux, &opts, &mut windows).await;
+                        watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+                    }
+                    if let Some(w) = windows.get(&window) {
+                        match w.managed.layout_to_apply(&layout) {
+                            Ok(Some(exact)) => {
+                                if let Err(e) = tmux.select_layout(window, &exact).await {
+                                    tracing::warn!(cause = %e, "re-applying the layout failed");
+                                }
+                            }
+                            Ok(None) => {}
+                            // Panes were added or closed by hand: the grid no longer applies.
+                            Err(e) => tracing::debug!(cause = %e, "window no longer matches its grid"),
+                        }
+                    }
+                }
+                Some(Notification::WindowAdd(_)) | Some(Notification::WindowClose(_))
+                | Some(Notification::WindowRenamed { .. }) => {
+                    refresh(&tmux, &opts, &mut windows).await;
+                    watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+                }
+                Some(_) => {}
+            },
+            Some(path) = file_rx.recv() => {
+                // Let a burst of events settle into one rebuild per file.
+                let mut paths = vec![path];
+                while let Ok(p) = file_rx.try_recv() {
+                    paths.push(p);
+                }
+                paths.sort();
+                paths.dedup();
+                for path in paths {
+                    file_changed(&tmux, &opts, &mut windows, &path).await;
+                }
+            }
+        }
+    }
+    let _ = client.close().await;
+    Ok(())
+}
+
+/// Re-reads which windows we manage from their `@hms-layout` tags.
+async fn refresh(tmux: &Tmux, opts: &ConsoleOptions, windows: &mut HashMap<WindowId, Watched>) {
+    let fleet = fleet_names(&opts.socket).await;
+    let Ok(listing) = tmux
+        .run(&[
+            "list-windows".into(),
+            "-t".into(),
+            format!("={}", opts.session),
+            "-F".into(),
+            format!("#{{window_id}}\t#{{window_name}}\t#{{{LAYOUT_OPTION}}}"),
+        ])
+        .await
+    else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for line in listing.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(id), Some(name), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(id) = id
+            .strip_prefix('@')
+            .and_then(|n| n.parse().ok())
+            .map(WindowId)
+        else {
+            continue;
+        };
+        seen.push(id);
+        if tag.is_empty() || windows.contains_key(&id) {
+            continue;
+        }
+        let Some(source) = LayoutSource::from_tag(tag) else {
+            continue;
+        };
+        match managed_from_tmux(tmux, &opts.session, id, name, tag, &fleet).await {
+            Ok(Some(managed)) => {
+                windows.insert(id, Watched { managed, source });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(window = id.0, cause = %e, "cannot manage window"),
+        }
+    }
+    windows.retain(|id, _| seen.contains(id));
+}
+
+fn watch_dirs(
+    windows: &HashMap<WindowId, Watched>,
+    debouncer: &mut notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+    watched: &mut Vec<PathBuf>,
+) {
+    for w in windows.values() {
+        if let LayoutSource::File(path) = &w.source {
+            // Watch the directory, not the file: editors replace files by renaming.
+            let Some(dir) = path.parent().map(Path::to_path_buf) else {
+                continue;
+            };
+            if !watched.contains(&dir) {
+                match debouncer.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => watched.push(dir),
+                    Err(e) => tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch"),
+                }
+            }
+        }
+    }
+}
+
+async fn file_changed(
+    tmux: &Tmux,
+    opts: &ConsoleOptions,
+    windows: &mut HashMap<WindowId, Watched>,
+    path: &Path,
+) {
+    let affected: Vec<WindowId> = windows
+        .iter()
+        .filter(|(_, w)| matches!(&w.source, LayoutSource::File(p) if p == path))
+        .map(|(id, _)| *id)
+        .collect();
+    if affected.is_empty() {
+        return;
+    }
+    if !path.exists() {
+        // Mid-save (rename dance) or deleted: keep what runs.
+        return;
+    }
+    let fleet = fleet_names(&opts.socket).await;
+    let source = LayoutSource::File(path.to_path_buf());
+    if let Err(e) = source.grid(&fleet) {
+        let message = format!("layout not applied, keeping the previous one: {e}");
+        tracing::warn!(%message);
+        report(tmux, opts, &message, NoticeLevel::Error).await;
+        return;
+    }
+    for id in affected {
+        let old_name = windows
+            .get(&id)
+            .map(|w| w.managed.name.clone())
+            .unwrap_or_default();
+        match build(tmux, opts, &source, &fleet).await {
+            Ok(managed) => {
+                // A renamed layout builds a window of a new name: remove the old one.
+                if managed.name != old_name {
+                    let _ = tmux.kill_window(id).await;
+                }
+                windows.remove(&id);
+                let name = managed.name.clone();
+                windows.insert(
+                    managed.window,
+                    Watched {
+                        managed,
+                        source: source.clone(),
+                    },
+                );
+                clear_report(tmux, opts).await;
+                report(
+                    tmux,
+                    opts,
+                    &format!("layout '{name}' reloaded from {}", path.display()),
+                    NoticeLevel::Info,
+                )
+                .await;
+            }
+            Err(e) => {
+                report(
+                    tmux,
+                    opts,
+                    &format!("layout not applied, keeping the previous one: {e}"),
+                    NoticeLevel::Error,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Shows a message in the session's status line and sends it to the core as a notice.
+async fn report(tmux: &Tmux, opts: &ConsoleOptions, message: &str, level: NoticeLevel) {
+    if level == NoticeLevel::Error {
+        let text = message.replace('#', "##");
+        let _ = tmux
+            .set_option(
+                &OptionScope::Session(opts.session.clone()),
+                "status-right",
+                &format!("#[fg=red,bold]{}", truncate(&text, 120)),
+            )
+            .await;
+        let _ = tmux
+            .set_option(
+                &OptionScope::Session(opts.session.clone()),
+                "status-right-length",
+                "130",
+            )
+            .await;
+    }
+    if let Ok(mut client) = crate::client::Client::connect(&opts.socket, "console-watch").await {
+        let _ = client
+            .request(Request::Notify {
+                level,
+                message: message.to_string(),
+            })
+            .await;
+    }
+}
+
+async fn clear_report(tmux: &Tmux, opts: &ConsoleOptions) {
+    let _ = tmux
+        .run(&[
+            "set-option".into(),
+            "-u".into(),
+            "-t".into(),
+            format!("={}:", opts.session),
+            "status-right".into(),
+        ])
+        .await;
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        s.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
+async fn fleet_names(socket: &Path) -> Vec<String> {
+    let Ok(mut client) = crate::client::Client::connect(socket, "console-watch").await else {
+        return Vec::new();
+    };
+    match client.request(Request::Status { component: None }).await {
+        Ok(crate::protocol::Response::Status { components }) => {
+            components.into_iter().map(|c| c.name).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Is a watcher already running for the session (its pid recorded and alive)?
+pub async fn running(tmux: &Tmux, session: &str) -> bool {
+    let Ok(out) = tmux
+        .run(&[
+            "show-options".into(),
+            "-qv".into(),
+            "-t".into(),
+            format!("={session}:"),
+            WATCHER_OPTION.into(),
+        ])
+        .await
+    else {
+        return false;
+    };
+    let Ok(pid) = out.trim().parse::<u32>() else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("console-watch"))
+}
