@@ -10,6 +10,7 @@
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
+//! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
 //! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
 //!   windows of panel panes, control mode).
 //! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
@@ -28,9 +29,11 @@ pub mod model;
 pub mod panel;
 pub mod paths;
 pub mod protocol;
+pub mod terminal;
 pub mod tmux;
 
 pub use healing::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
 };
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
+pub use terminal::{TerminalInterface, TerminalLayout, TerminalMode};

@@ -175,6 +175,13 @@ pub enum Request {
         component: String,
         panel: String,
     },
+    /// A line an operator typed into a component's own input pane (`TerminalInterface`): passed to
+    /// the component as [`Event::PanelInput`], not parsed as a command.
+    PanelInput {
+        component: String,
+        panel: String,
+        line: String,
+    },
     /// A message for the operator (shown in System Health), e.g. from the console watcher when an
     /// edited layout file is invalid.
     Notify {
@@ -272,6 +279,12 @@ pub enum Event {
         component: String,
         command: SupervisorCommand,
     },
+    /// A line typed into a component's own input pane.
+    PanelInput {
+        component: String,
+        panel: String,
+        line: String,
+    },
     /// A text panel changed: `text` is the whole new text, or one appended line when `append`.
     PanelText {
         component: String,
@@ -292,7 +305,7 @@ impl Event {
             Event::Healing { .. } => Topic::Healing,
             Event::Notice { .. } => Topic::Notices,
             Event::Command { .. } => Topic::Commands,
-            Event::PanelText { .. } => Topic::Panels,
+            Event::PanelText { .. } | Event::PanelInput { .. } => Topic::Panels,
         }
     }
 
@@ -303,7 +316,8 @@ impl Event {
             Event::StateChanged { component, .. }
             | Event::Metrics { component, .. }
             | Event::Command { component, .. }
-            | Event::PanelText { component, .. } => Some(component),
+            | Event::PanelText { component, .. }
+            | Event::PanelInput { component, .. } => Some(component),
             Event::Log { line } => Some(&line.component),
             Event::Issue { issue } => Some(&issue.component),
             Event::Healing { record } => Some(&record.issue.component),
@@ -546,6 +560,11 @@ mod tests {
                 level: NoticeLevel::Warning,
                 message: "layout invalid".into(),
             },
+            Request::PanelInput {
+                component: "svc".into(),
+                panel: "input".into(),
+                line: "restart".into(),
+            },
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -659,6 +678,11 @@ mod tests {
                 panel: "notes".into(),
                 text: "line".into(),
                 append: true,
+            },
+            Event::PanelInput {
+                component: "svc".into(),
+                panel: "input".into(),
+                line: "status".into(),
             },
         ];
         for event in events {

@@ -316,6 +316,27 @@ impl Supervisor {
                 return;
             }
             Request::Heal { component } => return self.heal_request(&component, reply),
+            Request::PanelInput {
+                component,
+                panel,
+                line,
+            } => {
+                // Straight to the component that owns the pane; nothing here interprets it.
+                let delivered = self.bus.send(Event::PanelInput {
+                    component: component.clone(),
+                    panel,
+                    line,
+                });
+                match delivered {
+                    Ok(_) => Ok(Response::Done {
+                        message: format!("sent to {component}"),
+                    }),
+                    Err(_) => Err((
+                        ErrorCode::Rejected,
+                        format!("{component} is not listening for input"),
+                    )),
+                }
+            }
             Request::Notify { level, message } => {
                 self.notice(level, message);
                 Ok(Response::Done {

@@ -17,7 +17,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::app::{Body, Effect, Model, clamp_position};
 use super::format;
 use crate::console::{ActionLine, ParseContext, Verb, help_text, parse, to_request};
-use crate::protocol::Response;
+use crate::protocol::{Request, Response};
 
 /// Lines of history kept.
 pub const HISTORY: usize = 100;
@@ -54,6 +54,9 @@ pub struct ActionsState {
     pending: BTreeMap<u64, String>,
     /// Outcome lines scrolled past with PgDn.
     scroll: usize,
+    /// For a component's own input pane (`TerminalInterface`): `(component, panel)`; lines go to
+    /// the component as typed instead of being parsed as commands.
+    pub raw: Option<(String, String)>,
 }
 
 pub(super) fn on_key(model: &mut Model, key: KeyEvent) -> Vec<Effect> {
@@ -205,6 +208,20 @@ impl ActionsState {
             self.history.push(line.clone());
         }
         self.scroll = 0;
+        if let Some((component, panel)) = &self.raw {
+            let id = *next_id;
+            *next_id += 1;
+            self.pending.insert(id, line.clone());
+            self.outcome = Outcome::Pending { line: line.clone() };
+            return vec![Effect::Send {
+                id,
+                request: Request::PanelInput {
+                    component: component.clone(),
+                    panel: panel.clone(),
+                    line,
+                },
+            }];
+        }
         let action = match parse(&line, ctx) {
             Ok(action) => action,
             Err(error) => {

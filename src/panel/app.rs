@@ -158,7 +158,11 @@ impl Model {
             PanelKind::Metrics => Body::Metrics(metrics::MetricsState::default()),
             PanelKind::Logs => Body::Logs(logs::LogsState::default()),
             PanelKind::Status => Body::Status,
-            PanelKind::Actions => Body::Actions(actions::ActionsState::default()),
+            PanelKind::Actions => {
+                let mut state = actions::ActionsState::default();
+                state.raw = component.clone().zip(panel.clone());
+                Body::Actions(state)
+            }
             PanelKind::SystemHealth => Body::SystemHealth(system_health::HealthState::default()),
             PanelKind::Component => Body::Component(component::TileState::default()),
             PanelKind::Text => Body::Text(text::TextState::default()),
@@ -461,6 +465,8 @@ impl Model {
                     status.healing.last_action = Some(record.action);
                 }
             }
+            // Input goes from a pane to its component, never to other panels.
+            Event::PanelInput { .. } => {}
             Event::Notice { level, message, at } => {
                 if let Body::SystemHealth(state) = &mut self.body {
                     state.push_notice(level, message, at);
