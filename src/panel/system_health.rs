@@ -34,6 +34,14 @@ pub struct HealthState {
 
 impl HealthState {
     pub fn push_notice(&mut self, level: NoticeLevel, message: String, at: SystemTime) {
+        // The same message again (a burst of file events, say) refreshes the time only.
+        if let Some(last) = self.notices.back_mut()
+            && last.level == level
+            && last.message == message
+        {
+            last.at = at;
+            return;
+        }
         if self.notices.len() == NOTICES {
             self.notices.pop_front();
         }
@@ -42,7 +50,10 @@ impl HealthState {
 }
 
 pub(super) fn render(model: &Model, state: &HealthState, area: Rect, buf: &mut Buffer) {
-    let notice_rows = state.notices.len().min(NOTICE_ROWS) as u16;
+    // Components come first: notices get what the table leaves, at most NOTICE_ROWS.
+    let table_rows = model.fleet.names().len() as u16 + 1;
+    let room = area.height.saturating_sub(table_rows);
+    let notice_rows = (state.notices.len().min(NOTICE_ROWS) as u16).min(room);
     let [table_area, notice_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(notice_rows)]).areas(area);
     render_table(model, table_area, buf);
