@@ -135,8 +135,14 @@ fn fleet(n: usize) -> String {
 /// Kills the `sleep` child of `parent` 40 times and times each until a new `sleep` child has
 /// exec'd. Returns (median, p95, min) in ms.
 fn time_restarts(parent: u32) -> (f64, f64, f64) {
+    time_restarts_spaced(parent, 40, Duration::from_millis(60))
+}
+
+/// [`time_restarts`] with `n` crashes, each after the child has run for `spacing` (peers restart
+/// at once only after a run of a second or more).
+fn time_restarts_spaced(parent: u32, n: usize, spacing: Duration) -> (f64, f64, f64) {
     let mut samples = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..n {
         let mut old = 0;
         wait(
             "a sleep child",
@@ -150,7 +156,7 @@ fn time_restarts(parent: u32) -> (f64, f64, f64) {
             },
         );
         // Past min_uptime (and the backoff window): each crash follows a stable run.
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(spacing);
         let t0 = Instant::now();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(old as i32),
@@ -179,6 +185,7 @@ fn restart_latency() {
     // The floor on this machine: a shell `while` loop restarting `sleep`, measured the same way.
     let mut shell = Command::new("sh")
         .args(["-c", "while :; do sleep 100000; done"])
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let (sh_med, sh_p95, _) = time_restarts(shell.id());
@@ -242,6 +249,152 @@ fn thousand(idle_secs: u64) {
     );
 }
 
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The same workloads under runit and supervisord, when they are installed
+/// (`apt-get install runit`, `pip install supervisor`).
+fn peers(idle_secs: u64) {
+    if have("runsv") && have("runsvdir") && have("sv") {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one/victim");
+        std::fs::create_dir_all(&one).unwrap();
+        write_run(&one);
+        let mut runsv = Command::new("runsv")
+            .arg(&one)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (med, p95, _) = time_restarts_spaced(runsv.id(), 15, Duration::from_millis(1100));
+        terminate(&mut runsv);
+        println!(
+            "  peer runit (runsv): crash -> restarted median {med:.2} ms, p95 {p95:.2} ms (n=15)"
+        );
+        let many = dir.path().join("many");
+        for i in 0..100 {
+            let svc = many.join(format!("c{i}"));
+            std::fs::create_dir_all(&svc).unwrap();
+            write_run(&svc);
+        }
+        let mut runsvdir = Command::new("runsvdir")
+            .arg(&many)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait("100 runit services", Duration::from_secs(30), || {
+            (0..100).all(|i| many.join(format!("c{i}/supervise/ok")).exists())
+        });
+        let mut samples = Vec::new();
+        for _ in 0..30 {
+            let t0 = Instant::now();
+            let out = Command::new("sh")
+                .args(["-c", &format!("sv status {}/*", many.display())])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        samples.sort_by(f64::total_cmp);
+        println!(
+            "  peer runit: `sv status` of 100 services median {:.2} ms",
+            percentile(&samples, 0.5)
+        );
+        let _ = Command::new("sv")
+            .arg("exit")
+            .args((0..100).map(|i| many.join(format!("c{i}"))))
+            .output();
+        let _ = runsvdir.kill();
+        let _ = runsvdir.wait();
+    } else {
+        println!("  peer runit: not installed (apt-get install runit), skipped");
+    }
+    if have("supervisord") && have("supervisorctl") {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = |n: usize| {
+            let mut c = format!(
+                "[unix_http_server]\nfile={0}/s.sock\n[supervisord]\nlogfile={0}/sd.log\npidfile={0}/sd.pid\n[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n[supervisorctl]\nserverurl=unix://{0}/s.sock\n",
+                dir.path().display()
+            );
+            for i in 0..n {
+                c.push_str(&format!(
+                    "[program:c{i}]\ncommand=sleep 100000\nautorestart=true\nstartsecs=0\n"
+                ));
+            }
+            c
+        };
+        let path = dir.path().join("one.conf");
+        std::fs::write(&path, conf(1)).unwrap();
+        let mut sd = Command::new("supervisord")
+            .args(["-n", "-c"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let (med, p95, _) = time_restarts_spaced(sd.id(), 10, Duration::from_millis(1100));
+        let _ = sd.kill();
+        let _ = sd.wait();
+        println!(
+            "  peer supervisord: crash -> restarted median {med:.2} ms, p95 {p95:.2} ms (n=10)"
+        );
+        let path = dir.path().join("many.conf");
+        std::fs::write(&path, conf(100)).unwrap();
+        let mut sd = Command::new("supervisord")
+            .args(["-n", "-c"])
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        wait("100 supervisord programs", Duration::from_secs(60), || {
+            children(sd.id()).len() >= 100
+        });
+        let mut samples = Vec::new();
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            let _ = Command::new("supervisorctl")
+                .args(["-c"])
+                .arg(&path)
+                .arg("status")
+                .output()
+                .unwrap();
+            samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        samples.sort_by(f64::total_cmp);
+        let rss = rss_mb(sd.id());
+        let cpu = idle_cpu_percent(sd.id(), idle_secs);
+        println!(
+            "  peer supervisord: `supervisorctl status` of 100 median {:.1} ms; 100 idle children RSS {rss:.1} MB, CPU {cpu:.3} %",
+            percentile(&samples, 0.5)
+        );
+        let _ = sd.kill();
+        let _ = sd.wait();
+        let _ = Command::new("pkill")
+            .args(["-f", &dir.path().display().to_string()])
+            .status();
+    } else {
+        println!("  peer supervisord: not installed (pip install supervisor), skipped");
+    }
+}
+
+/// SIGTERM and wait: runsv and supervisord stop their children on TERM.
+fn terminate(child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+fn write_run(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let run = dir.join("run");
+    std::fs::write(&run, "#!/bin/sh\nexec sleep 100000\n").unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
     if std::env::args().any(|a| a == "--list") {
@@ -258,4 +411,7 @@ fn main() {
     restart_latency();
     hundred(idle);
     thousand(idle.min(10));
+    if std::env::var_os("HMS_BENCH_NO_PEERS").is_none() {
+        peers(idle);
+    }
 }
