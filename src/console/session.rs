@@ -137,7 +137,22 @@ impl LayoutSource {
         match self {
             LayoutSource::Overview => {
                 let (rows, cols) = overview_size(fleet.len());
-                Ok(Grid::custom(rows.into(), cols.into(), fleet)?)
+                let grid = Grid::custom(rows.into(), cols.into(), fleet)?;
+                // No empty tiles: the last component's tile takes the rest of its row.
+                let mut panels: Vec<Panel> = grid
+                    .panels()
+                    .iter()
+                    .filter(|p| p.kind != PanelKind::Component || p.component.is_some())
+                    .cloned()
+                    .collect();
+                if let Some(last) = panels
+                    .iter_mut()
+                    .filter(|p| p.kind == PanelKind::Component)
+                    .max_by_key(|p| (p.row, p.col))
+                {
+                    last.colspan = grid.cols() - last.col;
+                }
+                Ok(Grid::new(grid.name(), grid.rows(), grid.cols(), panels)?)
             }
             LayoutSource::TwoByTwo(c) => {
                 let name = match c {
@@ -407,12 +422,18 @@ mod tests {
         assert_eq!(overview_size(9), (5, 3));
         let fleet: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
         let grid = LayoutSource::Overview.grid(&fleet).unwrap();
-        let tiles = grid
+        let tiles: Vec<&Panel> = grid
             .panels()
             .iter()
-            .filter(|p| p.kind == PanelKind::Component && p.component.is_some())
-            .count();
-        assert_eq!(tiles, 5);
+            .filter(|p| p.kind == PanelKind::Component)
+            .collect();
+        assert_eq!(tiles.len(), 5, "no empty tile");
+        assert!(tiles.iter().all(|t| t.component.is_some()));
+        let last = tiles
+            .iter()
+            .find(|t| t.component.as_deref() == Some("c4"))
+            .unwrap();
+        assert_eq!((last.row, last.col, last.colspan), (1, 1, 2));
     }
 
     #[test]
