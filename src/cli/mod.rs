@@ -59,6 +59,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the core with a fleet: -c FILE, --procfile FILE, ./hms.toml, or the embedded demo.
+    #[command(
+        after_help = "Examples:\n  hms-console up                      the embedded demo fleet, in the foreground\n  hms-console up -c hms.toml --detach your fleet, in the background\n  hms-console up --procfile Procfile  a foreman/overmind Procfile\n\nSee examples/hms.toml for every config key."
+    )]
     Up(UpArgs),
     /// Stop every component in reverse dependency order, then the core.
     Down,
@@ -114,6 +117,9 @@ enum Command {
         ascii: bool,
     },
     /// Create or replace a window in the running console session.
+    #[command(
+        after_help = "Examples:\n  hms-console layout custom 3x3\n  hms-console layout custom 2x2 --components api,db\n  hms-console layout twobytwo api\n  hms-console layout file layouts/ops-wide.toml   (edits re-apply it; invalid edits keep the old one)"
+    )]
     Layout {
         #[command(subcommand)]
         layout: LayoutCommand,
@@ -124,6 +130,9 @@ enum Command {
         ascii: bool,
     },
     /// Run one actions-pane line, e.g. `hms-console action "restart api"`.
+    #[command(
+        after_help = "Examples:\n  hms-console action \"restart api\"\n  hms-console action \"status\"\n  hms-console action \"config api log_level=debug\"\n  hms-console action \"help\"          (every command)\n  hms-console action \"help restart\""
+    )]
     Action {
         /// The line, as typed in the actions pane.
         line: String,
