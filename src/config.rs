@@ -474,6 +474,69 @@ pub struct ComponentSpec {
     pub log_patterns: Vec<CompiledLogPattern>,
 }
 
+impl ComponentSpec {
+    /// True when `other` would run and heal the same way. Compared through `Debug` because the
+    /// compiled regexes have no `PartialEq`; their `Debug` is their pattern, and every map here is
+    /// ordered, so equal specs print equally.
+    pub fn same_as(&self, other: &ComponentSpec) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// What a config reload changes, by component name, each list in the new config's start order
+/// (removed ones in the old config's reverse order, so they can be stopped in that order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl ReloadPlan {
+    /// Compares the running fleet with a new, already validated one.
+    pub fn new(old: &FleetConfig, new: &FleetConfig) -> ReloadPlan {
+        let mut plan = ReloadPlan::default();
+        for spec in &new.components {
+            match old.get(&spec.name) {
+                None => plan.added.push(spec.name.clone()),
+                Some(o) if o.same_as(spec) => plan.unchanged.push(spec.name.clone()),
+                Some(_) => plan.changed.push(spec.name.clone()),
+            }
+        }
+        plan.removed = old
+            .components
+            .iter()
+            .rev()
+            .filter(|c| new.get(&c.name).is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        plan
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// One line for the operator: `added: x; changed: y; removed: z` or `no changes`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}: {}", v.join(", ")))
+        .collect();
+        if parts.is_empty() {
+            "no changes".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
 /// A log pattern with its regex compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledLogPattern {
@@ -1123,6 +1186,29 @@ stop_signal = "INT"
         assert_eq!(b.min_uptime, Duration::from_secs(10));
         assert_eq!(b.stop_signal, nix::sys::signal::Signal::SIGINT);
         assert_eq!(a.intensity.max_restarts, 5);
+    }
+
+    #[test]
+    fn a_reload_plan_names_what_was_added_changed_and_removed() {
+        let old = FleetConfig::parse(
+            "[[component]]\nname = \"a\"\ncommand = \"sleep 1\"\n[[component]]\nname = \"b\"\ncommand = \"sleep 1\"\n[[component]]\nname = \"c\"\ncommand = \"sleep 1\"\n",
+            "old",
+            None,
+        )
+        .unwrap();
+        let new = FleetConfig::parse(
+            "[[component]]\nname = \"a\"\ncommand = \"sleep 1\"\n[[component]]\nname = \"b\"\ncommand = \"sleep 2\"\n[[component]]\nname = \"d\"\ncommand = \"sleep 1\"\n",
+            "new",
+            None,
+        )
+        .unwrap();
+        let plan = ReloadPlan::new(&old, &new);
+        assert_eq!(plan.unchanged, ["a"]);
+        assert_eq!(plan.changed, ["b"]);
+        assert_eq!(plan.added, ["d"]);
+        assert_eq!(plan.removed, ["c"]);
+        assert_eq!(plan.summary(), "added: d; changed: b; removed: c");
+        assert!(ReloadPlan::new(&old, &old).is_empty());
     }
 
     #[test]
