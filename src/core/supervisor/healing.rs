@@ -283,6 +283,9 @@ impl Supervisor {
         manual: bool,
     ) -> Result<String, Refusal> {
         let name = self.components[i].spec.name.clone();
+        if self.shutdown.is_some() {
+            return Err((ErrorCode::ShuttingDown, "the core is shutting down".into()));
+        }
         if let Some(e) = &self.components[i].episode {
             return Ok(format!(
                 "{name} is already being healed (issue {}): trying {}",
@@ -339,6 +342,10 @@ impl Supervisor {
     fn episode_step(&mut self, i: usize, step: EpisodeStep) {
         match step {
             EpisodeStep::Wait => {}
+            EpisodeStep::Act { .. } if self.shutdown.is_some() => {
+                // Nothing is healed while everything is being stopped.
+                self.components[i].episode = None;
+            }
             EpisodeStep::Act { action, deadline } => {
                 let c = &mut self.components[i];
                 c.episode_serial += 1;
@@ -571,6 +578,10 @@ impl Supervisor {
     }
 
     fn advance_plan(&mut self, id: u64) {
+        if self.shutdown.is_some() {
+            self.plans.clear();
+            return;
+        }
         loop {
             let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
                 return;
