@@ -314,3 +314,23 @@ async fn a_linked_component_registers_reports_takes_commands_and_fails_without_h
     core.wait_component("svc", "exited", SECS10, |c| c.state == RunState::Exited);
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
+
+#[test]
+fn a_busy_process_crosses_its_cpu_threshold_and_becomes_critical() {
+    let core = Core::start(
+        r#"
+[[component]]
+name = "spinner"
+command = "while :; do :; done"
+[component.thresholds]
+cpu_percent = { degraded = 5.0, critical = 20.0 }
+"#,
+    );
+    let issue = core.wait_issue("spinner", "threshold_exceeded", SECS10);
+    assert_eq!(issue.context["metric"], "cpu");
+    let c = core.wait_component("spinner", "critical", SECS10, |c| {
+        matches!(c.health, HealthStatus::Critical(_))
+    });
+    // Basic level reports a threshold; it does not restart for one.
+    assert_eq!(c.restarts, 0);
+}
