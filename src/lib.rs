@@ -6,6 +6,7 @@
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
+//! - [`supervisor_client`]: the guide's `SupervisorClient` for linked Rust components (§4).
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
@@ -29,6 +30,7 @@ pub mod model;
 pub mod panel;
 pub mod paths;
 pub mod protocol;
+pub mod supervisor_client;
 pub mod terminal;
 pub mod tmux;
 
@@ -36,4 +38,5 @@ pub use healing::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
 };
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
+pub use supervisor_client::SupervisorClient;
 pub use terminal::{TerminalInterface, TerminalLayout, TerminalMode};

@@ -160,6 +160,14 @@ pub enum Request {
     ReportIssue {
         issue: Issue,
     },
+    /// How a command a linked component received ([`Event::Command`]) went: `error` is `None` when
+    /// it was carried out.
+    CommandOutcome {
+        component: String,
+        command: SupervisorCommand,
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// Text for a `text` panel of a component's tmux view (`TerminalInterface::update_panel` /
     /// `append_to_panel`). The core keeps the latest text per panel and pushes it to subscribers.
     PanelUpdate {
@@ -546,6 +554,16 @@ mod tests {
                 metrics: HealthMetrics::default(),
             },
             Request::ReportIssue { issue: issue() },
+            Request::CommandOutcome {
+                component: "svc".into(),
+                command: SupervisorCommand::ClearCache,
+                error: Some("cache locked".into()),
+            },
+            Request::CommandOutcome {
+                component: "svc".into(),
+                command: SupervisorCommand::Restart,
+                error: None,
+            },
             Request::PanelUpdate {
                 component: "svc".into(),
                 panel: "notes".into(),

@@ -18,6 +18,8 @@ pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
         "RSS",
         "LAST EXIT",
         "HEALING",
+        "LAST ISSUE",
+        "LAST ACTION",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for c in components {
@@ -48,6 +50,14 @@ pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
             rss,
             c.last_exit.as_ref().map_or("-".into(), |e| e.to_string()),
             healing,
+            c.healing
+                .last_issue
+                .as_ref()
+                .map_or("-".into(), |i| format!("{} ({})", i.issue_type, i.severity)),
+            c.healing
+                .last_action
+                .as_ref()
+                .map_or("-".into(), |a| truncate(&a.to_string(), 60)),
         ]);
     }
     render(&rows)
@@ -89,6 +99,17 @@ pub fn log_line(line: &LogLine) -> String {
 fn clock(t: SystemTime) -> String {
     let stamp = humantime::format_rfc3339_millis(t).to_string();
     stamp.get(11..23).map_or(stamp.clone(), |s| s.to_string())
+}
+
+/// At most `max` characters, with `…` when cut.
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 fn human_bytes(b: u64) -> String {

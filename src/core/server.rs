@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::supervisor::SupervisorHandle;
+use super::supervisor::{Cmd, ConnId, NO_CONN, SupervisorHandle};
 use crate::protocol::{
     ClientMessage, ErrorCode, Event, Frame, MAX_LINE, NoticeLevel, PROTOCOL_VERSION, Request,
     Response, ServerMessage, Topic, encode, read_frame,
@@ -39,6 +39,8 @@ pub async fn serve(
 ) {
     let tracker = TaskTracker::new();
     let my_uid = nix::unistd::geteuid().as_raw();
+    // Connection ids start after NO_CONN.
+    let mut next_conn: ConnId = NO_CONN;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -47,8 +49,10 @@ pub async fn serve(
                     let handle = handle.clone();
                     let info = info.clone();
                     let cancel = cancel.clone();
+                    next_conn += 1;
+                    let conn = next_conn;
                     tracker.spawn(async move {
-                        connection(stream, my_uid, handle, info, cancel).await;
+                        connection(stream, conn, my_uid, handle, info, cancel).await;
                     });
                 }
                 Err(e) => {
@@ -83,6 +87,7 @@ impl Filter {
 
 async fn connection(
     stream: UnixStream,
+    conn: ConnId,
     my_uid: u32,
     handle: SupervisorHandle,
     info: ServerInfo,
@@ -121,6 +126,8 @@ async fn connection(
     let mut counted_metrics = false;
     let mut greeted = false;
     let mut client_name = String::from("?");
+    // Whether this connection registered a linked component (which ends with the connection).
+    let mut registered = false;
 
     loop {
         let frame = tokio::select! {
@@ -229,11 +236,12 @@ async fn connection(
                     .await;
             }
             ClientMessage::Request { id, request } => {
+                registered |= matches!(request, Request::Register { .. });
                 let handle = handle.clone();
                 let out = out.clone();
                 // Each request runs on its own, so a slow `stop` does not hold up a `status`.
                 tokio::spawn(async move {
-                    let message = match handle.request(request).await {
+                    let message = match handle.request_from(conn, request).await {
                         Ok(response) => ServerMessage::Response { id, response },
                         Err((code, message)) => ServerMessage::Error {
                             id: Some(id),
@@ -251,6 +259,9 @@ async fn connection(
     }
     if counted_metrics {
         handle.metrics_subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+    if registered {
+        let _ = handle.tx.send(Cmd::ConnectionClosed { conn });
     }
     drop(out);
     let _ = writer.await;

@@ -7,7 +7,16 @@
 //! for an earlier life of the component is ignored when it fires.
 //!
 //! It must not block: no file or socket I/O beyond spawning children, signalling them and reading a
-//! few /proc files for `status`.
+//! few /proc files for `status` and metric thresholds. Probes and custom actions run in spawned
+//! tasks that send their outcome back as commands.
+//!
+//! # Layout
+//! - this file: the actor loop, requests, the process lifecycle and restarts through the governor;
+//! - [`healing`]: probes, metric thresholds, log symptoms, recovery episodes and Full-level plans;
+//! - [`linked`]: Rust components linked over the socket (register, reports, heartbeats, panels).
+
+mod healing;
+mod linked;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -22,10 +31,14 @@ use tokio::time::Instant;
 use super::process::{self, LogSink};
 use super::procinfo;
 use crate::config::{ComponentSpec, FleetConfig};
+use crate::healing::detect;
 use crate::healing::policy::{PolicyConfig, RestartDecision, RestartGovernor};
+use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTracker};
+use crate::healing::recovery::RecoveryEpisode;
 use crate::model::{
-    ComponentKind, ComponentStatus, ExitInfo, HealingAction, HealingStatus, HealthStatus, Issue,
-    LogStream, ProcessMetrics, RestartPolicy, RunState, Severity, SupervisorCommand,
+    ComponentKind, ComponentStatus, ExitInfo, HealingAction, HealingStatus, HealthMetrics,
+    HealthStatus, Issue, LogStream, ProcessMetrics, RecoveryRecord, RestartPolicy, RunState,
+    Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Request, Response};
 
@@ -34,10 +47,21 @@ pub type Refusal = (ErrorCode, String);
 /// The answer to a request.
 pub type Reply = oneshot::Sender<Result<Response, Refusal>>;
 
+/// Identifies one client connection; [`NO_CONN`] for requests that come from the core itself.
+pub type ConnId = u64;
+
+/// The connection id of requests made by the core itself (signals, tests).
+pub const NO_CONN: ConnId = 0;
+
 /// What the supervisor receives.
 pub enum Cmd {
-    /// A client's request.
-    Request { request: Request, reply: Reply },
+    /// A client's request, from connection `conn` (a linked component belongs to the connection
+    /// that registered it).
+    Request {
+        request: Request,
+        reply: Reply,
+        conn: ConnId,
+    },
     /// A child exited.
     Exited {
         name: String,
@@ -50,8 +74,24 @@ pub enum Cmd {
         epoch: u64,
         kind: TimerKind,
     },
-    /// An issue found outside the loop (a log pattern matched).
-    Issue(Issue),
+    /// A log pattern matched a line of run `generation`.
+    LogIssue { issue: Issue, generation: u64 },
+    /// A probe started for the component's life `epoch` finished.
+    ProbeResult {
+        name: String,
+        epoch: u64,
+        kind: ProbeKind,
+        ticket: ProbeTicket,
+        outcome: ProbeOutcome,
+    },
+    /// A recovery action's command finished (`serial` names the attempt).
+    ActionDone { name: String, serial: u64, ok: bool },
+    /// The deadline of a recovery attempt (`serial`) has come.
+    EpisodeDeadline { name: String, serial: u64 },
+    /// A Full-level plan's wait for health may be over.
+    PlanDeadline { plan: u64 },
+    /// A client connection ended (its linked components are gone with it).
+    ConnectionClosed { conn: ConnId },
 }
 
 /// What a timer is for.
@@ -65,6 +105,10 @@ pub enum TimerKind {
     Stable,
     /// The breaker's cooldown is over: one half-open trial.
     TrialDue,
+    /// A liveness or readiness probe is due.
+    Probe(ProbeKind),
+    /// A linked component's heartbeat deadline.
+    Heartbeat,
 }
 
 /// Handles shared with the server.
@@ -79,8 +123,21 @@ pub struct SupervisorHandle {
 impl SupervisorHandle {
     /// Sends a request and waits for the answer.
     pub async fn request(&self, request: Request) -> Result<Response, Refusal> {
+        self.request_from(NO_CONN, request).await
+    }
+
+    /// Sends a request made on connection `conn` and waits for the answer.
+    pub async fn request_from(&self, conn: ConnId, request: Request) -> Result<Response, Refusal> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Request { request, reply }).is_err() {
+        if self
+            .tx
+            .send(Cmd::Request {
+                request,
+                reply,
+                conn,
+            })
+            .is_err()
+        {
             return Err((ErrorCode::ShuttingDown, "the core is shutting down".into()));
         }
         rx.await
@@ -121,6 +178,31 @@ struct Component {
     log: Arc<LogSink>,
     last_reading: Option<procinfo::Reading>,
     metrics: Option<ProcessMetrics>,
+    kind: ComponentKind,
+    /// Liveness and readiness trackers for the current run (restarted on each spawn).
+    liveness: Option<ProbeTracker>,
+    readiness: Option<ProbeTracker>,
+    /// True when the component has no readiness probe or its probe passed in this run;
+    /// dependents start only once it is running and ready.
+    ready: bool,
+    /// What the metric thresholds say (Healthy without thresholds).
+    threshold_health: HealthStatus,
+    /// The process is being killed by the healing path: carry this out when it has exited.
+    after_kill: Option<RestartDecision>,
+    /// The recovery episode in progress (Advanced/Full, or `heal` by hand).
+    episode: Option<RecoveryEpisode>,
+    /// Bumped for each attempt of an episode; deadlines and action results carry it.
+    episode_serial: u64,
+    /// A restart in this episode is a hard kill (the process is hung: SIGTERM would wait).
+    episode_hard: bool,
+    /// The attempt's command is still running: its effect is judged when it has finished.
+    action_running: bool,
+    /// The latest healing records, newest last.
+    records: VecDeque<RecoveryRecord>,
+    /// What a linked component reported last.
+    reported: Option<HealthMetrics>,
+    /// Set for linked components.
+    linked: Option<linked::Linked>,
 }
 
 impl Component {
@@ -142,6 +224,17 @@ pub struct Supervisor {
     issues: VecDeque<Issue>,
     /// Answered once every component is stopped after a `Shutdown`.
     shutdown: Option<Vec<Reply>>,
+    /// Components whose metric thresholds are sampled on the metrics tick (only these cost
+    /// anything there).
+    threshold_watch: Vec<usize>,
+    /// Components whose status changed while handling the current command: their episodes and
+    /// the plans waiting on them are fed once the command is handled (never re-entrantly).
+    dirty: Vec<usize>,
+    /// Full-level recovery plans being carried out.
+    plans: Vec<healing::PlanRun>,
+    next_plan: u64,
+    /// Text panels of linked components, by (component, panel).
+    panels: HashMap<(String, String), linked::PanelBuf>,
 }
 
 /// How many recent issues the core keeps for `hms-console issues`.
@@ -190,12 +283,34 @@ impl Supervisor {
                 start_waiters: Vec::new(),
                 last_reading: None,
                 metrics: None,
+                kind: ComponentKind::Process,
+                liveness: None,
+                readiness: None,
+                ready: true,
+                threshold_health: HealthStatus::Healthy,
+                after_kill: None,
+                episode: None,
+                episode_serial: 0,
+                episode_hard: false,
+                action_running: false,
+                records: VecDeque::new(),
+                reported: None,
+                linked: None,
             })
             .collect();
         let index = components
             .iter()
             .enumerate()
             .map(|(i, c)| (c.spec.name.clone(), i))
+            .collect();
+        let threshold_watch = components
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                let t = &c.spec.thresholds;
+                t.cpu_percent.is_some() || t.rss_mb.is_some()
+            })
+            .map(|(i, _)| i)
             .collect();
         let handle = SupervisorHandle {
             tx: tx.clone(),
@@ -213,6 +328,11 @@ impl Supervisor {
                 metrics_subscribers,
                 issues: VecDeque::new(),
                 shutdown: None,
+                threshold_watch,
+                dirty: Vec::new(),
+                plans: Vec::new(),
+                next_plan: 0,
+                panels: HashMap::new(),
             },
             handle,
             rx,
@@ -240,6 +360,8 @@ impl Supervisor {
                     if self.metrics_subscribers.load(Ordering::Relaxed) > 0 {
                         self.publish_metrics();
                     }
+                    self.check_all_thresholds();
+                    self.settle();
                 }
             }
         }
@@ -247,15 +369,31 @@ impl Supervisor {
 
     fn handle(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Request { request, reply } => self.on_request(request, reply),
+            Cmd::Request {
+                request,
+                reply,
+                conn,
+            } => self.on_request(request, reply, conn),
             Cmd::Exited {
                 name,
                 generation,
                 status,
             } => self.on_exit(&name, generation, status),
             Cmd::Timer { name, epoch, kind } => self.on_timer(&name, epoch, kind),
-            Cmd::Issue(issue) => self.record_issue(issue),
+            Cmd::LogIssue { issue, generation } => self.on_log_issue(issue, generation),
+            Cmd::ProbeResult {
+                name,
+                epoch,
+                kind,
+                ticket,
+                outcome,
+            } => self.on_probe_result(&name, epoch, kind, ticket, outcome),
+            Cmd::ActionDone { name, serial, ok } => self.on_action_done(&name, serial, ok),
+            Cmd::EpisodeDeadline { name, serial } => self.on_episode_deadline(&name, serial),
+            Cmd::PlanDeadline { plan } => self.on_plan_deadline(plan),
+            Cmd::ConnectionClosed { conn } => self.on_connection_closed(conn),
         }
+        self.settle();
     }
 
     fn find(&self, name: &str) -> Result<usize, Refusal> {
@@ -272,7 +410,7 @@ impl Supervisor {
         })
     }
 
-    fn on_request(&mut self, request: Request, reply: Reply) {
+    fn on_request(&mut self, request: Request, reply: Reply, conn: ConnId) {
         if self.shutdown.is_some()
             && !matches!(
                 request,
@@ -280,6 +418,7 @@ impl Supervisor {
                     | Request::Status { .. }
                     | Request::Logs { .. }
                     | Request::Issues { .. }
+                    | Request::PanelText { .. }
             )
         {
             let _ = reply.send(Err((
@@ -347,15 +486,28 @@ impl Supervisor {
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),
             )),
-            Request::Register { .. }
-            | Request::ReportHealth { .. }
-            | Request::ReportMetrics { .. }
-            | Request::ReportIssue { .. }
-            | Request::PanelUpdate { .. }
-            | Request::PanelText { .. } => Err((
-                ErrorCode::Rejected,
-                "linked components are not supported by this core yet".into(),
-            )),
+            Request::Register {
+                component,
+                capabilities,
+                heartbeat_ms,
+            } => self.register(conn, &component, capabilities, heartbeat_ms),
+            Request::ReportHealth { component, health } => self.report_health(&component, health),
+            Request::ReportMetrics { component, metrics } => {
+                self.report_metrics(&component, metrics)
+            }
+            Request::ReportIssue { issue } => self.report_issue(issue),
+            Request::CommandOutcome {
+                component,
+                command,
+                error,
+            } => self.command_outcome(&component, &command, error),
+            Request::PanelUpdate {
+                component,
+                panel,
+                text,
+                append,
+            } => self.panel_update(&component, &panel, text, append),
+            Request::PanelText { component, panel } => self.panel_text(&component, &panel),
         };
         let _ = reply.send(answer);
     }
@@ -386,6 +538,11 @@ impl Supervisor {
                 return;
             }
         };
+        if self.components[i].kind == ComponentKind::Linked {
+            self.components[i].goal = Goal::Up;
+            let _ = reply.send(self.send_command(i, SupervisorCommand::Start));
+            return;
+        }
         let c = &mut self.components[i];
         c.goal = Goal::Up;
         match c.state {
@@ -424,6 +581,10 @@ impl Supervisor {
         };
         self.components[i].goal = Goal::Down;
         self.components[i].restart_when_stopped = false;
+        if self.components[i].kind == ComponentKind::Linked {
+            let _ = reply.send(self.send_command(i, SupervisorCommand::Stop));
+            return;
+        }
         self.components[i].stop_waiters.push(reply);
         self.stop(i);
     }
@@ -441,6 +602,10 @@ impl Supervisor {
         c.governor.reset();
         c.goal = Goal::Up;
         c.last_action = Some(HealingAction::Restart);
+        if c.kind == ComponentKind::Linked {
+            let _ = reply.send(self.send_command(i, SupervisorCommand::Restart));
+            return;
+        }
         c.start_waiters.push(reply);
         match c.state {
             RunState::Running | RunState::Stopping => {
@@ -469,13 +634,18 @@ impl Supervisor {
             SupervisorCommand::ClearCache
             | SupervisorCommand::UpdateConfig(_)
             | SupervisorCommand::Action(_) => {
-                let action = command.action_name().to_string();
-                let answer = self.find(name).and_then(|i| self.run_action(i, &action));
+                let answer = self.find(name).and_then(|i| match self.components[i].kind {
+                    ComponentKind::Linked => self.send_command(i, command),
+                    ComponentKind::Process => self.run_action(i, command.action_name(), None),
+                });
                 let _ = reply.send(answer);
             }
         }
     }
 
+    /// `hms-console heal X`: at Basic level a restart (as an operator's); at Advanced and Full a
+    /// recovery episode through the component's recovery actions. An operator's request acts even
+    /// when automatic healing is off: it is not automatic.
     fn heal_request(&mut self, name: &str, reply: Reply) {
         let i = match self.find(name) {
             Ok(i) => i,
@@ -486,23 +656,24 @@ impl Supervisor {
         };
         let issue =
             Issue::new(name, "manual_heal", Severity::Warning).with("requested_by", "operator");
-        self.record_issue(issue);
-        let first = self.components[i]
-            .spec
-            .recovery_actions
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "restart".to_string());
-        if first == "restart" {
-            self.restart_request(name, reply);
-        } else {
-            let answer = self.run_action(i, &first);
-            let _ = reply.send(answer);
+        self.record_issue(issue.clone());
+        match self.components[i].spec.healing_level {
+            crate::model::HealingLevel::Basic => self.restart_request(name, reply),
+            crate::model::HealingLevel::Advanced | crate::model::HealingLevel::Full => {
+                let answer = self.start_episode(i, issue, true);
+                let _ = reply.send(answer.map(|message| Response::Done { message }));
+            }
         }
     }
 
-    /// Carries out a configured custom action (a command or a signal).
-    fn run_action(&mut self, i: usize, action: &str) -> Result<Response, Refusal> {
+    /// Carries out a configured custom action (a command or a signal). With a `serial` (a recovery
+    /// attempt), [`Cmd::ActionDone`] reports when it has finished and whether it succeeded.
+    fn run_action(
+        &mut self,
+        i: usize,
+        action: &str,
+        serial: Option<u64>,
+    ) -> Result<Response, Refusal> {
         let name = self.components[i].spec.name.clone();
         let Some(cfg) = self.components[i].spec.actions.get(action).cloned() else {
             let known: Vec<&str> = self.components[i]
@@ -536,6 +707,13 @@ impl Supervisor {
                 i,
                 &format!("action {action}: sent SIG{sig} to the process group"),
             );
+            if let Some(serial) = serial {
+                let _ = self.tx.send(Cmd::ActionDone {
+                    name: name.clone(),
+                    serial,
+                    ok: true,
+                });
+            }
             self.publish(i);
             return Ok(Response::Done {
                 message: format!("{action}: sent SIG{sig} to {name}"),
@@ -563,12 +741,14 @@ impl Supervisor {
         let timeout = cfg.timeout.map_or(Duration::from_secs(30), |t| t.0);
         let sink = self.components[i].log.clone();
         let action_name = action.to_string();
+        let done_tx = self.tx.clone();
+        let done_name = name.clone();
         self.log(i, &format!("action {action}: running `{command}`"));
         self.publish(i);
         match cmd.spawn() {
             Ok(child) => {
                 tokio::spawn(async move {
-                    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+                    let ok = match tokio::time::timeout(timeout, child.wait_with_output()).await {
                         Ok(Ok(out)) => {
                             for line in String::from_utf8_lossy(&out.stdout)
                                 .lines()
@@ -580,15 +760,29 @@ impl Supervisor {
                                 LogStream::System,
                                 format!("action {action_name} finished: {}", out.status),
                             );
+                            out.status.success()
                         }
-                        Ok(Err(e)) => sink.push(
-                            LogStream::System,
-                            format!("action {action_name} failed: {e}"),
-                        ),
-                        Err(_) => sink.push(
-                            LogStream::System,
-                            format!("action {action_name} timed out after {timeout:?}"),
-                        ),
+                        Ok(Err(e)) => {
+                            sink.push(
+                                LogStream::System,
+                                format!("action {action_name} failed: {e}"),
+                            );
+                            false
+                        }
+                        Err(_) => {
+                            sink.push(
+                                LogStream::System,
+                                format!("action {action_name} timed out after {timeout:?}"),
+                            );
+                            false
+                        }
+                    };
+                    if let Some(serial) = serial {
+                        let _ = done_tx.send(Cmd::ActionDone {
+                            name: done_name,
+                            serial,
+                            ok,
+                        });
                     }
                 });
                 Ok(Response::Done {
@@ -667,9 +861,9 @@ impl Supervisor {
                     continue;
                 }
                 let deps_up = self.components[i].spec.depends_on.iter().all(|d| {
-                    self.index
-                        .get(d)
-                        .is_some_and(|&j| self.components[j].state == RunState::Running)
+                    self.index.get(d).is_some_and(|&j| {
+                        self.components[j].state == RunState::Running && self.components[j].ready
+                    })
                 });
                 if deps_up {
                     self.spawn(i);
@@ -693,17 +887,8 @@ impl Supervisor {
         let issue_tx = self.tx.clone();
         let pattern_name = name.clone();
         let on_line: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |line: &str| {
-            for p in &patterns {
-                if let Some(m) = p.regex.captures(line) {
-                    let mut issue = Issue::new(&pattern_name, &p.issue_type, p.severity)
-                        .with("line", line)
-                        .with("pattern", p.regex.as_str());
-                    if let Some(g) = m.get(1) {
-                        issue = issue.with("match", g.as_str());
-                    }
-                    let _ = issue_tx.send(Cmd::Issue(issue));
-                    break;
-                }
+            if let Some(issue) = detect::match_log_line(&pattern_name, &patterns, line) {
+                let _ = issue_tx.send(Cmd::LogIssue { issue, generation });
             }
         });
         match process::spawn(&c.spec, &self.core_id, c.log.clone(), on_line) {
@@ -715,6 +900,19 @@ impl Supervisor {
                 c.last_reading = None;
                 c.metrics = None;
                 c.health = HealthStatus::Healthy;
+                c.threshold_health = HealthStatus::Healthy;
+                c.after_kill = None;
+                c.liveness = c
+                    .spec
+                    .liveness
+                    .as_ref()
+                    .map(|p| ProbeTracker::new(ProbeKind::Liveness, p, now));
+                c.readiness = c
+                    .spec
+                    .readiness
+                    .as_ref()
+                    .map(|p| ProbeTracker::new(ProbeKind::Readiness, p, now));
+                c.ready = c.readiness.is_none();
                 let mut child = spawned.child;
                 let wait_name = name.clone();
                 tokio::spawn(async move {
@@ -734,6 +932,8 @@ impl Supervisor {
                 let epoch = c.epoch;
                 let min_uptime = c.spec.min_uptime;
                 self.arm(&name, epoch, TimerKind::Stable, min_uptime);
+                self.arm_probe(i, ProbeKind::Liveness);
+                self.arm_probe(i, ProbeKind::Readiness);
                 tracing::info!(component = %name, pid = spawned.pid, "started");
                 self.log(i, &format!("started (pid {})", spawned.pid));
                 self.set_state(i, RunState::Running);
@@ -768,6 +968,14 @@ impl Supervisor {
 
     /// Asks a component to stop: its stop signal to the process group, SIGKILL after the grace.
     fn stop(&mut self, i: usize) {
+        if self.components[i].kind == ComponentKind::Linked {
+            // The core cannot stop a process it does not own: it asks, and forgets it.
+            let _ = self.send_command(i, SupervisorCommand::Stop);
+            self.components[i].epoch += 1;
+            self.set_state(i, RunState::Stopped);
+            self.stopped(i);
+            return;
+        }
         let c = &mut self.components[i];
         match c.state {
             RunState::Running => {
@@ -850,9 +1058,18 @@ impl Supervisor {
             &format!("exited: {exit} after {}", format_duration(uptime)),
         );
         let state = self.components[i].state;
-        if state == RunState::Stopping || self.components[i].goal == Goal::Down {
+        let healing_kill = self.components[i].after_kill.take();
+        if self.components[i].goal == Goal::Down
+            || self.components[i].restart_when_stopped
+            || (state == RunState::Stopping && healing_kill.is_none())
+        {
             self.set_state(i, RunState::Stopped);
             self.stopped(i);
+            return;
+        }
+        if let Some(decision) = healing_kill {
+            // Killed by the healing path: its exit is no new failure; carry out what was decided.
+            self.apply_decision(i, decision);
             return;
         }
         let wants_restart = match self.components[i].spec.restart {
@@ -861,9 +1078,7 @@ impl Supervisor {
             RestartPolicy::Temporary => false,
         };
         if !exit.is_success() {
-            let issue = Issue::new(name, "crash", Severity::Error)
-                .with("exit", &exit)
-                .with("uptime_ms", uptime.as_millis());
+            let issue = detect::crash_issue(name, &exit, uptime);
             self.components[i].health = HealthStatus::Failed(format!("crashed: {exit}"));
             self.record_issue(issue);
         }
@@ -876,9 +1091,16 @@ impl Supervisor {
 
     /// Asks the governor what to do after a failure, and does it.
     fn after_failure(&mut self, i: usize, uptime: Duration) {
+        let decision = self.components[i]
+            .governor
+            .on_failure(Instant::now(), uptime);
+        self.apply_decision(i, decision);
+    }
+
+    /// Carries out the governor's decision for a component that is not running.
+    fn apply_decision(&mut self, i: usize, decision: RestartDecision) {
         let now = Instant::now();
         let name = self.components[i].spec.name.clone();
-        let decision = self.components[i].governor.on_failure(now, uptime);
         match decision {
             RestartDecision::RestartNow => {
                 self.components[i].governor.on_restarted(now);
@@ -913,9 +1135,10 @@ impl Supervisor {
                 self.log(i, &message);
                 self.arm(&name, epoch, TimerKind::TrialDue, cooldown);
                 self.set_state(i, RunState::BreakerOpen);
-                let issue = Issue::new(&name, "breaker_open", Severity::Error)
-                    .with("cooldown_ms", cooldown.as_millis())
-                    .with("max_restarts", intensity.max_restarts);
+                let issue =
+                    detect::breaker_issue(&name, cooldown, self.components[i].last_issue.as_ref())
+                        .with("max_restarts", intensity.max_restarts)
+                        .with("window", format_duration(intensity.window.0));
                 self.record_issue(issue);
                 self.notice(NoticeLevel::Error, message);
             }
@@ -973,15 +1196,30 @@ impl Supervisor {
                     self.start_ready();
                 }
             }
+            TimerKind::Probe(kind) => self.on_probe_due(i, kind),
+            TimerKind::Heartbeat => self.on_heartbeat_due(i),
         }
     }
 
     fn arm(&self, name: &str, epoch: u64, kind: TimerKind, after: Duration) {
+        self.arm_at(name, epoch, kind, Instant::now() + after);
+    }
+
+    fn arm_at(&self, name: &str, epoch: u64, kind: TimerKind, at: Instant) {
         let tx = self.tx.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
+            tokio::time::sleep_until(at).await;
             let _ = tx.send(Cmd::Timer { name, epoch, kind });
+        });
+    }
+
+    /// Sends `cmd` back to the loop at `at` (deadlines of episodes and plans).
+    fn send_at(&self, at: Instant, cmd: Cmd) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let _ = tx.send(cmd);
         });
     }
 
@@ -1030,8 +1268,11 @@ impl Supervisor {
         self.publish(i);
     }
 
-    /// Sends the component's full status to subscribers.
-    fn publish(&self, i: usize) {
+    /// Sends the component's full status to subscribers, and marks it for [`Supervisor::settle`].
+    fn publish(&mut self, i: usize) {
+        if !self.dirty.contains(&i) {
+            self.dirty.push(i);
+        }
         if self.bus.receiver_count() > 0 {
             let _ = self.bus.send(Event::Component {
                 status: Box::new(self.snapshot(i)),
@@ -1074,11 +1315,18 @@ impl Supervisor {
         }
     }
 
-    fn snapshot(&self, i: usize) -> ComponentStatus {
+    /// The component's health as the operator sees it, from its state and every detector.
+    fn health_of(&self, i: usize) -> HealthStatus {
         let c = &self.components[i];
-        let now = Instant::now();
-        let health = match c.state {
-            RunState::Running => c.health.clone(),
+        match c.state {
+            RunState::Running => {
+                let not_ready = if c.ready {
+                    HealthStatus::Healthy
+                } else {
+                    HealthStatus::Degraded("not ready".into())
+                };
+                HealthStatus::combine([c.health.clone(), c.threshold_health.clone(), not_ready])
+            }
             RunState::Stopped => HealthStatus::Healthy,
             RunState::Starting => HealthStatus::Degraded("starting".into()),
             RunState::Stopping => HealthStatus::Degraded("stopping".into()),
@@ -1089,27 +1337,38 @@ impl Supervisor {
             ),
             RunState::Exited => match &c.last_exit {
                 Some(e) if !e.is_success() => HealthStatus::Failed(format!("exited: {e}")),
-                _ => HealthStatus::Healthy,
+                _ => match c.kind {
+                    ComponentKind::Linked => c.health.clone(),
+                    ComponentKind::Process => HealthStatus::Healthy,
+                },
             },
             RunState::BreakerOpen | RunState::Failed => c
                 .health
                 .clone()
                 .worse(HealthStatus::Failed("not running".into())),
-        };
+        }
+    }
+
+    fn snapshot(&self, i: usize) -> ComponentStatus {
+        let c = &self.components[i];
+        let now = Instant::now();
+        let health = self.health_of(i);
         let next_trial_at = c
             .governor
             .next_trial_at()
             .map(|t| SystemTime::now() + t.saturating_duration_since(now));
         ComponentStatus {
             name: c.spec.name.clone(),
-            kind: ComponentKind::Process,
+            kind: c.kind,
             state: c.state,
             health,
             pid: c.pid,
-            started_at: c.started_at.filter(|_| c.pid.is_some()),
+            started_at: c.started_at.filter(|_| {
+                c.pid.is_some() || (c.kind == ComponentKind::Linked && c.state == RunState::Running)
+            }),
             restarts: c.restarts,
             metrics: c.metrics.clone(),
-            reported: None,
+            reported: c.reported.clone(),
             last_exit: c.last_exit.clone(),
             depends_on: c.spec.depends_on.clone(),
             restart: c.spec.restart,

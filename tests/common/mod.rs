@@ -232,3 +232,46 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     }
     out
 }
+
+impl Core {
+    /// Recent issues (`hms-console issues --json`), oldest first.
+    pub fn issues(&self, component: Option<&str>) -> Vec<hms::model::Issue> {
+        let mut args = vec!["issues", "--json", "-n", "500"];
+        args.extend(component);
+        serde_json::from_str(&self.cli_ok(&args)).expect("issues json")
+    }
+
+    /// Waits for an issue of `issue_type` about `component` and returns it.
+    pub fn wait_issue(
+        &self,
+        component: &str,
+        issue_type: &str,
+        timeout: Duration,
+    ) -> hms::model::Issue {
+        wait_for(
+            &format!("an issue {issue_type} of {component}"),
+            timeout,
+            || {
+                self.issues(Some(component))
+                    .into_iter()
+                    .find(|i| i.issue_type == issue_type)
+            },
+        )
+    }
+
+    /// The texts of a component's last `n` log lines (its output and the core's notes).
+    pub fn log_texts(&self, component: &str, n: usize) -> Vec<String> {
+        self.cli_ok(&["logs", component, "-n", &n.to_string()])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

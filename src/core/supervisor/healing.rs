@@ -1,0 +1,675 @@
+//! The supervisor's healing: it drives the engine's pure pieces ([`ProbeTracker`],
+//! [`detect`], [`RecoveryEpisode`], the [`RestartGovernor`](crate::healing::policy::RestartGovernor))
+//! for each component and carries out what they decide.
+//!
+//! - Probes: one timer chain per probe and run (armed at `next_due`, guarded by the component's
+//!   epoch); the probe itself runs in a spawned task and its outcome comes back as
+//!   [`Cmd::ProbeResult`]. A liveness failure is an Issue, health Failed, and healing: at Basic a
+//!   hard restart through the governor, at Advanced/Full a recovery episode whose restarts are hard
+//!   (a hung process does not honour SIGTERM). A readiness probe gates dependents.
+//! - Metric thresholds: sampled on the metrics tick for the components that have them.
+//! - Log symptoms of severity Error or worse make the run Critical until it is restarted (the core
+//!   cannot tell that a custom action fixed a symptom it only saw in text).
+//! - Episodes: each attempt has a serial; its deadline and its command's result carry the serial,
+//!   so late ones are ignored. Health is fed to the episode in [`Supervisor::settle`], once per
+//!   handled command, never re-entrantly.
+//! - Full-level plans ([`RecoveryStep`] lists) run step by step; a `WaitForHealth` parks the plan
+//!   until the component is healthy or its timeout passes.
+//!
+//! Nothing here blocks: probes and action commands run in tasks; /proc reads are a few small files.
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+use super::{Cmd, ComponentKind, Goal, Refusal, Supervisor, TimerKind, format_duration};
+use crate::healing::detect::{self, BreachLevel};
+use crate::healing::policy::RestartDecision;
+use crate::healing::probe::{self, ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
+use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
+use crate::model::{
+    HealingAction, HealingLevel, HealthStatus, Issue, RecoveryRecord, RecoveryStep, RunState,
+    Severity, SupervisorCommand,
+};
+use crate::protocol::{ErrorCode, Event, NoticeLevel};
+
+/// How many healing records each component keeps.
+const RECORDS_KEPT: usize = 20;
+
+/// A Full-level plan being carried out.
+pub(super) struct PlanRun {
+    id: u64,
+    steps: VecDeque<RecoveryStep>,
+    /// Waiting for this component to be healthy until this deadline.
+    waiting: Option<(usize, Instant)>,
+}
+
+impl Supervisor {
+    /// Feeds every component whose status changed to its episode and to the plans waiting on it,
+    /// until nothing more changes.
+    pub(super) fn settle(&mut self) {
+        let mut rounds = 0;
+        while !self.dirty.is_empty() && rounds < 64 {
+            rounds += 1;
+            for i in std::mem::take(&mut self.dirty) {
+                self.feed_episode(i);
+                self.plans_health_changed(i);
+            }
+        }
+        self.dirty.clear();
+    }
+
+    // ----- probes -----
+
+    /// Arms the timer for the component's next probe of `kind`, if it has one.
+    pub(super) fn arm_probe(&mut self, i: usize, kind: ProbeKind) {
+        let c = &self.components[i];
+        let tracker = match kind {
+            ProbeKind::Liveness => c.liveness.as_ref(),
+            ProbeKind::Readiness => c.readiness.as_ref(),
+        };
+        if let Some(t) = tracker {
+            self.arm_at(&c.spec.name, c.epoch, TimerKind::Probe(kind), t.next_due());
+        }
+    }
+
+    pub(super) fn on_probe_due(&mut self, i: usize, kind: ProbeKind) {
+        let now = Instant::now();
+        let c = &mut self.components[i];
+        if c.state != RunState::Running {
+            return;
+        }
+        let (tracker, cfg) = match kind {
+            ProbeKind::Liveness => (c.liveness.as_mut(), c.spec.liveness.as_ref()),
+            ProbeKind::Readiness => (c.readiness.as_mut(), c.spec.readiness.as_ref()),
+        };
+        let (Some(tracker), Some(cfg)) = (tracker, cfg) else {
+            return;
+        };
+        let Some(ticket) = tracker.start(now) else {
+            return;
+        };
+        let target = cfg.target();
+        let timeout = cfg.timeout.0;
+        let tx = self.tx.clone();
+        let name = c.spec.name.clone();
+        let epoch = c.epoch;
+        tokio::spawn(async move {
+            let outcome = probe::run_probe(&target, timeout).await;
+            let _ = tx.send(Cmd::ProbeResult {
+                name,
+                epoch,
+                kind,
+                ticket,
+                outcome,
+            });
+        });
+    }
+
+    pub(super) fn on_probe_result(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        kind: ProbeKind,
+        ticket: ProbeTicket,
+        outcome: ProbeOutcome,
+    ) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let c = &mut self.components[i];
+        if c.epoch != epoch || c.state != RunState::Running {
+            return;
+        }
+        let now = Instant::now();
+        let tracker = match kind {
+            ProbeKind::Liveness => c.liveness.as_mut(),
+            ProbeKind::Readiness => c.readiness.as_mut(),
+        };
+        let Some(tracker) = tracker else {
+            return;
+        };
+        let transition = tracker.record(ticket, now, &outcome);
+        self.arm_probe(i, kind);
+        match (kind, transition) {
+            (_, None) => {}
+            (ProbeKind::Liveness, Some(ProbeTransition::BecameReady)) => {
+                self.log(i, "liveness probe passes again");
+            }
+            (ProbeKind::Liveness, Some(ProbeTransition::BecameUnhealthy { failures, reason })) => {
+                self.on_liveness_failed(i, failures, &reason);
+            }
+            (ProbeKind::Readiness, Some(ProbeTransition::BecameReady)) => {
+                self.components[i].ready = true;
+                self.log(i, "ready (readiness probe passed)");
+                self.publish(i);
+                self.start_ready();
+            }
+            (ProbeKind::Readiness, Some(ProbeTransition::BecameUnhealthy { failures, reason })) => {
+                self.components[i].ready = false;
+                self.log(i, &format!("not ready any more: {reason}"));
+                let issue =
+                    detect::probe_issue(name, ProbeKind::Readiness, failures, reason.as_str());
+                self.record_issue(issue);
+            }
+        }
+    }
+
+    fn on_liveness_failed(&mut self, i: usize, failures: u32, reason: &str) {
+        let name = self.components[i].spec.name.clone();
+        let issue = detect::probe_issue(&name, ProbeKind::Liveness, failures, reason);
+        self.components[i].health =
+            HealthStatus::Failed(format!("liveness probe failed {failures} times: {reason}"));
+        self.log(
+            i,
+            &format!("liveness probe failed {failures} times in a row: {reason}"),
+        );
+        self.record_issue(issue.clone());
+        if !self.components[i].spec.auto_healing {
+            self.no_action(i, "automatic healing is disabled for this component");
+            return;
+        }
+        match self.components[i].spec.healing_level {
+            HealingLevel::Basic => {
+                if let Err(why) = self.heal_restart(i, true) {
+                    self.no_action(i, &why);
+                }
+            }
+            HealingLevel::Advanced | HealingLevel::Full => {
+                self.components[i].episode_hard = true;
+                if let Err((_, why)) = self.start_episode(i, issue, false) {
+                    self.log(i, &why);
+                }
+            }
+        }
+    }
+
+    /// Records that healing did nothing, and why.
+    pub(super) fn no_action(&mut self, i: usize, reason: &str) {
+        self.log(i, &format!("not healed: {reason}"));
+        self.components[i].last_action = Some(HealingAction::NoAction {
+            reason: reason.to_string(),
+        });
+        self.publish(i);
+    }
+
+    // ----- thresholds and log symptoms -----
+
+    pub(super) fn check_all_thresholds(&mut self) {
+        let now = Instant::now();
+        for k in 0..self.threshold_watch.len() {
+            let i = self.threshold_watch[k];
+            if self.components[i].state == RunState::Running {
+                self.sample(i, now, super::SAMPLE_FRESH);
+                self.check_thresholds(i);
+            }
+        }
+    }
+
+    /// Re-evaluates the component's thresholds; an increase in severity is an Issue, and crossing
+    /// into Critical starts healing at Advanced/Full.
+    pub(super) fn check_thresholds(&mut self, i: usize) {
+        let c = &self.components[i];
+        let thresholds = match c.kind {
+            ComponentKind::Process => c.spec.thresholds,
+            ComponentKind::Linked => super::linked::LINKED_THRESHOLDS,
+        };
+        let breaches =
+            detect::threshold_breaches(&thresholds, c.metrics.as_ref(), c.reported.as_ref());
+        let status = HealthStatus::combine(breaches.iter().map(detect::Breach::status));
+        let before = std::mem::replace(&mut self.components[i].threshold_health, status.clone());
+        if status == before {
+            return;
+        }
+        self.publish(i);
+        if status.rank() <= before.rank() {
+            return;
+        }
+        let Some(worst) = breaches.iter().max_by_key(|b| b.level) else {
+            return;
+        };
+        let name = self.components[i].spec.name.clone();
+        let issue = worst.issue(&name);
+        self.log(i, &format!("threshold crossed: {}", worst.message()));
+        self.record_issue(issue.clone());
+        if worst.level == BreachLevel::Critical {
+            self.heal_issue(i, issue);
+        }
+    }
+
+    /// A log pattern matched. Error or worse makes the run Critical and heals at Advanced/Full.
+    pub(super) fn on_log_issue(&mut self, issue: Issue, generation: u64) {
+        let Some(&i) = self.index.get(&issue.component) else {
+            return;
+        };
+        let current = self.components[i].generation == generation
+            && self.components[i].state == RunState::Running;
+        self.record_issue(issue.clone());
+        if !current || issue.severity < Severity::Error {
+            return;
+        }
+        let symptom = HealthStatus::Critical(format!("{} in its output", issue.issue_type));
+        let c = &mut self.components[i];
+        c.health = std::mem::replace(&mut c.health, HealthStatus::Healthy).worse(symptom);
+        self.publish(i);
+        self.heal_issue(i, issue);
+    }
+
+    /// The healing path for an issue that is not a crash: a recovery episode at Advanced/Full;
+    /// Basic only restarts on failures (crash, liveness), so here it reports.
+    fn heal_issue(&mut self, i: usize, issue: Issue) {
+        match self.components[i].spec.healing_level {
+            HealingLevel::Basic => {}
+            HealingLevel::Advanced | HealingLevel::Full => {
+                if !self.components[i].spec.auto_healing {
+                    self.no_action(i, "automatic healing is disabled for this component");
+                    return;
+                }
+                if let Err((_, why)) = self.start_episode(i, issue, false) {
+                    self.log(i, &why);
+                }
+            }
+        }
+    }
+
+    // ----- recovery episodes -----
+
+    /// Starts a recovery episode for `issue`; `manual` when the operator asked (`heal X`). Returns
+    /// what is being done, for the operator.
+    pub(super) fn start_episode(
+        &mut self,
+        i: usize,
+        issue: Issue,
+        manual: bool,
+    ) -> Result<String, Refusal> {
+        let name = self.components[i].spec.name.clone();
+        if self.shutdown.is_some() {
+            return Err((ErrorCode::ShuttingDown, "the core is shutting down".into()));
+        }
+        if let Some(e) = &self.components[i].episode {
+            return Ok(format!(
+                "{name} is already being healed (issue {}): trying {}",
+                e.issue().issue_type,
+                e.current_action().unwrap_or("-")
+            ));
+        }
+        if !manual && !self.components[i].spec.auto_healing {
+            self.no_action(i, "automatic healing is disabled for this component");
+            return Err((
+                ErrorCode::Rejected,
+                format!("automatic healing is disabled for {name}"),
+            ));
+        }
+        if manual {
+            self.components[i].episode_hard = false;
+            // The operator's request: like a manual restart, it clears the counters.
+            self.components[i].governor.reset();
+        }
+        let dependents: Vec<String> = self
+            .components
+            .iter()
+            .filter(|d| d.spec.depends_on.contains(&name))
+            .map(|d| d.spec.name.clone())
+            .collect();
+        let c = &self.components[i];
+        let mut episode = RecoveryEpisode::new(
+            issue.clone(),
+            c.spec.healing_level,
+            &c.spec.recovery_actions,
+            c.spec.healing_timeout,
+            dependents,
+        );
+        let plan = episode.plan().join(", then ");
+        let step = episode.start(Instant::now());
+        self.components[i].episode = Some(episode);
+        let message = format!(
+            "healing {name} ({}): {plan}, {} each",
+            issue.issue_type,
+            format_duration(self.components[i].spec.healing_timeout)
+        );
+        self.log(i, &message);
+        self.episode_step(i, step);
+        Ok(message)
+    }
+
+    fn episode_update(&mut self, i: usize, update: EpisodeUpdate) {
+        if let Some(record) = update.record {
+            self.publish_record(i, record);
+        }
+        self.episode_step(i, update.step);
+    }
+
+    fn episode_step(&mut self, i: usize, step: EpisodeStep) {
+        match step {
+            EpisodeStep::Wait => {}
+            EpisodeStep::Act { .. } if self.shutdown.is_some() => {
+                // Nothing is healed while everything is being stopped.
+                self.components[i].episode = None;
+            }
+            EpisodeStep::Act { action, deadline } => {
+                let c = &mut self.components[i];
+                c.episode_serial += 1;
+                let serial = c.episode_serial;
+                c.last_action = Some(recovery::action_for(&action));
+                c.action_running = false;
+                let name = c.spec.name.clone();
+                self.send_at(deadline, Cmd::EpisodeDeadline { name, serial });
+                self.log(i, &format!("healing: trying {action}"));
+                if let Err(why) = self.carry_out(i, &action, serial) {
+                    self.log(i, &format!("healing: {action} could not be done: {why}"));
+                    self.components[i].action_running = false;
+                    if let Some(e) = self.components[i].episode.as_mut() {
+                        let update = e.on_action_failed(Instant::now());
+                        self.episode_update(i, update);
+                    }
+                }
+                self.publish(i);
+            }
+            EpisodeStep::Recovered { action, follow_up } => {
+                self.components[i].episode = None;
+                self.components[i].episode_hard = false;
+                self.log(i, &format!("healed by {action}"));
+                self.components[i].last_action = Some(action);
+                self.publish(i);
+                if !follow_up.is_empty() {
+                    self.run_plan(follow_up);
+                }
+            }
+            EpisodeStep::Escalate { action, plan } => {
+                let name = self.components[i].spec.name.clone();
+                let cause = self.components[i].episode.take();
+                self.components[i].episode_hard = false;
+                let reason = match &action {
+                    HealingAction::Escalate { reason } => reason.clone(),
+                    other => other.to_string(),
+                };
+                self.log(i, &format!("healing gave up: {reason}"));
+                self.components[i].last_action = Some(action);
+                let mut issue =
+                    Issue::new(&name, detect::issue_types::HEALING_FAILED, Severity::Error)
+                        .with("reason", &reason);
+                if let Some(e) = &cause {
+                    issue = issue
+                        .with("cause", &e.issue().issue_type)
+                        .with("cause_id", &e.issue().id);
+                }
+                self.record_issue(issue);
+                self.run_plan(plan);
+            }
+        }
+    }
+
+    /// Carries out one recovery action of an episode.
+    fn carry_out(&mut self, i: usize, action: &str, serial: u64) -> Result<(), String> {
+        match self.components[i].kind {
+            ComponentKind::Linked => {
+                if action == recovery::RESTART {
+                    let now = Instant::now();
+                    let uptime = self.components[i].uptime(now);
+                    match self.components[i].governor.on_failure(now, uptime) {
+                        RestartDecision::RestartNow | RestartDecision::RestartAfter(_) => {
+                            self.components[i].governor.on_restarted(now);
+                            self.components[i].restarts += 1;
+                        }
+                        RestartDecision::BreakerOpened { cooldown } => {
+                            let message = format!(
+                                "{}: circuit breaker open after too many restarts; next trial in {}",
+                                self.components[i].spec.name,
+                                format_duration(cooldown)
+                            );
+                            let issue = detect::breaker_issue(
+                                &self.components[i].spec.name,
+                                cooldown,
+                                self.components[i].last_issue.as_ref(),
+                            );
+                            self.record_issue(issue);
+                            self.notice(NoticeLevel::Error, message);
+                            return Err("circuit breaker opened".into());
+                        }
+                        RestartDecision::NoAction { reason } => return Err(reason),
+                    }
+                }
+                self.send_command(i, SupervisorCommand::from_action(action))
+                    .map(|_| ())
+                    .map_err(|(_, m)| m)
+            }
+            ComponentKind::Process => match action {
+                recovery::RESTART => {
+                    let hard = self.components[i].episode_hard;
+                    self.heal_restart(i, hard)
+                }
+                "start" | "stop" => Err(format!("{action} is not a recovery action")),
+                other => {
+                    self.components[i].action_running = true;
+                    self.run_action(i, other, Some(serial))
+                        .map(|_| ())
+                        .map_err(|(_, m)| m)
+                }
+            },
+        }
+    }
+
+    /// Restarts a process component through the governor (which may back off or open the breaker).
+    /// `hard`: the process is hung, SIGKILL it instead of asking it to stop.
+    pub(super) fn heal_restart(&mut self, i: usize, hard: bool) -> Result<(), String> {
+        let now = Instant::now();
+        let state = self.components[i].state;
+        match state {
+            RunState::Starting | RunState::Backoff => return Ok(()),
+            RunState::Stopping => return Err("it is stopping".into()),
+            RunState::Stopped => return Err("it was stopped by the operator".into()),
+            RunState::Running | RunState::Exited | RunState::Failed | RunState::BreakerOpen => {}
+        }
+        let uptime = self.components[i].uptime(now);
+        let decision = self.components[i].governor.on_failure(now, uptime);
+        if let RestartDecision::NoAction { reason } = decision {
+            return Err(reason);
+        }
+        let opened = matches!(decision, RestartDecision::BreakerOpened { .. });
+        if state == RunState::Running {
+            self.components[i].after_kill = Some(decision);
+            if hard {
+                let pid = self.components[i]
+                    .pid
+                    .expect("a running component has a pid");
+                self.log(i, "healing: SIGKILL to the process group (hung)");
+                if let Err(e) = super::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL)
+                {
+                    tracing::warn!(component = %self.components[i].spec.name, cause = %e, "cannot kill the process group");
+                }
+                self.components[i].epoch += 1;
+                self.set_state(i, RunState::Stopping);
+            } else {
+                self.stop(i);
+            }
+        } else {
+            self.apply_decision(i, decision);
+        }
+        if opened {
+            Err("restarting too often: the circuit breaker opened".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn on_action_done(&mut self, name: &str, serial: u64, ok: bool) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        if self.components[i].episode_serial != serial || self.components[i].episode.is_none() {
+            return;
+        }
+        self.components[i].action_running = false;
+        if ok {
+            // Judge its effect now, and again whenever health changes until the deadline.
+            self.publish(i);
+        } else if let Some(e) = self.components[i].episode.as_mut() {
+            let update = e.on_action_failed(Instant::now());
+            self.episode_update(i, update);
+        }
+    }
+
+    pub(super) fn on_episode_deadline(&mut self, name: &str, serial: u64) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        if self.components[i].episode_serial != serial {
+            return;
+        }
+        self.components[i].action_running = false;
+        if let Some(e) = self.components[i].episode.as_mut() {
+            let update = e.on_deadline(Instant::now());
+            self.episode_update(i, update);
+        }
+    }
+
+    fn feed_episode(&mut self, i: usize) {
+        if self.components[i].episode.is_none() || self.components[i].action_running {
+            return;
+        }
+        let health = self.health_of(i);
+        if let Some(e) = self.components[i].episode.as_mut() {
+            let update = e.on_health(Instant::now(), &health);
+            self.episode_update(i, update);
+        }
+    }
+
+    /// Publishes a healing record and keeps it with the component.
+    fn publish_record(&mut self, i: usize, record: RecoveryRecord) {
+        tracing::info!(
+            component = %self.components[i].spec.name,
+            strategy = %record.strategy,
+            successful = record.successful,
+            "healing attempt"
+        );
+        self.log(
+            i,
+            &format!(
+                "healing attempt {}: {} after {}",
+                record.strategy,
+                if record.successful {
+                    "healthy again"
+                } else {
+                    "not healthy"
+                },
+                format_duration(record.duration)
+            ),
+        );
+        let records = &mut self.components[i].records;
+        if records.len() == RECORDS_KEPT {
+            records.pop_front();
+        }
+        records.push_back(record.clone());
+        let _ = self.bus.send(Event::Healing { record });
+    }
+
+    // ----- Full-level plans -----
+
+    /// Carries out a list of recovery steps across components.
+    pub(super) fn run_plan(&mut self, steps: Vec<RecoveryStep>) {
+        self.next_plan += 1;
+        let id = self.next_plan;
+        self.plans.push(PlanRun {
+            id,
+            steps: steps.into(),
+            waiting: None,
+        });
+        self.advance_plan(id);
+    }
+
+    fn advance_plan(&mut self, id: u64) {
+        if self.shutdown.is_some() {
+            self.plans.clear();
+            return;
+        }
+        loop {
+            let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
+                return;
+            };
+            if let Some((j, _)) = self.plans[pos].waiting {
+                if !self.health_of(j).is_healthy() {
+                    return;
+                }
+                self.plans[pos].waiting = None;
+            }
+            let Some(step) = self.plans[pos].steps.pop_front() else {
+                self.plans.remove(pos);
+                return;
+            };
+            match step {
+                RecoveryStep::NotifyOperator { message } => {
+                    self.notice(NoticeLevel::Error, message);
+                }
+                RecoveryStep::ComponentAction { component, action } => {
+                    match self.find(&component) {
+                        Ok(j) => self.plan_action(j, action),
+                        Err((_, why)) => self.notice(NoticeLevel::Warning, why),
+                    }
+                }
+                RecoveryStep::WaitForHealth { component, timeout } => {
+                    if let Ok(j) = self.find(&component)
+                        && !self.health_of(j).is_healthy()
+                    {
+                        let deadline = Instant::now() + timeout;
+                        self.plans[pos].waiting = Some((j, deadline));
+                        self.send_at(deadline, Cmd::PlanDeadline { plan: id });
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn plan_action(&mut self, j: usize, action: SupervisorCommand) {
+        let name = self.components[j].spec.name.clone();
+        self.log(j, &format!("recovery plan: {}", action.action_name()));
+        // Plans are the supervisor's own requests: nobody waits for their answers.
+        let (reply, _) = tokio::sync::oneshot::channel();
+        match action {
+            SupervisorCommand::Start => self.start_request(&name, reply),
+            SupervisorCommand::Stop => self.stop_request(&name, reply),
+            SupervisorCommand::Restart => self.restart_request(&name, reply),
+            SupervisorCommand::ClearCache
+            | SupervisorCommand::UpdateConfig(_)
+            | SupervisorCommand::Shutdown
+            | SupervisorCommand::Action(_) => self.command_request(&name, action, reply),
+        }
+    }
+
+    fn plans_health_changed(&mut self, j: usize) {
+        let waiting: Vec<u64> = self
+            .plans
+            .iter()
+            .filter(|p| p.waiting.is_some_and(|(w, _)| w == j))
+            .map(|p| p.id)
+            .collect();
+        for id in waiting {
+            self.advance_plan(id);
+        }
+    }
+
+    pub(super) fn on_plan_deadline(&mut self, id: u64) {
+        let now = Instant::now();
+        let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let Some((j, deadline)) = self.plans[pos].waiting else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        self.plans[pos].waiting = None;
+        let message = format!(
+            "recovery plan: {} is not healthy in time; going on with the plan",
+            self.components[j].spec.name
+        );
+        self.notice(NoticeLevel::Warning, message);
+        self.advance_plan(id);
+    }
+
+    /// True when the operator wants the component up (used by linked components).
+    pub(super) fn wants_up(&self, i: usize) -> bool {
+        self.components[i].goal == Goal::Up
+    }
+}

@@ -1,0 +1,519 @@
+//! Linked Rust components (guide §4): services that run outside the core and register over the
+//! socket instead of being started by it.
+//!
+//! A linked component is a [`Component`] of kind `Linked` with no process. It is Running from its
+//! registration; its health is what it reports; a component that announced a heartbeat interval and
+//! misses [`HeartbeatMonitor::MISSED`] of them is Failed (with an Issue) until it reports again.
+//! Its recovery actions are sent to it as [`Event::Command`] on the Commands topic; it answers with
+//! `CommandOutcome`.
+//!
+//! When the connection that registered it closes, the component is gone: it becomes Stopped if the
+//! operator (or a plan) had asked it to stop, otherwise Exited with health Failed and an Issue
+//! `disconnected` (severity Error): the core cannot restart what it does not run, so it reports and
+//! waits for the component to register again, which makes it Running once more.
+//!
+//! Text panels (`PanelUpdate`) are kept here too: the latest text per (component, panel), and in
+//! append mode the last [`PANEL_LINES`] lines.
+//!
+//! Nothing here does I/O: it changes state and publishes events.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::process::LogSink;
+use super::{
+    Component, ComponentKind, ConnId, Goal, Refusal, Supervisor, TimerKind, format_duration,
+};
+use crate::config::{
+    BackoffConfig, BreakerConfig, CommandLine, ComponentSpec, IntensityConfig, Threshold,
+    ThresholdsConfig,
+};
+use crate::healing::detect::{self, HeartbeatMonitor};
+use crate::healing::policy::{PolicyConfig, RestartGovernor};
+use crate::model::{
+    ComponentCapabilities, HealingLevel, HealthMetrics, HealthStatus, Issue, RestartPolicy,
+    RunState, Severity, SupervisorCommand,
+};
+use crate::protocol::{ErrorCode, Event, NoticeLevel, Response};
+
+/// How many lines an append-mode text panel keeps.
+pub const PANEL_LINES: usize = 500;
+
+/// How many text panels the core keeps at most (a misbehaving client cannot grow it without bound).
+const MAX_PANELS: usize = 1000;
+
+/// The longest accepted component name.
+const MAX_NAME: usize = 64;
+
+/// Thresholds applied to what a linked component reports (it has no `hms.toml` entry): error rate
+/// in percent and response time in milliseconds.
+pub const LINKED_THRESHOLDS: ThresholdsConfig = ThresholdsConfig {
+    cpu_percent: None,
+    rss_mb: None,
+    error_rate: Some(Threshold {
+        degraded: Some(5.0),
+        critical: Some(25.0),
+    }),
+    response_time_ms: Some(Threshold {
+        degraded: Some(1000.0),
+        critical: Some(5000.0),
+    }),
+};
+
+/// What only a linked component has.
+pub(super) struct Linked {
+    /// The connection that registered it.
+    conn: ConnId,
+    capabilities: ComponentCapabilities,
+    heartbeat: Option<HeartbeatMonitor>,
+}
+
+/// One text panel.
+#[derive(Default)]
+pub(super) struct PanelBuf {
+    lines: VecDeque<String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// The spec of a linked component: the fleet's defaults, its own level and recovery actions.
+fn linked_spec(name: &str, capabilities: &ComponentCapabilities) -> ComponentSpec {
+    ComponentSpec {
+        name: name.to_string(),
+        command: CommandLine::Argv(Vec::new()),
+        cwd: None,
+        env: BTreeMap::new(),
+        depends_on: Vec::new(),
+        restart: RestartPolicy::Permanent,
+        healing_level: capabilities.healing_level,
+        auto_healing: true,
+        circuit_breaker: true,
+        healing_timeout: Duration::from_secs(30),
+        stop_signal: nix::sys::signal::Signal::SIGTERM,
+        stop_grace: Duration::from_secs(5),
+        min_uptime: Duration::from_secs(1),
+        backoff: BackoffConfig::default(),
+        intensity: IntensityConfig::default(),
+        breaker: BreakerConfig::default(),
+        log_lines: 1000,
+        recovery_actions: capabilities.supported_recovery_actions.clone(),
+        actions: BTreeMap::new(),
+        liveness: None,
+        readiness: None,
+        thresholds: LINKED_THRESHOLDS,
+        log_patterns: Vec::new(),
+    }
+}
+
+impl Supervisor {
+    fn linked_index(&self, name: &str) -> Result<usize, Refusal> {
+        let i = self.find(name)?;
+        match self.components[i].kind {
+            ComponentKind::Linked => Ok(i),
+            ComponentKind::Process => Err((
+                ErrorCode::Rejected,
+                format!(
+                    "{name} is a process the core runs and watches itself, not a linked component"
+                ),
+            )),
+        }
+    }
+
+    /// `Register`: creates the linked component, or updates it when it registers again.
+    pub(super) fn register(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        capabilities: ComponentCapabilities,
+        heartbeat_ms: Option<u64>,
+    ) -> Result<Response, Refusal> {
+        if !valid_name(name) {
+            return Err((
+                ErrorCode::BadRequest,
+                format!(
+                    "invalid component name \"{name}\": use 1-{MAX_NAME} letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        let now = Instant::now();
+        let heartbeat = heartbeat_ms
+            .filter(|ms| *ms > 0)
+            .map(|ms| HeartbeatMonitor::new(Duration::from_millis(ms), now));
+        let linked = Linked {
+            conn,
+            capabilities: capabilities.clone(),
+            heartbeat,
+        };
+        let i = match self.index.get(name).copied() {
+            Some(i) => {
+                if self.components[i].kind == ComponentKind::Process {
+                    return Err((
+                        ErrorCode::Rejected,
+                        format!(
+                            "{name} is a process in this fleet's config; register the linked component under another name"
+                        ),
+                    ));
+                }
+                let c = &mut self.components[i];
+                c.spec.healing_level = capabilities.healing_level;
+                c.spec.recovery_actions = capabilities.supported_recovery_actions.clone();
+                c.linked = Some(linked);
+                i
+            }
+            None => {
+                let spec = linked_spec(name, &capabilities);
+                let log = LogSink::new(
+                    name,
+                    spec.log_lines,
+                    &crate::paths::log_dir(&self.data_dir).join(format!("{name}.log")),
+                    self.bus.clone(),
+                );
+                self.components.push(Component {
+                    governor: RestartGovernor::new(PolicyConfig::from_spec(&spec)),
+                    log,
+                    spec,
+                    state: RunState::Stopped,
+                    goal: Goal::Up,
+                    pid: None,
+                    generation: 0,
+                    epoch: 0,
+                    started_at: None,
+                    started: None,
+                    restarts: 0,
+                    last_exit: None,
+                    health: HealthStatus::Healthy,
+                    last_issue: None,
+                    last_action: None,
+                    restart_when_stopped: false,
+                    stop_waiters: Vec::new(),
+                    start_waiters: Vec::new(),
+                    last_reading: None,
+                    metrics: None,
+                    kind: ComponentKind::Linked,
+                    liveness: None,
+                    readiness: None,
+                    ready: true,
+                    threshold_health: HealthStatus::Healthy,
+                    after_kill: None,
+                    episode: None,
+                    episode_serial: 0,
+                    episode_hard: false,
+                    action_running: false,
+                    records: VecDeque::new(),
+                    reported: None,
+                    linked: Some(linked),
+                });
+                let i = self.components.len() - 1;
+                self.index.insert(name.to_string(), i);
+                i
+            }
+        };
+        let c = &mut self.components[i];
+        c.goal = Goal::Up;
+        c.epoch += 1;
+        c.health = HealthStatus::Healthy;
+        c.started = Some(now);
+        c.started_at = Some(SystemTime::now());
+        c.last_exit = None;
+        let interval = heartbeat_ms.map_or("no heartbeat".to_string(), |ms| {
+            format!(
+                "heartbeat every {}",
+                format_duration(Duration::from_millis(ms))
+            )
+        });
+        self.log(
+            i,
+            &format!(
+                "registered (linked, {} healing, actions: {}, {interval})",
+                capabilities.healing_level,
+                if capabilities.supported_recovery_actions.is_empty() {
+                    "none".to_string()
+                } else {
+                    capabilities.supported_recovery_actions.join(", ")
+                }
+            ),
+        );
+        tracing::info!(component = %name, conn, "linked component registered");
+        self.set_state(i, RunState::Running);
+        self.arm_heartbeat(i);
+        self.start_ready();
+        Ok(Response::Done {
+            message: format!("{name} registered"),
+        })
+    }
+
+    fn arm_heartbeat(&mut self, i: usize) {
+        let c = &self.components[i];
+        if let Some(hb) = c.linked.as_ref().and_then(|l| l.heartbeat.as_ref()) {
+            self.arm_at(&c.spec.name, c.epoch, TimerKind::Heartbeat, hb.deadline());
+        }
+    }
+
+    /// The heartbeat deadline came: Failed if nothing arrived, else wait for the new deadline.
+    pub(super) fn on_heartbeat_due(&mut self, i: usize) {
+        let now = Instant::now();
+        if self.components[i].state != RunState::Running {
+            return;
+        }
+        let Some(status) = self.components[i]
+            .linked
+            .as_ref()
+            .and_then(|l| l.heartbeat.as_ref())
+            .map(|hb| hb.check(now))
+        else {
+            return;
+        };
+        if status.is_healthy() {
+            self.arm_heartbeat(i);
+            return;
+        }
+        let name = self.components[i].spec.name.clone();
+        let issue = detect::heartbeat_issue(&name, &status);
+        self.log(i, status.message().unwrap_or("missed heartbeats"));
+        self.components[i].health = status.clone();
+        self.set_state(i, RunState::Failed);
+        self.record_issue(issue);
+        self.notice(NoticeLevel::Error, format!("{name}: {status}"));
+    }
+
+    /// A report arrived: the heartbeat is fresh, and a component that had gone quiet is back.
+    fn beat(&mut self, i: usize) {
+        let now = Instant::now();
+        if let Some(hb) = self.components[i]
+            .linked
+            .as_mut()
+            .and_then(|l| l.heartbeat.as_mut())
+        {
+            hb.beat(now);
+        }
+        if self.components[i].state == RunState::Failed && self.wants_up(i) {
+            self.components[i].epoch += 1;
+            self.log(i, "reporting again");
+            self.set_state(i, RunState::Running);
+            self.arm_heartbeat(i);
+        }
+    }
+
+    pub(super) fn report_health(
+        &mut self,
+        name: &str,
+        health: HealthStatus,
+    ) -> Result<Response, Refusal> {
+        let i = self.linked_index(name)?;
+        if self.components[i].health != health {
+            self.log(i, &format!("reports {health}"));
+        }
+        self.components[i].health = health;
+        self.beat(i);
+        self.publish(i);
+        Ok(Response::Done {
+            message: "health recorded".into(),
+        })
+    }
+
+    pub(super) fn report_metrics(
+        &mut self,
+        name: &str,
+        metrics: HealthMetrics,
+    ) -> Result<Response, Refusal> {
+        let i = self.linked_index(name)?;
+        self.components[i].reported = Some(metrics);
+        self.beat(i);
+        self.check_thresholds(i);
+        self.publish(i);
+        Ok(Response::Done {
+            message: "metrics recorded".into(),
+        })
+    }
+
+    /// `ReportIssue`: recorded; Error or worse is escalated to the operator and, at Advanced/Full,
+    /// healed with a recovery episode.
+    pub(super) fn report_issue(&mut self, issue: Issue) -> Result<Response, Refusal> {
+        let i = self.find(&issue.component)?;
+        let name = issue.component.clone();
+        self.record_issue(issue.clone());
+        if issue.severity < Severity::Error {
+            return Ok(Response::Done {
+                message: "issue recorded".into(),
+            });
+        }
+        self.notice(
+            NoticeLevel::Error,
+            format!("{name} reports {} ({})", issue.issue_type, issue.severity),
+        );
+        let message = match self.components[i].spec.healing_level {
+            HealingLevel::Basic => "issue recorded and escalated".to_string(),
+            HealingLevel::Advanced | HealingLevel::Full => {
+                if self.components[i].spec.auto_healing {
+                    match self.start_episode(i, issue, false) {
+                        Ok(m) => m,
+                        Err((_, m)) => m,
+                    }
+                } else {
+                    self.no_action(i, "automatic healing is disabled for this component");
+                    "issue recorded and escalated".to_string()
+                }
+            }
+        };
+        Ok(Response::Done { message })
+    }
+
+    /// `CommandOutcome`: how a command sent to a linked component went.
+    pub(super) fn command_outcome(
+        &mut self,
+        name: &str,
+        command: &SupervisorCommand,
+        error: Option<String>,
+    ) -> Result<Response, Refusal> {
+        let i = self.find(name)?;
+        let action = command.action_name().to_string();
+        match &error {
+            None => self.log(i, &format!("{action}: done")),
+            Some(e) => self.log(i, &format!("{action}: failed: {e}")),
+        }
+        let current = self.components[i]
+            .episode
+            .as_ref()
+            .and_then(|e| e.current_action())
+            == Some(action.as_str());
+        if current {
+            let serial = self.components[i].episode_serial;
+            self.on_action_done(name, serial, error.is_none());
+        }
+        Ok(Response::Done {
+            message: "outcome recorded".into(),
+        })
+    }
+
+    /// Sends a supervisor command to a linked component over the Commands topic.
+    pub(super) fn send_command(
+        &mut self,
+        i: usize,
+        command: SupervisorCommand,
+    ) -> Result<Response, Refusal> {
+        let name = self.components[i].spec.name.clone();
+        let action = command.action_name().to_string();
+        if let Some(l) = &self.components[i].linked {
+            let supported = &l.capabilities.supported_recovery_actions;
+            let builtin = matches!(
+                command,
+                SupervisorCommand::Start
+                    | SupervisorCommand::Stop
+                    | SupervisorCommand::Shutdown
+                    | SupervisorCommand::UpdateConfig(_)
+            ) || (command == SupervisorCommand::Restart
+                && l.capabilities.can_restart);
+            if !builtin && !supported.contains(&action) {
+                return Err((
+                    ErrorCode::Rejected,
+                    format!(
+                        "{name} does not support '{action}'; it supports: {}",
+                        supported.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.log(i, &format!("sent {action} to the component"));
+        let _ = self.bus.send(Event::Command {
+            component: name.clone(),
+            command,
+        });
+        Ok(Response::Done {
+            message: format!("sent {action} to {name}"),
+        })
+    }
+
+    /// The connection that registered linked components closed.
+    pub(super) fn on_connection_closed(&mut self, conn: ConnId) {
+        for i in 0..self.components.len() {
+            let owned = self.components[i]
+                .linked
+                .as_ref()
+                .is_some_and(|l| l.conn == conn);
+            if !owned {
+                continue;
+            }
+            match self.components[i].state {
+                RunState::Running | RunState::Failed => {}
+                RunState::Stopped
+                | RunState::Starting
+                | RunState::Stopping
+                | RunState::Backoff
+                | RunState::Exited
+                | RunState::BreakerOpen => continue,
+            }
+            self.components[i].epoch += 1;
+            self.components[i].started = None;
+            if self.wants_up(i) {
+                let name = self.components[i].spec.name.clone();
+                let status = HealthStatus::Failed("its connection to the core closed".into());
+                self.log(i, "connection closed");
+                let issue = Issue::new(&name, "disconnected", Severity::Error)
+                    .with("message", status.message().unwrap_or_default());
+                self.components[i].health = status;
+                self.set_state(i, RunState::Exited);
+                self.record_issue(issue);
+            } else {
+                self.log(i, "connection closed (stopped)");
+                self.set_state(i, RunState::Stopped);
+            }
+        }
+    }
+
+    /// `PanelUpdate`: replaces (or appends a line to) a text panel and tells subscribers.
+    pub(super) fn panel_update(
+        &mut self,
+        component: &str,
+        panel: &str,
+        text: String,
+        append: bool,
+    ) -> Result<Response, Refusal> {
+        self.find(component)?;
+        let key = (component.to_string(), panel.to_string());
+        if !self.panels.contains_key(&key) && self.panels.len() >= MAX_PANELS {
+            return Err((
+                ErrorCode::Rejected,
+                format!("the core keeps at most {MAX_PANELS} text panels"),
+            ));
+        }
+        let buf = self.panels.entry(key).or_default();
+        if append {
+            buf.lines.extend(text.lines().map(str::to_string));
+            if text.is_empty() {
+                buf.lines.push_back(String::new());
+            }
+        } else {
+            buf.lines = text.lines().map(str::to_string).collect();
+        }
+        while buf.lines.len() > PANEL_LINES {
+            buf.lines.pop_front();
+        }
+        let _ = self.bus.send(Event::PanelText {
+            component: component.to_string(),
+            panel: panel.to_string(),
+            text,
+            append,
+        });
+        Ok(Response::Done {
+            message: "panel updated".into(),
+        })
+    }
+
+    pub(super) fn panel_text(&self, component: &str, panel: &str) -> Result<Response, Refusal> {
+        self.find(component)?;
+        let text = self
+            .panels
+            .get(&(component.to_string(), panel.to_string()))
+            .map(|b| b.lines.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default();
+        Ok(Response::PanelText { text })
+    }
+}
