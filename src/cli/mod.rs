@@ -97,7 +97,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a component's healing path by hand (its first recovery action).
+    /// Run a component's healing path by hand (Basic: restart; Advanced/Full: a recovery episode
+    /// through its recovery actions).
     Heal { component: String },
     /// Check a config without running it.
     Validate(FleetArgs),
