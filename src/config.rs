@@ -545,6 +545,36 @@ pub struct CompiledLogPattern {
     pub severity: Severity,
 }
 
+/// Where a running fleet's config came from, so it can be read again on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetOrigin {
+    /// The embedded demo fleet.
+    Demo,
+    /// An `hms.toml`.
+    Toml(PathBuf),
+    /// A Procfile.
+    Procfile(PathBuf),
+}
+
+impl FleetOrigin {
+    /// Reads and validates the config again.
+    pub fn load(&self) -> Result<FleetConfig, ConfigError> {
+        match self {
+            FleetOrigin::Demo => Ok(FleetConfig::demo()),
+            FleetOrigin::Toml(p) => FleetConfig::load(p),
+            FleetOrigin::Procfile(p) => FleetConfig::from_procfile(p),
+        }
+    }
+
+    /// The file to watch, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FleetOrigin::Demo => None,
+            FleetOrigin::Toml(p) | FleetOrigin::Procfile(p) => Some(p),
+        }
+    }
+}
+
 /// A whole fleet: components in a valid start order (every component after its dependencies).
 #[derive(Debug, Clone)]
 pub struct FleetConfig {

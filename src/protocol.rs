@@ -190,6 +190,10 @@ pub enum Request {
         panel: String,
         line: String,
     },
+    /// Re-read the fleet config the core was started with and apply the difference: new
+    /// components start, removed ones stop, changed ones restart with their new settings. An
+    /// invalid config changes nothing and is answered with the error.
+    Reload,
     /// A message for the operator (shown in System Health), e.g. from the console watcher when an
     /// edited layout file is invalid.
     Notify {
@@ -583,6 +587,7 @@ mod tests {
                 panel: "input".into(),
                 line: "restart".into(),
             },
+            Request::Reload,
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,

@@ -524,3 +524,108 @@ intensity = { max_restarts = 2, window = "10s" }
     let issues = core.cli_ok(&["issues", "ghost"]);
     assert!(issues.contains("spawn_failed"), "{issues}");
 }
+
+#[test]
+fn reload_applies_the_difference_and_an_invalid_config_changes_nothing() {
+    // --no-watch: this test reloads by hand, so the file watcher must not race it.
+    let core = Core::start_with(
+        r#"
+[[component]]
+name = "keep"
+command = ["sleep", "1000"]
+[[component]]
+name = "change"
+command = ["sleep", "1000"]
+[[component]]
+name = "drop"
+command = ["sleep", "1000"]
+"#,
+        &["--no-watch"],
+    );
+    let before = core.status();
+    let pid = |list: &[hms::model::ComponentStatus], name: &str| {
+        list.iter().find(|c| c.name == name).and_then(|c| c.pid)
+    };
+    wait_for("all running", SECS10, || {
+        core.status().iter().all(|c| c.pid.is_some()).then_some(())
+    });
+    let before = if before.iter().all(|c| c.pid.is_some()) {
+        before
+    } else {
+        core.status()
+    };
+    let dropped = pid(&before, "drop").unwrap();
+
+    // An invalid edit: refused with the file and line, nothing changes.
+    std::fs::write(
+        &core.config,
+        "[[component]]\nname = \"keep\"\ncommand = [\"sleep\", \"1000\"]\nrestart = \"sometimes\"\n",
+    )
+    .unwrap();
+    let out = core.cli(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hms.toml:4"), "{err}");
+    assert!(err.contains("the running one stays"), "{err}");
+    let same = core.status();
+    assert_eq!(same.len(), 3);
+    assert_eq!(pid(&same, "drop"), Some(dropped));
+
+    // A valid edit: one kept, one changed, one removed, one added.
+    std::fs::write(
+        &core.config,
+        r#"
+[[component]]
+name = "keep"
+command = ["sleep", "1000"]
+[[component]]
+name = "change"
+command = ["sleep", "2000"]
+[[component]]
+name = "new"
+command = ["sleep", "1000"]
+"#,
+    )
+    .unwrap();
+    let out = core.cli_ok(&["reload"]);
+    assert!(
+        out.contains("added: new; changed: change; removed: drop"),
+        "{out}"
+    );
+    let after = wait_for("the new fleet running", SECS10, || {
+        let s = core.status();
+        (s.len() == 3 && s.iter().all(|c| c.state == RunState::Running)).then_some(s)
+    });
+    assert_eq!(
+        pid(&after, "keep"),
+        pid(&before, "keep"),
+        "unchanged: not touched"
+    );
+    assert_ne!(
+        pid(&after, "change"),
+        pid(&before, "change"),
+        "changed: restarted"
+    );
+    assert!(pid(&after, "new").is_some());
+    assert!(after.iter().all(|c| c.name != "drop"));
+    wait_for("the removed component's process to be gone", SECS10, || {
+        (!alive(dropped)).then_some(())
+    });
+}
+
+#[test]
+fn an_edited_config_file_is_reloaded_by_itself() {
+    let core = Core::start("[[component]]\nname = \"one\"\ncommand = [\"sleep\", \"1000\"]\n");
+    core.wait_component("one", "running", SECS10, |c| c.state == RunState::Running);
+    let text = "[[component]]\nname = \"one\"\ncommand = [\"sleep\", \"1000\"]\n[[component]]\nname = \"two\"\ncommand = [\"sleep\", \"1000\"]\n";
+    // Write beside it and rename over it, as editors do.
+    let tmp = core.config.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &core.config).unwrap();
+    wait_for("the added component to run", SECS10, || {
+        core.status()
+            .iter()
+            .any(|c| c.name == "two" && c.state == RunState::Running)
+            .then_some(())
+    });
+}

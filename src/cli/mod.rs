@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
-use crate::config::{DEMO_FLEET_NAME, FleetConfig};
+use crate::config::{DEMO_FLEET_NAME, FleetConfig, FleetOrigin};
 use crate::protocol::{Event, Request, Response, Topic};
 
 const AFTER_HELP: &str = "\
@@ -97,6 +97,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-read the fleet config and apply the difference (also on SIGHUP and when the file
+    /// changes); an invalid config changes nothing.
+    Reload,
     /// Run a component's healing path by hand (Basic: restart; Advanced/Full: a recovery episode
     /// through its recovery actions).
     Heal { component: String },
@@ -225,6 +228,9 @@ struct UpArgs {
     /// Run in the background; return once the core answers on its socket.
     #[arg(short, long)]
     detach: bool,
+    /// Do not reload when the config file changes (`reload` and SIGHUP still do).
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// Set for the background process started by `up --detach`.
@@ -338,6 +344,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         Command::Stop { component } => simple(&socket, Request::Stop { component }).await,
         Command::Restart { component } => simple(&socket, Request::Restart { component }).await,
         Command::Heal { component } => simple(&socket, Request::Heal { component }).await,
+        Command::Reload => simple(&socket, Request::Reload).await,
         Command::Logs {
             component,
             lines,
@@ -433,17 +440,22 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
 
 /// The fleet to run: -c FILE, --procfile FILE, ./hms.toml, or the demo.
 fn load_fleet(args: &FleetArgs) -> Result<FleetConfig> {
+    Ok(fleet_origin(args)?.load()?)
+}
+
+/// Where the fleet comes from (absolute, so a reload finds it from anywhere).
+fn fleet_origin(args: &FleetArgs) -> Result<FleetOrigin> {
     if let Some(path) = &args.procfile {
-        return Ok(FleetConfig::from_procfile(path)?);
+        return Ok(FleetOrigin::Procfile(std::path::absolute(path)?));
     }
     if let Some(path) = &args.config {
-        return Ok(FleetConfig::load(path)?);
+        return Ok(FleetOrigin::Toml(std::path::absolute(path)?));
     }
     let local = Path::new("hms.toml");
     if local.exists() {
-        return Ok(FleetConfig::load(local)?);
+        return Ok(FleetOrigin::Toml(std::path::absolute(local)?));
     }
-    Ok(FleetConfig::demo())
+    Ok(FleetOrigin::Demo)
 }
 
 async fn connect(socket: &Path) -> Result<Client> {
@@ -451,9 +463,10 @@ async fn connect(socket: &Path) -> Result<Client> {
 }
 
 async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
-    let fleet = load_fleet(&args.fleet)?;
+    let origin = fleet_origin(&args.fleet)?;
+    let fleet = origin.load()?;
     if args.detach {
-        return detach(&args.fleet, &socket, &data_dir, &fleet).await;
+        return detach(&args.fleet, &socket, &data_dir, &fleet, args.no_watch).await;
     }
     if fleet.source == DEMO_FLEET_NAME {
         tracing::info!("no config given and no ./hms.toml: running the embedded demo fleet");
@@ -462,6 +475,8 @@ async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
         socket,
         data_dir,
         fleet,
+        origin,
+        watch_config: !args.no_watch,
     })
     .await?;
     Ok(())
@@ -473,6 +488,7 @@ async fn detach(
     socket: &Path,
     data_dir: &Path,
     fleet: &FleetConfig,
+    no_watch: bool,
 ) -> Result<()> {
     if let Ok(client) = Client::connect(socket, "cli").await {
         bail!(
@@ -495,6 +511,9 @@ async fn detach(
         cmd.arg("--procfile").arg(std::path::absolute(p)?);
     } else if fleet.source != DEMO_FLEET_NAME {
         cmd.arg("--config").arg(std::path::absolute(&fleet.source)?);
+    }
+    if no_watch {
+        cmd.arg("--no-watch");
     }
     let stderr = std::fs::OpenOptions::new()
         .create(true)
@@ -682,7 +701,7 @@ async fn attach(
 ) -> Result<()> {
     if Client::connect(socket, "cli").await.is_err() {
         let fleet = load_fleet(fleet_args)?;
-        detach(fleet_args, socket, data_dir, &fleet).await?;
+        detach(fleet_args, socket, data_dir, &fleet, false).await?;
     }
     let fleet = fleet_names(socket).await?;
     let driver = tmux_driver(tmux_socket);

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::FleetConfig;
+use crate::config::{FleetConfig, FleetOrigin};
 use crate::protocol::Request;
 
 /// Why the core could not start.
@@ -53,6 +53,10 @@ pub struct CoreOptions {
     pub socket: PathBuf,
     pub data_dir: PathBuf,
     pub fleet: FleetConfig,
+    /// Where the fleet came from, read again on reload.
+    pub origin: FleetOrigin,
+    /// Reload by itself when the config file changes.
+    pub watch_config: bool,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CoreError {
@@ -66,6 +70,8 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         socket,
         data_dir,
         fleet,
+        origin,
+        watch_config,
     } = opts;
     crate::paths::ensure_private_dir(&data_dir, false)?;
     crate::paths::ensure_private_dir(&crate::paths::log_dir(&data_dir), false)?;
@@ -118,7 +124,8 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         crate::paths::core_log(&data_dir),
         cancel.clone(),
     ));
-    let (supervisor, handle, rx) = supervisor::Supervisor::new(&fleet, core_id, data_dir.clone());
+    let (supervisor, handle, rx) =
+        supervisor::Supervisor::new(&fleet, core_id, data_dir.clone(), origin.clone());
     let supervisor_task = tokio::spawn(supervisor.run(rx));
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -139,12 +146,27 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         ) else {
             return;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let _ = signal_handle.request(Request::Reload).await;
+                    continue;
+                }
+            }
+            let _ = signal_handle.request(Request::Shutdown).await;
+            return;
         }
-        let _ = signal_handle.request(Request::Shutdown).await;
     });
+    let _config_watch = origin
+        .path()
+        .filter(|_| watch_config)
+        .and_then(|p| watch_config_file(p, handle.clone()));
 
     let _ = supervisor_task.await;
     cancel.cancel();
@@ -155,6 +177,48 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     orphans::remove_record(&data_dir);
     tracing::info!("core stopped");
     Ok(())
+}
+
+/// Watches the config file's directory (editors replace files by renaming) and asks for a reload
+/// when the file changes. The watcher lives as long as the returned value.
+fn watch_config_file(
+    path: &Path,
+    handle: supervisor::SupervisorHandle,
+) -> Option<
+    notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+> {
+    let dir = path.parent()?.to_path_buf();
+    let file = path.to_path_buf();
+    let runtime = tokio::runtime::Handle::current();
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        std::time::Duration::from_millis(200),
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            let touched = result.is_ok_and(|events| {
+                events
+                    .iter()
+                    .any(|e| e.event.paths.iter().any(|p| p == &file))
+            });
+            if touched && file.exists() {
+                let handle = handle.clone();
+                runtime.spawn(async move {
+                    let _ = handle.request(Request::Reload).await;
+                });
+            }
+        },
+    )
+    .map_err(
+        |e| tracing::warn!(cause = %e, "cannot watch the config file; use `hms-console reload`"),
+    )
+    .ok()?;
+    debouncer
+        .watch(&dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch the config file's directory"))
+        .ok()?;
+    Some(debouncer)
 }
 
 /// Takes an exclusive lock on `DATA_DIR/core.lock` for the core's lifetime.

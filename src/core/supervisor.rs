@@ -17,6 +17,7 @@
 
 mod healing;
 mod linked;
+mod reload;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 
 use super::process::{self, LogSink};
 use super::procinfo;
-use crate::config::{ComponentSpec, FleetConfig};
+use crate::config::{ComponentSpec, FleetConfig, FleetOrigin};
 use crate::healing::detect;
 use crate::healing::policy::{PolicyConfig, RestartDecision, RestartGovernor};
 use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTracker};
@@ -55,6 +56,11 @@ pub const NO_CONN: ConnId = 0;
 
 /// What the supervisor receives.
 pub enum Cmd {
+    /// The config was read again for a reload (off the actor: reading a file may block).
+    Reloaded {
+        result: Result<FleetConfig, String>,
+        reply: Reply,
+    },
     /// A client's request, from connection `conn` (a linked component belongs to the connection
     /// that registered it).
     Request {
@@ -203,9 +209,60 @@ struct Component {
     reported: Option<HealthMetrics>,
     /// Set for linked components.
     linked: Option<linked::Linked>,
+    /// Removed from the config by a reload: stopping, then gone from status and lookups.
+    retired: bool,
 }
 
 impl Component {
+    /// A component for a process from the config, not started yet.
+    fn process(
+        spec: &ComponentSpec,
+        log_dir: &std::path::Path,
+        bus: &broadcast::Sender<Event>,
+    ) -> Component {
+        Component {
+            governor: RestartGovernor::new(PolicyConfig::from_spec(spec)),
+            log: LogSink::new(
+                &spec.name,
+                spec.log_lines,
+                &log_dir.join(format!("{}.log", spec.name)),
+                bus.clone(),
+            ),
+            spec: spec.clone(),
+            state: RunState::Stopped,
+            goal: Goal::Up,
+            pid: None,
+            generation: 0,
+            epoch: 0,
+            started_at: None,
+            started: None,
+            restarts: 0,
+            last_exit: None,
+            health: HealthStatus::Healthy,
+            last_issue: None,
+            last_action: None,
+            restart_when_stopped: false,
+            stop_waiters: Vec::new(),
+            start_waiters: Vec::new(),
+            last_reading: None,
+            metrics: None,
+            kind: ComponentKind::Process,
+            liveness: None,
+            readiness: None,
+            ready: true,
+            threshold_health: HealthStatus::Healthy,
+            after_kill: None,
+            episode: None,
+            episode_serial: 0,
+            episode_hard: false,
+            action_running: false,
+            records: VecDeque::new(),
+            reported: None,
+            linked: None,
+            retired: false,
+        }
+    }
+
     fn uptime(&self, now: Instant) -> Duration {
         self.started
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
@@ -235,6 +292,9 @@ pub struct Supervisor {
     next_plan: u64,
     /// Text panels of linked components, by (component, panel).
     panels: HashMap<(String, String), linked::PanelBuf>,
+    /// The config that runs, and where to read it again.
+    fleet: FleetConfig,
+    origin: FleetOrigin,
 }
 
 /// How many recent issues the core keeps for `hms-console issues`.
@@ -249,6 +309,7 @@ impl Supervisor {
         fleet: &FleetConfig,
         core_id: String,
         data_dir: PathBuf,
+        origin: FleetOrigin,
     ) -> (Supervisor, SupervisorHandle, mpsc::UnboundedReceiver<Cmd>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (bus, _) = broadcast::channel(4096);
@@ -257,46 +318,7 @@ impl Supervisor {
         let components: Vec<Component> = fleet
             .components
             .iter()
-            .map(|spec| Component {
-                governor: RestartGovernor::new(PolicyConfig::from_spec(spec)),
-                log: LogSink::new(
-                    &spec.name,
-                    spec.log_lines,
-                    &log_dir.join(format!("{}.log", spec.name)),
-                    bus.clone(),
-                ),
-                spec: spec.clone(),
-                state: RunState::Stopped,
-                goal: Goal::Up,
-                pid: None,
-                generation: 0,
-                epoch: 0,
-                started_at: None,
-                started: None,
-                restarts: 0,
-                last_exit: None,
-                health: HealthStatus::Healthy,
-                last_issue: None,
-                last_action: None,
-                restart_when_stopped: false,
-                stop_waiters: Vec::new(),
-                start_waiters: Vec::new(),
-                last_reading: None,
-                metrics: None,
-                kind: ComponentKind::Process,
-                liveness: None,
-                readiness: None,
-                ready: true,
-                threshold_health: HealthStatus::Healthy,
-                after_kill: None,
-                episode: None,
-                episode_serial: 0,
-                episode_hard: false,
-                action_running: false,
-                records: VecDeque::new(),
-                reported: None,
-                linked: None,
-            })
+            .map(|spec| Component::process(spec, &log_dir, &bus))
             .collect();
         let index = components
             .iter()
@@ -333,6 +355,8 @@ impl Supervisor {
                 plans: Vec::new(),
                 next_plan: 0,
                 panels: HashMap::new(),
+                fleet: fleet.clone(),
+                origin,
             },
             handle,
             rx,
@@ -392,6 +416,10 @@ impl Supervisor {
             Cmd::EpisodeDeadline { name, serial } => self.on_episode_deadline(&name, serial),
             Cmd::PlanDeadline { plan } => self.on_plan_deadline(plan),
             Cmd::ConnectionClosed { conn } => self.on_connection_closed(conn),
+            Cmd::Reloaded { result, reply } => {
+                let answer = self.reloaded(result);
+                let _ = reply.send(answer);
+            }
         }
         self.settle();
     }
@@ -455,6 +483,7 @@ impl Supervisor {
                 return;
             }
             Request::Heal { component } => return self.heal_request(&component, reply),
+            Request::Reload => return self.reload_request(reply),
             Request::PanelInput {
                 component,
                 panel,
@@ -517,7 +546,9 @@ impl Supervisor {
     fn status(&mut self, component: Option<&str>) -> Result<Response, Refusal> {
         let selected: Vec<usize> = match component {
             Some(name) => vec![self.find(name)?],
-            None => (0..self.components.len()).collect(),
+            None => (0..self.components.len())
+                .filter(|&i| self.index.get(&self.components[i].spec.name) == Some(&i))
+                .collect(),
         };
         let now = Instant::now();
         let components = selected
@@ -1017,6 +1048,7 @@ impl Supervisor {
                 message: format!("{name} stopped"),
             }));
         }
+        self.retire_if_removed(i);
         if self.components[i].restart_when_stopped && self.shutdown.is_none() {
             self.components[i].restart_when_stopped = false;
             self.components[i].restarts += 1;

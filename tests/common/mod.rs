@@ -28,6 +28,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 
 /// A core running in its own process for one test.
 pub struct Core {
+    /// Extra arguments for `up`.
+    pub up_args: Vec<String>,
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
@@ -38,6 +40,11 @@ pub struct Core {
 impl Core {
     /// Writes `config` to a temp hms.toml and starts `hms-console up -c` on it.
     pub fn start(config: &str) -> Core {
+        Core::start_with(config, &[])
+    }
+
+    /// [`Core::start`] with extra arguments for `up`.
+    pub fn start_with(config: &str, up_args: &[&str]) -> Core {
         let dir = tempfile::Builder::new()
             .prefix("hms-t")
             .tempdir()
@@ -45,6 +52,7 @@ impl Core {
         let config_path = dir.path().join("hms.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut core = Core {
+            up_args: up_args.iter().map(|s| s.to_string()).collect(),
             child: None,
             socket: dir.path().join("run/core.sock"),
             data: dir.path().join("data"),
@@ -67,6 +75,7 @@ impl Core {
             .args(["--socket", self.socket.to_str().unwrap()])
             .args(["--data-dir", self.data.to_str().unwrap()])
             .args(["up", "-c", self.config.to_str().unwrap()])
+            .args(&self.up_args)
             .env("RUST_LOG", "hms=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

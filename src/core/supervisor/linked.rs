@@ -210,6 +210,7 @@ impl Supervisor {
                     records: VecDeque::new(),
                     reported: None,
                     linked: Some(linked),
+                    retired: false,
                 });
                 let i = self.components.len() - 1;
                 self.index.insert(name.to_string(), i);
