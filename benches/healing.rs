@@ -228,7 +228,12 @@ fn probes_cpu(n: usize, kind: &str, probe: &str, secs: u64) {
     });
     // Let the probe schedules settle into their period.
     std::thread::sleep(Duration::from_secs(2));
+    let runner = probe_runner_pid(core.pid());
+    let runner_t0 = runner.map(cpu_ticks);
     let cpu = idle_cpu_percent(core.pid(), secs);
+    let runner_cpu = runner
+        .zip(runner_t0)
+        .map(|(pid, t0)| (cpu_ticks(pid) - t0) as f64 / 100.0 / secs as f64 * 100.0);
     let restarts: u32 = {
         let out = core.cli(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -242,6 +247,34 @@ fn probes_cpu(n: usize, kind: &str, probe: &str, secs: u64) {
         "{n} components with {kind} probes at 1 s: core CPU {cpu:.2} % of one core over {secs} s (goal <= 5 %), RSS {:.1} MB, restarts {restarts} (expected 0)",
         rss_mb(core.pid())
     );
+    if let Some(r) = runner_cpu {
+        println!(
+            "  + the probe runner process that spawns them: {r:.2} % (core + runner {:.2} %)",
+            cpu + r
+        );
+    }
+}
+
+/// The core's probe runner (`hms-console probe-runner`), if it runs.
+fn probe_runner_pid(core: u32) -> Option<u32> {
+    let mut found = None;
+    for t in std::fs::read_dir(format!("/proc/{core}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in list
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let cmd = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+            if cmd.split(|b| *b == 0).any(|w| w == b"probe-runner") {
+                found = Some(c);
+            }
+        }
+    }
+    found
 }
 
 fn main() {

@@ -171,6 +171,9 @@ enum Command {
         #[arg(long)]
         ascii: bool,
     },
+    /// Internal: started by the core; runs exec probes for it.
+    #[command(hide = true)]
+    ProbeRunner,
     /// Internal: started by the core; kills what the core leaves if it is killed.
     #[command(hide = true)]
     Reaper {
@@ -366,6 +369,10 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             Ok(())
         }
         Command::Reaper { .. } => unreachable!("handled before the runtime starts"),
+        Command::ProbeRunner => {
+            crate::core::probe_runner::runner_main().await;
+            Ok(())
+        }
         Command::Attach {
             fleet,
             session,
@@ -438,9 +445,20 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
     }
 }
 
-/// The fleet to run: -c FILE, --procfile FILE, ./hms.toml, or the demo.
+/// The fleet to run: -c FILE, --procfile FILE, ./hms.toml, or the demo. Errors name the file
+/// as the user wrote it.
 fn load_fleet(args: &FleetArgs) -> Result<FleetConfig> {
-    Ok(fleet_origin(args)?.load()?)
+    if let Some(path) = &args.procfile {
+        return Ok(FleetConfig::from_procfile(path)?);
+    }
+    if let Some(path) = &args.config {
+        return Ok(FleetConfig::load(path)?);
+    }
+    let local = Path::new("hms.toml");
+    if local.exists() {
+        return Ok(FleetConfig::load(local)?);
+    }
+    Ok(FleetConfig::demo())
 }
 
 /// Where the fleet comes from (absolute, so a reload finds it from anywhere).
@@ -463,8 +481,8 @@ async fn connect(socket: &Path) -> Result<Client> {
 }
 
 async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
+    let fleet = load_fleet(&args.fleet)?;
     let origin = fleet_origin(&args.fleet)?;
-    let fleet = origin.load()?;
     if args.detach {
         return detach(&args.fleet, &socket, &data_dir, &fleet, args.no_watch).await;
     }

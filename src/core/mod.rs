@@ -9,6 +9,7 @@
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
 pub mod orphans;
+pub mod probe_runner;
 pub mod process;
 pub mod procinfo;
 pub mod server;

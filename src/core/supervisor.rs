@@ -292,6 +292,8 @@ pub struct Supervisor {
     next_plan: u64,
     /// Text panels of linked components, by (component, panel).
     panels: HashMap<(String, String), linked::PanelBuf>,
+    /// Runs exec probes in a helper process (started with the first one).
+    probe_runner: super::probe_runner::ProbeRunner,
     /// The config that runs, and where to read it again.
     fleet: FleetConfig,
     origin: FleetOrigin,
@@ -313,6 +315,7 @@ impl Supervisor {
     ) -> (Supervisor, SupervisorHandle, mpsc::UnboundedReceiver<Cmd>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (bus, _) = broadcast::channel(4096);
+        let probe_runner = super::probe_runner::ProbeRunner::new(&core_id);
         let metrics_subscribers = Arc::new(AtomicUsize::new(0));
         let log_dir = crate::paths::log_dir(&data_dir);
         let components: Vec<Component> = fleet
@@ -355,6 +358,7 @@ impl Supervisor {
                 plans: Vec::new(),
                 next_plan: 0,
                 panels: HashMap::new(),
+                probe_runner,
                 fleet: fleet.clone(),
                 origin,
             },

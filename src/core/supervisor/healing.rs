@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::{Cmd, ComponentKind, Goal, Refusal, Supervisor, TimerKind, format_duration};
 use crate::healing::detect::{self, BreachLevel};
 use crate::healing::policy::RestartDecision;
-use crate::healing::probe::{self, ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
+use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
 use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
 use crate::model::{
     HealingAction, HealingLevel, HealthStatus, Issue, RecoveryRecord, RecoveryStep, RunState,
@@ -94,8 +94,9 @@ impl Supervisor {
         let tx = self.tx.clone();
         let name = c.spec.name.clone();
         let epoch = c.epoch;
+        let runner = self.probe_runner.clone();
         tokio::spawn(async move {
-            let outcome = probe::run_probe(&target, timeout).await;
+            let outcome = runner.run(&target, timeout).await;
             let _ = tx.send(Cmd::ProbeResult {
                 name,
                 epoch,
