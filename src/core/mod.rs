@@ -169,7 +169,11 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         .filter(|_| watch_config)
         .and_then(|p| watch_config_file(p, handle.clone()));
 
-    let _ = supervisor_task.await;
+    let ended_groups = supervisor_task.await.unwrap_or_default();
+    // Exit only once nothing the fleet ran is left, so `down` returns to a clean machine.
+    if !process::wait_groups_gone(&ended_groups, std::time::Duration::from_secs(3)).await {
+        tracing::warn!("some processes of stopped components were still alive at exit");
+    }
     cancel.cancel();
     signals.abort();
     let _ = server_task.await;

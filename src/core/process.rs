@@ -161,6 +161,46 @@ pub fn signal_group(pgid: u32, signal: Signal) -> nix::Result<()> {
     }
 }
 
+/// Waits until no live (non-zombie) process belongs to any of `groups`, or `timeout` passes.
+///
+/// After SIGKILL a process takes a moment to die, and an orphaned grandchild becomes a zombie
+/// of init, which may reap it late; `kill(-pgid, 0)` counts zombies, so /proc is read instead.
+/// Used only when stopping (an operator's `stop`, `down`), never on the restart path.
+pub async fn wait_groups_gone(groups: &[u32], timeout: std::time::Duration) -> bool {
+    if groups.is_empty() {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if !any_live_member(groups) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+fn any_live_member(groups: &[u32]) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_ascii_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp: u32 = fields.nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            !matches!(state, "Z" | "X") && groups.contains(&pgrp)
+        })
+}
+
 /// True while any process of the group is alive.
 pub fn group_alive(pgid: u32) -> bool {
     killpg(Pid::from_raw(pgid as i32), None).is_ok()

@@ -211,6 +211,9 @@ struct Component {
     linked: Option<linked::Linked>,
     /// Removed from the config by a reload: stopping, then gone from status and lookups.
     retired: bool,
+    /// The process group of the run that just ended, until `stop` waiters are told the
+    /// component stopped (they are told only once no process of it is left).
+    ended_group: Option<u32>,
 }
 
 impl Component {
@@ -260,6 +263,7 @@ impl Component {
             reported: None,
             linked: None,
             retired: false,
+            ended_group: None,
         }
     }
 
@@ -294,6 +298,9 @@ pub struct Supervisor {
     panels: HashMap<(String, String), linked::PanelBuf>,
     /// Runs exec probes in a helper process (started with the first one).
     probe_runner: super::probe_runner::ProbeRunner,
+    /// Process groups of components that ended during shutdown: the core waits for them to be
+    /// gone before it exits, so `down` returns with nothing left running.
+    ended_groups: Vec<u32>,
     /// The config that runs, and where to read it again.
     fleet: FleetConfig,
     origin: FleetOrigin,
@@ -359,6 +366,7 @@ impl Supervisor {
                 next_plan: 0,
                 panels: HashMap::new(),
                 probe_runner,
+                ended_groups: Vec::new(),
                 fleet: fleet.clone(),
                 origin,
             },
@@ -367,8 +375,9 @@ impl Supervisor {
         )
     }
 
-    /// Starts the fleet and handles commands until a shutdown completes.
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    /// Starts the fleet and handles commands until a shutdown completes. Returns the process
+    /// groups of the components that ended during the shutdown.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> Vec<u32> {
         for i in 0..self.components.len() {
             self.set_state(i, RunState::Starting);
         }
@@ -378,10 +387,10 @@ impl Supervisor {
         loop {
             tokio::select! {
                 cmd = rx.recv() => {
-                    let Some(cmd) = cmd else { return };
+                    let Some(cmd) = cmd else { return self.ended_groups };
                     self.handle(cmd);
                     if self.shutdown_complete() {
-                        return;
+                        return self.ended_groups;
                     }
                 }
                 _ = metrics_tick.tick() => {
@@ -1047,10 +1056,19 @@ impl Supervisor {
     /// The component has stopped for good (for now): answer waiters, maybe start it again.
     fn stopped(&mut self, i: usize) {
         let name = self.components[i].spec.name.clone();
-        for w in std::mem::take(&mut self.components[i].stop_waiters) {
-            let _ = w.send(Ok(Response::Done {
-                message: format!("{name} stopped"),
-            }));
+        let waiters = std::mem::take(&mut self.components[i].stop_waiters);
+        let group = self.components[i].ended_group.take();
+        if !waiters.is_empty() {
+            // `stop` answers once nothing of the component is left running.
+            tokio::spawn(async move {
+                let groups: Vec<u32> = group.into_iter().collect();
+                process::wait_groups_gone(&groups, Duration::from_secs(2)).await;
+                for w in waiters {
+                    let _ = w.send(Ok(Response::Done {
+                        message: format!("{name} stopped"),
+                    }));
+                }
+            });
         }
         self.retire_if_removed(i);
         if self.components[i].restart_when_stopped && self.shutdown.is_none() {
@@ -1082,7 +1100,11 @@ impl Supervisor {
         // No grandchild outlives its component's main process.
         if let Some(pid) = pid {
             let _ = process::signal_group(pid, Signal::SIGKILL);
+            if self.shutdown.is_some() {
+                self.ended_groups.push(pid);
+            }
         }
+        self.components[i].ended_group = pid;
         let uptime = self.components[i].uptime(now);
         self.components[i].epoch += 1;
         self.components[i].last_exit = Some(exit.clone());

@@ -309,7 +309,7 @@ async fn listen(
     }
 }
 
-/// One connection: snapshot, subscribe, then events until it ends.
+/// One connection: subscribe, snapshot, then events until it ends.
 #[allow(clippy::too_many_arguments)]
 async fn session(
     socket: &Path,
@@ -328,8 +328,10 @@ async fn session(
     if tx.send(Msg::Connected).await.is_err() {
         return Ok(());
     }
-    // The snapshot comes before the subscription: an event in between is missed, but the next
-    // change of that component sends its whole status again.
+    // Subscribe first, then take the snapshot: an event that happens in between is queued by the
+    // client and applied after the snapshot, so nothing is lost (at worst a log or text line that
+    // made it into the snapshot shows twice).
+    client.subscribe(topics, components).await?;
     for request in requests {
         let answer = match client.request(request.clone()).await {
             Ok(response) => Ok(response),
@@ -340,7 +342,6 @@ async fn session(
             return Ok(());
         }
     }
-    client.subscribe(topics, components).await?;
     while let Some(event) = client.next_event().await? {
         if tx.send(Msg::Event(event)).await.is_err() {
             return Ok(());
@@ -424,11 +425,15 @@ mod tests {
 
     /// A fake core for one connection: answers the hello, then each request with `answer`, then
     /// pushes `events` after the subscription and hangs up.
+    /// Answers requests; once the client has subscribed and then made `snapshots` more requests,
+    /// sends `events` and hangs up.
     async fn fake_core(
         stream: UnixStream,
         mut answer: impl FnMut(&Request) -> Response,
         events: Vec<Event>,
+        snapshots: usize,
     ) -> Vec<Request> {
+        let mut subscribed_at: Option<usize> = None;
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         let mut buf = Vec::new();
@@ -442,13 +447,15 @@ mod tests {
                 },
                 ClientMessage::Request { id, request } => {
                     let response = answer(&request);
-                    let subscribed = matches!(request, Request::Subscribe { .. });
+                    if matches!(request, Request::Subscribe { .. }) {
+                        subscribed_at = Some(seen.len());
+                    }
                     seen.push(request);
                     write
                         .write_all(&encode(&ServerMessage::Response { id, response }))
                         .await
                         .expect("write");
-                    if subscribed {
+                    if subscribed_at.is_some_and(|k| seen.len() - k - 1 == snapshots) {
                         for event in &events {
                             write
                                 .write_all(&encode(&ServerMessage::Event {
@@ -497,7 +504,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn listener_waits_for_the_core_then_snapshots_subscribes_and_reconnects() {
+    async fn listener_waits_for_the_core_then_subscribes_snapshots_and_reconnects() {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("core.sock");
         let (tx, mut rx) = mpsc::channel(16);
@@ -523,15 +530,15 @@ mod tests {
             .await
             .expect("the panel retries")
             .expect("accept");
-        let seen = fake_core(stream, answer, vec![notice()]).await;
+        let seen = fake_core(stream, answer, vec![notice()], 1).await;
         assert_eq!(
             seen,
             vec![
-                requests[0].clone(),
                 Request::Subscribe {
                     topics: vec![Topic::State],
                     components: vec!["api".into()]
-                }
+                },
+                requests[0].clone(),
             ]
         );
         assert_eq!(recv(&mut rx).await, Msg::Connected);
@@ -547,7 +554,7 @@ mod tests {
             .await
             .expect("the panel reconnects")
             .expect("accept");
-        tokio::spawn(fake_core(stream, answer, vec![]));
+        tokio::spawn(fake_core(stream, answer, vec![], 1));
         assert_eq!(recv(&mut rx).await, Msg::Connected);
         task.abort();
     }
@@ -629,7 +636,7 @@ mod tests {
         let core = UnixListener::bind(&socket).expect("bind");
         command_tx.send((8, restart.clone())).await.expect("send");
         let (stream, _) = core.accept().await.expect("accept");
-        let seen = fake_core(stream, answer, vec![]).await;
+        let seen = fake_core(stream, answer, vec![], 0).await;
         assert_eq!(seen, vec![restart]);
         assert_eq!(
             recv(&mut rx).await,

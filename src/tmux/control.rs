@@ -128,6 +128,9 @@ impl Notification {
     }
 }
 
+/// How long a control-mode command may wait for its reply.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the reader makes of one line of control-mode output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -253,7 +256,13 @@ impl ControlClient {
         ));
         // Commands written before tmux has finished the attach itself fail with "no current
         // client", so wait for the attach's own reply (the first block tmux sends).
-        match attached.await {
+        let attached = tokio::time::timeout(COMMAND_TIMEOUT, attached)
+            .await
+            .map_err(|_| TmuxError::ControlTimeout {
+                command: "attach-session".to_string(),
+                seconds: COMMAND_TIMEOUT.as_secs(),
+            })?;
+        match attached {
             Ok(Ok(())) => {}
             Ok(Err(stderr)) => {
                 return Err(TmuxError::Command {
@@ -298,7 +307,16 @@ impl ControlClient {
                 return Err(TmuxError::ControlClosed);
             }
         }
-        match rx.await {
+        let answer = match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                return Err(TmuxError::ControlTimeout {
+                    command: line.split(' ').next().unwrap_or("").to_string(),
+                    seconds: COMMAND_TIMEOUT.as_secs(),
+                });
+            }
+        };
+        match answer {
             Ok(Ok(lines)) => Ok(lines),
             Ok(Err(stderr)) => Err(TmuxError::Command {
                 command: line.split(' ').next().unwrap_or("").to_string(),

@@ -105,6 +105,9 @@ pub enum TmuxError {
     /// The control-mode client has exited (the server or session went away).
     #[error("the tmux control-mode client has exited")]
     ControlClosed,
+    /// tmux did not answer a control-mode command in time (a lost reply must not hang us).
+    #[error("tmux did not answer `{command}` within {seconds} s")]
+    ControlTimeout { command: String, seconds: u64 },
 }
 
 impl TmuxError {

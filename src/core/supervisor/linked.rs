@@ -211,6 +211,7 @@ impl Supervisor {
                     reported: None,
                     linked: Some(linked),
                     retired: false,
+                    ended_group: None,
                 });
                 let i = self.components.len() - 1;
                 self.index.insert(name.to_string(), i);
