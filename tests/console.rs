@@ -930,3 +930,24 @@ fn layout_without_a_console_session_is_refused() {
     assert!(err.contains("no tmux session 'hms'"), "{err}");
     assert!(err.contains("hms-console attach"), "{err}");
 }
+
+#[test]
+fn the_benchmark_layouts_load_and_compile_at_the_session_size() {
+    // benches/console.rs builds these into live sessions; a broken one would fail only there.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layouts-live");
+    for (file, panels) in [("nine.toml", 9), ("sixteen.toml", 16)] {
+        let grid = Grid::load(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(grid.panels().len(), panels, "{file}");
+        let fleet: Vec<String> = (1..=9).map(|i| format!("c{i}")).collect();
+        let bound = grid.bind_fleet(&fleet);
+        assert!(
+            bound.panels().iter().all(|p| p.component.is_some()
+                || matches!(
+                    p.kind,
+                    hms::model::PanelKind::SystemHealth | hms::model::PanelKind::Actions
+                )),
+            "{file}: every tile and per-component panel has a component"
+        );
+        compile(&bound, WIDTH, HEIGHT).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
