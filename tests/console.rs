@@ -984,7 +984,7 @@ fn editing_a_layout_file_reapplies_it_and_an_invalid_edit_keeps_the_old_layout()
     std::fs::write(&path, &taller).expect("edit");
     let edited = wait_for("the edit to be applied", DEADLINE, || {
         let w = c.tmux.window("hms", "supervisor-3x3");
-        (w.panes == 6).then_some(w)
+        (w.panes == 6 && !w.tag.is_empty()).then_some(w)
     });
     let panes = c.tmux.panes(&edited.id);
     assert_eq!(assert_aligned_rows(&panes, WIDTH, HEIGHT), [3, 1, 1, 1]);

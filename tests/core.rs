@@ -628,4 +628,9 @@ fn an_edited_config_file_is_reloaded_by_itself() {
             .any(|c| c.name == "two" && c.state == RunState::Running)
             .then_some(())
     });
+    // Regression: reading the file for the reload is itself a file event; it must not start
+    // another reload (that looped forever). Nothing to wait for here, so give it time to go wrong.
+    std::thread::sleep(Duration::from_millis(1000));
+    let reloads = core.log().matches("config reloaded").count();
+    assert_eq!(reloads, 1, "{}", core.log());
 }

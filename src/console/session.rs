@@ -10,13 +10,25 @@ use std::path::{Path, PathBuf};
 
 use crate::model::PanelKind;
 use crate::tmux::driver::{
-    ManagedWindow, NewSession, OptionScope, PaneId, SessionState, TmuxDriver, TmuxError, WindowId,
-    build_window, ensure_session,
+    ManagedWindow, NewSession, PaneId, SessionState, TmuxDriver, TmuxError, WindowId,
+    build_window_with_options, ensure_session,
 };
 use crate::tmux::layout::{Grid, LayoutError, Panel};
 
 /// The window option that records a window's layout source.
 pub const LAYOUT_OPTION: &str = "@hms-layout";
+
+/// The window option that records a fingerprint of the grid the window was built from, so a
+/// rebuild can be skipped when a layout file event brings no change.
+pub const GRID_OPTION: &str = "@hms-grid";
+
+/// A fingerprint of a grid (stable within one build of hms-console).
+pub fn grid_fingerprint(grid: &Grid) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{grid:?}").hash(&mut h);
+    format!("{:016x}", h.finish())
+}
 
 /// Errors building the console.
 #[derive(Debug, thiserror::Error)]
@@ -264,17 +276,16 @@ pub async fn build<D: TmuxDriver>(
 ) -> Result<ManagedWindow, ConsoleError> {
     let grid = source.grid(fleet)?;
     let name = source.window_name(&grid);
-    let window = build_window(driver, &opts.session, &name, &grid, |p| {
+    // The tags are set in the same tmux invocation that makes the window: a watcher never sees
+    // the window untagged.
+    let options = [
+        (LAYOUT_OPTION.to_string(), source.tag()),
+        (GRID_OPTION.to_string(), grid_fingerprint(&grid)),
+    ];
+    let window = build_window_with_options(driver, &opts.session, &name, &grid, &options, |p| {
         panel_command(opts, p)
     })
     .await?;
-    driver
-        .set_option(
-            &OptionScope::Window(window.window),
-            LAYOUT_OPTION,
-            &source.tag(),
-        )
-        .await?;
     Ok(window)
 }
 

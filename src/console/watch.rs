@@ -20,7 +20,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use super::session::{ConsoleOptions, LAYOUT_OPTION, LayoutSource, build, managed_from_tmux};
+use super::session::{
+    ConsoleOptions, GRID_OPTION, LAYOUT_OPTION, LayoutSource, build, grid_fingerprint,
+    managed_from_tmux,
+};
 use crate::protocol::{NoticeLevel, Request};
 use crate::tmux::control::{ControlClient, Notification};
 use crate::tmux::driver::{ManagedWindow, OptionScope, Tmux, TmuxDriver, WindowId};
@@ -51,7 +54,8 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
             if let Ok(events) = result {
-                for e in events {
+                // Reading a file is an access event too; ours would feed back into a loop.
+                for e in events.iter().filter(|e| !e.event.kind.is_access()) {
                     for p in &e.event.paths {
                         let _ = file_tx.send(p.clone());
                     }
@@ -201,13 +205,33 @@ async fn file_changed(
     }
     let fleet = fleet_names(&opts.socket).await;
     let source = LayoutSource::File(path.to_path_buf());
-    if let Err(e) = source.grid(&fleet) {
-        let message = format!("layout not applied, keeping the previous one: {e}");
-        tracing::warn!(%message);
-        report(tmux, opts, &message, NoticeLevel::Error).await;
-        return;
-    }
+    let grid = match source.grid(&fleet) {
+        Ok(grid) => grid,
+        Err(e) => {
+            let message = format!("layout not applied, keeping the previous one: {e}");
+            tracing::warn!(%message);
+            report(tmux, opts, &message, NoticeLevel::Error).await;
+            return;
+        }
+    };
     for id in affected {
+        // One save often arrives as several file events: rebuild only when the grid differs from
+        // the one the window was built from (recorded in the window itself).
+        let built_from = tmux
+            .run(&[
+                "show-options".into(),
+                "-wqv".into(),
+                "-t".into(),
+                id.to_string(),
+                GRID_OPTION.into(),
+            ])
+            .await
+            .unwrap_or_default();
+        if built_from.trim() == grid_fingerprint(&grid) {
+            tracing::debug!(window = id.0, "layout file event without a change");
+            continue;
+        }
+        tracing::info!(window = id.0, file = %path.display(), "layout file changed: rebuilding");
         let old_name = windows
             .get(&id)
             .map(|w| w.managed.name.clone())

@@ -202,10 +202,12 @@ fn watch_config_file(
         std::time::Duration::from_millis(200),
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
+            // Only changes count: reading the file for a reload is an access event, and
+            // reacting to it would reload forever.
             let touched = result.is_ok_and(|events| {
                 events
                     .iter()
-                    .any(|e| e.event.paths.iter().any(|p| p == &file))
+                    .any(|e| !e.event.kind.is_access() && e.event.paths.iter().any(|p| p == &file))
             });
             if touched && file.exists() {
                 let handle = handle.clone();

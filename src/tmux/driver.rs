@@ -190,6 +190,9 @@ pub struct WindowPlan {
     pub env: Vec<(String, String)>,
     /// Windows to kill once the new one is complete (the window being replaced).
     pub replace: Vec<WindowId>,
+    /// Window options to set as part of the same invocation (e.g. user options `@name` that tag
+    /// the window), so nobody ever sees the window without them.
+    pub options: Vec<(String, String)>,
 }
 
 /// What [`TmuxDriver::build_window`] made.
@@ -634,6 +637,9 @@ impl TmuxDriver for Tmux {
             "pane-border-format",
             " #{pane_title} ",
         ]));
+        for (name, value) in &plan.options {
+            commands.push(strings(["set-option", "-w", "-t", &target, name, value]));
+        }
         commands.push(strings(["select-pane", "-t", &target, "-T", &first.title]));
         for pane in rest {
             // Splitting the active pane (the newest) keeps the pane list in creation order;
@@ -657,7 +663,15 @@ impl TmuxDriver for Tmux {
             commands.push(strings(["kill-window", "-t", &old.to_string()]));
         }
         commands.push(strings(["rename-window", "-t", &target, &plan.name]));
-        let out = self.run(&chain(&commands)).await?;
+        let out = match self.run(&chain(&commands)).await {
+            Ok(out) => out,
+            Err(e) => {
+                // tmux stops a chain at the first failing command: do not leave a half-built
+                // window behind under its temporary name.
+                let _ = self.run(&strings(["kill-window", "-t", &target])).await;
+                return Err(e);
+            }
+        };
         let mut window = None;
         let mut panes = Vec::with_capacity(plan.panes.len());
         let mut layout = None;
@@ -906,6 +920,18 @@ pub async fn build_window<D: TmuxDriver>(
     grid: &Grid,
     pane_command: impl Fn(&Panel) -> String,
 ) -> Result<ManagedWindow, TmuxError> {
+    build_window_with_options(driver, session, window_name, grid, &[], pane_command).await
+}
+
+/// [`build_window`], also setting `options` on the new window in the same tmux invocation.
+pub async fn build_window_with_options<D: TmuxDriver>(
+    driver: &D,
+    session: &str,
+    window_name: &str,
+    grid: &Grid,
+    options: &[(String, String)],
+    pane_command: impl Fn(&Panel) -> String,
+) -> Result<ManagedWindow, TmuxError> {
     let windows = driver.list_windows(session).await?;
     let (width, height) = windows
         .iter()
@@ -935,6 +961,7 @@ pub async fn build_window<D: TmuxDriver>(
             .filter(|w| w.name == window_name)
             .map(|w| w.id)
             .collect(),
+        options: options.to_vec(),
     };
     let built = driver.build_window(&plan).await?;
     let managed = ManagedWindow {
