@@ -299,6 +299,7 @@ impl Console {
             .env_remove("HMS_SOCKET")
             .env_remove("HMS_DATA_DIR")
             .env_remove("NO_COLOR")
+            .env("RUST_LOG", "hms=debug")
             .stdin(Stdio::null());
         cmd
     }
@@ -952,6 +953,28 @@ fn the_benchmark_layouts_load_and_compile_at_the_session_size() {
     }
 }
 
+/// [`wait_for`] that adds `explain()` to the panic message when it times out.
+fn wait_for_or<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    explain: impl Fn() -> String,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; {}",
+                explain()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn editing_a_layout_file_reapplies_it_and_an_invalid_edit_keeps_the_old_layout() {
     let c = Console::start();
@@ -982,10 +1005,27 @@ fn editing_a_layout_file_reapplies_it_and_an_invalid_edit_keeps_the_old_layout()
         + "\n[[panel]]\nrow = 1\ncol = 0\ncolspan = 3\nkind = \"component\"\n";
     Grid::from_toml_str(&taller, "taller").expect("the edit is valid");
     std::fs::write(&path, &taller).expect("edit");
-    let edited = wait_for("the edit to be applied", DEADLINE, || {
-        let w = c.tmux.window("hms", "supervisor-3x3");
-        (w.panes == 6 && !w.tag.is_empty()).then_some(w)
-    });
+    let edited = wait_for_or(
+        "the edit to be applied",
+        DEADLINE,
+        || {
+            let w = c.tmux.window("hms", "supervisor-3x3");
+            (w.panes == 6 && !w.tag.is_empty()).then_some(w)
+        },
+        || {
+            let log = c.core.data.join("logs/console-watch.log");
+            let ps = std::process::Command::new("sh")
+                .args(["-c", "ps -eo pid,etime,args | grep [c]onsole-watch"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            format!(
+                "watcher log:\n{}\nwatchers:\n{ps}\nwindows: {:?}",
+                std::fs::read_to_string(log).unwrap_or_default(),
+                c.tmux.window("hms", "supervisor-3x3")
+            )
+        },
+    );
     let panes = c.tmux.panes(&edited.id);
     assert_eq!(assert_aligned_rows(&panes, WIDTH, HEIGHT), [3, 1, 1, 1]);
 

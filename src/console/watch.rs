@@ -33,12 +33,33 @@ pub const WATCHER_OPTION: &str = "@hms-watcher";
 
 /// A window we manage, as last built.
 struct Watched {
-    managed: ManagedWindow,
+    /// The grid and panes, for re-laying it out; `None` when the window does not match what its
+    /// source gives now (its layout file changed before we saw the window): then it is rebuilt.
+    managed: Option<ManagedWindow>,
     source: LayoutSource,
+    name: String,
 }
 
-/// Runs the watcher until the session ends.
+/// Runs the watcher until the session ends. A second watcher for the same tmux server and
+/// session exits at once (a lock file in the data directory), so two `attach`/`layout` calls in
+/// quick succession never leave two control clients fighting over one session.
 pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
+    let lock_path = crate::paths::log_dir(&opts.data_dir).join(format!(
+        "console-watch-{}-{}.lock",
+        tmux.socket().unwrap_or("default"),
+        opts.session
+    ));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("while opening {}", lock_path.display()))?;
+    let Ok(_lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        tracing::debug!("another watcher runs for this session");
+        return Ok(());
+    };
     let (client, mut notes) = ControlClient::attach(&tmux, &opts.session)
         .await
         .with_context(|| format!("while attaching to tmux session '{}'", opts.session))?;
@@ -48,6 +69,7 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
         &std::process::id().to_string(),
     )
     .await?;
+    tracing::info!(session = %opts.session, "console watcher running");
     let (file_tx, mut file_rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut debouncer = notify_debouncer_full::new_debouncer(
         Duration::from_millis(150),
@@ -66,19 +88,23 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
     .context("while starting the file watcher")?;
     let mut watched_dirs: Vec<PathBuf> = Vec::new();
     let mut windows: HashMap<WindowId, Watched> = HashMap::new();
-    refresh(&tmux, &opts, &mut windows).await;
+    let new_files = refresh(&tmux, &opts, &mut windows).await;
     watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+    catch_up(&tmux, &opts, &mut windows, new_files).await;
     loop {
         tokio::select! {
-            note = notes.next() => match note {
+            note = notes.next() => {
+                tracing::trace!(?note, "notification");
+                match note {
                 None | Some(Notification::Exit { .. }) => break,
                 Some(Notification::LayoutChange { window, layout, .. }) => {
                     if !windows.contains_key(&window) {
-                        refresh(&tmux, &opts, &mut windows).await;
+                        let new_files = refresh(&tmux, &opts, &mut windows).await;
                         watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+                        catch_up(&tmux, &opts, &mut windows, new_files).await;
                     }
-                    if let Some(w) = windows.get(&window) {
-                        match w.managed.layout_to_apply(&layout) {
+                    if let Some(m) = windows.get(&window).and_then(|w| w.managed.as_ref()) {
+                        match m.layout_to_apply(&layout) {
                             Ok(Some(exact)) => {
                                 if let Err(e) = tmux.select_layout(window, &exact).await {
                                     tracing::warn!(cause = %e, "re-applying the layout failed");
@@ -92,12 +118,14 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
                 }
                 Some(Notification::WindowAdd(_)) | Some(Notification::WindowClose(_))
                 | Some(Notification::WindowRenamed { .. }) => {
-                    refresh(&tmux, &opts, &mut windows).await;
+                    let new_files = refresh(&tmux, &opts, &mut windows).await;
                     watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
+                    catch_up(&tmux, &opts, &mut windows, new_files).await;
                 }
                 Some(_) => {}
-            },
+            }},
             Some(path) = file_rx.recv() => {
+                tracing::debug!(file = %path.display(), "file event");
                 // Let a burst of events settle into one rebuild per file.
                 let mut paths = vec![path];
                 while let Ok(p) = file_rx.try_recv() {
@@ -116,7 +144,14 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
 }
 
 /// Re-reads which windows we manage from their `@hms-layout` tags.
-async fn refresh(tmux: &Tmux, opts: &ConsoleOptions, windows: &mut HashMap<WindowId, Watched>) {
+/// Re-reads which windows we manage; returns the layout files of windows it had not seen, which
+/// may have been edited before we started watching them.
+async fn refresh(
+    tmux: &Tmux,
+    opts: &ConsoleOptions,
+    windows: &mut HashMap<WindowId, Watched>,
+) -> Vec<PathBuf> {
+    let mut new_files = Vec::new();
     let fleet = fleet_names(&opts.socket).await;
     let Ok(listing) = tmux
         .run(&[
@@ -128,7 +163,7 @@ async fn refresh(tmux: &Tmux, opts: &ConsoleOptions, windows: &mut HashMap<Windo
         ])
         .await
     else {
-        return;
+        return new_files;
     };
     let mut seen = Vec::new();
     for line in listing.lines() {
@@ -150,15 +185,50 @@ async fn refresh(tmux: &Tmux, opts: &ConsoleOptions, windows: &mut HashMap<Windo
         let Some(source) = LayoutSource::from_tag(tag) else {
             continue;
         };
-        match managed_from_tmux(tmux, &opts.session, id, name, tag, &fleet).await {
-            Ok(Some(managed)) => {
-                windows.insert(id, Watched { managed, source });
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(window = id.0, cause = %e, "cannot manage window"),
+        // A window still being built (under its temporary name) is looked at once it is renamed.
+        if name.starts_with("hms-build-") {
+            continue;
         }
+        let managed = match managed_from_tmux(tmux, &opts.session, id, name, tag, &fleet).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(window = id.0, cause = %e, "window does not match its source now");
+                None
+            }
+        };
+        tracing::debug!(
+            window = id.0,
+            tag,
+            matches = managed.is_some(),
+            "managing window"
+        );
+        if let LayoutSource::File(path) = &source {
+            new_files.push(path.clone());
+        }
+        windows.insert(
+            id,
+            Watched {
+                managed,
+                source,
+                name: name.to_string(),
+            },
+        );
     }
     windows.retain(|id, _| seen.contains(id));
+    new_files
+}
+
+/// A file may have changed between its window being built and our watch starting: compare and
+/// rebuild now if so (a no-op when the window matches its file).
+async fn catch_up(
+    tmux: &Tmux,
+    opts: &ConsoleOptions,
+    windows: &mut HashMap<WindowId, Watched>,
+    files: Vec<PathBuf>,
+) {
+    for path in files {
+        file_changed(tmux, opts, windows, &path).await;
+    }
 }
 
 fn watch_dirs(
@@ -177,7 +247,10 @@ fn watch_dirs(
             };
             if !watched.contains(&dir) {
                 match debouncer.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                    Ok(()) => watched.push(dir),
+                    Ok(()) => {
+                        tracing::debug!(dir = %dir.display(), "watching layout files");
+                        watched.push(dir)
+                    }
                     Err(e) => tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch"),
                 }
             }
@@ -197,6 +270,7 @@ async fn file_changed(
         .map(|(id, _)| *id)
         .collect();
     if affected.is_empty() {
+        tracing::debug!(file = %path.display(), "no window uses this file");
         return;
     }
     if !path.exists() {
@@ -232,10 +306,7 @@ async fn file_changed(
             continue;
         }
         tracing::info!(window = id.0, file = %path.display(), "layout file changed: rebuilding");
-        let old_name = windows
-            .get(&id)
-            .map(|w| w.managed.name.clone())
-            .unwrap_or_default();
+        let old_name = windows.get(&id).map(|w| w.name.clone()).unwrap_or_default();
         match build(tmux, opts, &source, &fleet).await {
             Ok(managed) => {
                 // A renamed layout builds a window of a new name: remove the old one.
@@ -247,7 +318,8 @@ async fn file_changed(
                 windows.insert(
                     managed.window,
                     Watched {
-                        managed,
+                        name: name.clone(),
+                        managed: Some(managed),
                         source: source.clone(),
                     },
                 );
