@@ -217,7 +217,8 @@ struct Component {
 }
 
 impl Component {
-    /// A component for a process from the config, not started yet.
+    /// A component from its spec, not started yet: a process from the config, or (with `kind`
+    /// and `linked` set by the caller) a linked component.
     fn process(
         spec: &ComponentSpec,
         log_dir: &std::path::Path,

@@ -22,7 +22,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::process::LogSink;
 use super::{
     Component, ComponentKind, ConnId, Goal, Refusal, Supervisor, TimerKind, format_duration,
 };
@@ -31,7 +30,6 @@ use crate::config::{
     ThresholdsConfig,
 };
 use crate::healing::detect::{self, HeartbeatMonitor};
-use crate::healing::policy::{PolicyConfig, RestartGovernor};
 use crate::model::{
     ComponentCapabilities, HealingLevel, HealthMetrics, HealthStatus, Issue, RestartPolicy,
     RunState, Severity, SupervisorCommand,
@@ -170,49 +168,11 @@ impl Supervisor {
             }
             None => {
                 let spec = linked_spec(name, &capabilities);
-                let log = LogSink::new(
-                    name,
-                    spec.log_lines,
-                    &crate::paths::log_dir(&self.data_dir).join(format!("{name}.log")),
-                    self.bus.clone(),
-                );
-                self.components.push(Component {
-                    governor: RestartGovernor::new(PolicyConfig::from_spec(&spec)),
-                    log,
-                    spec,
-                    state: RunState::Stopped,
-                    goal: Goal::Up,
-                    pid: None,
-                    generation: 0,
-                    epoch: 0,
-                    started_at: None,
-                    started: None,
-                    restarts: 0,
-                    last_exit: None,
-                    health: HealthStatus::Healthy,
-                    last_issue: None,
-                    last_action: None,
-                    restart_when_stopped: false,
-                    stop_waiters: Vec::new(),
-                    start_waiters: Vec::new(),
-                    last_reading: None,
-                    metrics: None,
-                    kind: ComponentKind::Linked,
-                    liveness: None,
-                    readiness: None,
-                    ready: true,
-                    threshold_health: HealthStatus::Healthy,
-                    after_kill: None,
-                    episode: None,
-                    episode_serial: 0,
-                    episode_hard: false,
-                    action_running: false,
-                    records: VecDeque::new(),
-                    reported: None,
-                    linked: Some(linked),
-                    retired: false,
-                    ended_group: None,
-                });
+                let log_dir = crate::paths::log_dir(&self.data_dir);
+                let mut component = Component::process(&spec, &log_dir, &self.bus);
+                component.kind = ComponentKind::Linked;
+                component.linked = Some(linked);
+                self.components.push(component);
                 let i = self.components.len() - 1;
                 self.index.insert(name.to_string(), i);
                 i
