@@ -7,121 +7,12 @@
 //! - 500 components with tcp probes, then 500 with exec probes, at a 1 s period: the core's own
 //!   CPU (utime + stime from /proc/<core>/stat) over the window.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hms-console");
-
-struct Core {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Core {
-    fn start(config: &str) -> Core {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hms.toml"), config).unwrap();
-        let child = Command::new(BIN)
-            .args(["--socket", &sock(dir.path()), "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["-q", "up", "-c"])
-            .arg(dir.path().join("hms.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let core = Core { child, dir };
-        wait("socket", Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(sock(core.dir.path())).is_ok()
-        });
-        core
-    }
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .args(["--socket", &sock(self.dir.path())])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        let _ = self.cli(&["down"]);
-        let _ = self.child.wait();
-    }
-}
-
-fn sock(dir: &Path) -> String {
-    dir.join("core.sock").to_string_lossy().into_owned()
-}
-
-fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Live children of a process (all its threads), with their cmdline's first word.
-fn children(pid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let p: PathBuf = t.path().join("children");
-        for c in std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .split_whitespace()
-        {
-            let Ok(c) = c.parse::<u32>() else { continue };
-            let cmd = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
-            let first = cmd.split(|b| *b == 0).next().unwrap_or_default();
-            out.push((c, String::from_utf8_lossy(first).into_owned()));
-        }
-    }
-    out
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap();
-    kb / 1024.0
-}
-
-fn idle_cpu_percent(pid: u32, secs: u64) -> f64 {
-    let t0 = cpu_ticks(pid);
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_secs(secs));
-    let ticks = cpu_ticks(pid) - t0;
-    ticks as f64 / 100.0 / start.elapsed().as_secs_f64() * 100.0
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
+use common::*;
 
 /// Time from SIGSTOP of the python child to a new python child, for `hangs` hangs.
 fn hang_to_restart(hangs: usize) {
@@ -229,7 +120,7 @@ fn probes_cpu(n: usize, kind: &str, probe: &str, secs: u64) {
     // Let the probe schedules settle into their period.
     std::thread::sleep(Duration::from_secs(2));
     let runner = probe_runner_pid(core.pid());
-    let runner_t0 = runner.map(cpu_ticks);
+    let runner_t0 = runner.map(cpu_ns);
     let cpu = idle_cpu_percent(core.pid(), secs);
     let runner_cpu = runner
         .zip(runner_t0)
