@@ -603,15 +603,21 @@ fn bench_restart_visible(restarts: usize) {
     report("new pid visible in capture-pane", visible, Some(100.0));
 }
 
-/// Nanoseconds the process has run on a CPU (`/proc/PID/schedstat`, exact; the tick counts in
-/// `/proc/PID/stat` would hide up to a tick per process).
+/// Nanoseconds the process has run on a CPU, all threads (`/proc/PID/task/*/schedstat`, exact;
+/// the tick counts in `/proc/PID/stat` would hide up to a tick per process).
 fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .expect("schedstat")
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("run time")
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .flatten()
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// A `/proc/PID/smaps_rollup` field in kB (e.g. `Pss`, the process's share of its pages), as MB.

@@ -119,11 +119,21 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// CPU time a process has used, in nanoseconds (/proc/PID/schedstat: exact, unlike the 10 ms
-/// ticks of /proc/PID/stat, which make a quiet process look busy or idle by chance).
+/// CPU time a process has used, in nanoseconds, summed over all its threads
+/// (/proc/PID/task/TID/schedstat: exact, unlike the 10 ms ticks of /proc/PID/stat, which make a
+/// quiet process look busy or idle by chance; /proc/PID/schedstat alone is the main thread only).
 pub fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
