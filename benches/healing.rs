@@ -124,7 +124,7 @@ fn probes_cpu(n: usize, kind: &str, probe: &str, secs: u64) {
     let cpu = idle_cpu_percent(core.pid(), secs);
     let runner_cpu = runner
         .zip(runner_t0)
-        .map(|(pid, t0)| (cpu_ticks(pid) - t0) as f64 / 100.0 / secs as f64 * 100.0);
+        .map(|(pid, t0)| cpu_ns(pid).saturating_sub(t0) as f64 / 1e9 / secs as f64 * 100.0);
     let restarts: u32 = {
         let out = core.cli(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
