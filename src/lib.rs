@@ -9,6 +9,7 @@
 //! - [`supervisor_client`]: the guide's `SupervisorClient` for linked Rust components (§4).
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
+//! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
@@ -25,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod core;
+pub mod fswatch;
 pub mod healing;
 pub mod model;
 pub mod panel;

@@ -71,21 +71,8 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
     .await?;
     tracing::info!(session = %opts.session, "console watcher running");
     let (file_tx, mut file_rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(150),
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            if let Ok(events) = result {
-                // Reading a file is an access event too; ours would feed back into a loop.
-                for e in events.iter().filter(|e| !e.event.kind.is_access()) {
-                    for p in &e.event.paths {
-                        let _ = file_tx.send(p.clone());
-                    }
-                }
-            }
-        },
-    )
-    .context("while starting the file watcher")?;
+    let mut debouncer =
+        crate::fswatch::watcher(file_tx).context("while starting the file watcher")?;
     let mut watched_dirs: Vec<PathBuf> = Vec::new();
     let mut windows: HashMap<WindowId, Watched> = HashMap::new();
     let new_files = refresh(&tmux, &opts, &mut windows).await;
@@ -124,15 +111,29 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
                 }
                 Some(_) => {}
             }},
-            Some(path) = file_rx.recv() => {
-                tracing::debug!(file = %path.display(), "file event");
-                // Let a burst of events settle into one rebuild per file.
-                let mut paths = vec![path];
-                while let Ok(p) = file_rx.try_recv() {
-                    paths.push(p);
+            Some(first) = file_rx.recv() => {
+                // Only layout files of our windows extend a burst (logs may be written nearby).
+                let ours: Vec<PathBuf> = windows
+                    .values()
+                    .filter_map(|w| match &w.source {
+                        LayoutSource::File(p) => Some(p.clone()),
+                        LayoutSource::Overview
+                        | LayoutSource::TwoByTwo(_)
+                        | LayoutSource::Custom { .. } => None,
+                    })
+                    .collect();
+                if !ours.contains(&first) {
+                    continue;
                 }
-                paths.sort();
-                paths.dedup();
+                let paths = crate::fswatch::rest_of_burst(
+                    first,
+                    &mut file_rx,
+                    Duration::from_millis(150),
+                    |p| ours.iter().any(|o| o == p),
+                )
+                .await;
+                tracing::debug!(files = ?paths, "file events");
+                // A burst of events (one save is several) settles into one rebuild per file.
                 for path in paths {
                     file_changed(&tmux, &opts, &mut windows, &path).await;
                 }
@@ -233,10 +234,7 @@ async fn catch_up(
 
 fn watch_dirs(
     windows: &HashMap<WindowId, Watched>,
-    debouncer: &mut notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
+    debouncer: &mut notify::RecommendedWatcher,
     watched: &mut Vec<PathBuf>,
 ) {
     for w in windows.values() {
@@ -246,7 +244,7 @@ fn watch_dirs(
                 continue;
             };
             if !watched.contains(&dir) {
-                match debouncer.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                match crate::fswatch::watch_dir(debouncer, &dir) {
                     Ok(()) => {
                         tracing::debug!(dir = %dir.display(), "watching layout files");
                         watched.push(dir)

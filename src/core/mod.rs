@@ -127,6 +127,11 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     ));
     let (supervisor, handle, rx) =
         supervisor::Supervisor::new(&fleet, core_id, data_dir.clone(), origin.clone());
+    // Watch the config before the fleet starts, so no edit made once it runs is missed.
+    let _config_watch = origin
+        .path()
+        .filter(|_| watch_config)
+        .and_then(|p| watch_config_file(p, handle.clone()));
     let supervisor_task = tokio::spawn(supervisor.run(rx));
     let server_task = tokio::spawn(server::serve(
         listener,
@@ -164,11 +169,6 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             return;
         }
     });
-    let _config_watch = origin
-        .path()
-        .filter(|_| watch_config)
-        .and_then(|p| watch_config_file(p, handle.clone()));
-
     let ended_groups = supervisor_task.await.unwrap_or_default();
     // Exit only once nothing the fleet ran is left, so `down` returns to a clean machine.
     if !process::wait_groups_gone(&ended_groups, std::time::Duration::from_secs(3)).await {
@@ -189,43 +189,27 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
 fn watch_config_file(
     path: &Path,
     handle: supervisor::SupervisorHandle,
-) -> Option<
-    notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
-> {
+) -> Option<notify::RecommendedWatcher> {
     let dir = path.parent()?.to_path_buf();
     let file = path.to_path_buf();
-    let runtime = tokio::runtime::Handle::current();
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        std::time::Duration::from_millis(200),
-        None,
-        move |result: notify_debouncer_full::DebounceEventResult| {
-            // Only changes count: reading the file for a reload is an access event, and
-            // reacting to it would reload forever.
-            let touched = result.is_ok_and(|events| {
-                events
-                    .iter()
-                    .any(|e| !e.event.kind.is_access() && e.event.paths.iter().any(|p| p == &file))
-            });
-            if touched && file.exists() {
-                let handle = handle.clone();
-                runtime.spawn(async move {
-                    let _ = handle.request(Request::Reload).await;
-                });
-            }
-        },
-    )
-    .map_err(
-        |e| tracing::warn!(cause = %e, "cannot watch the config file; use `hms-console reload`"),
-    )
-    .ok()?;
-    debouncer
-        .watch(&dir, notify::RecursiveMode::NonRecursive)
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = crate::fswatch::watcher(tx)
+        .map_err(
+            |e| tracing::warn!(cause = %e, "cannot watch the config file; use `hms-console reload`"),
+        )
+        .ok()?;
+    crate::fswatch::watch_dir(&mut watcher, &dir)
         .map_err(|e| tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch the config file's directory"))
         .ok()?;
-    Some(debouncer)
+    tokio::spawn(async move {
+        let quiet = std::time::Duration::from_millis(200);
+        while let Some(_batch) = crate::fswatch::next_batch(&mut rx, quiet, |p| p == file).await {
+            if file.exists() {
+                let _ = handle.request(Request::Reload).await;
+            }
+        }
+    });
+    Some(watcher)
 }
 
 /// Takes an exclusive lock on `DATA_DIR/core.lock` for the core's lifetime.
