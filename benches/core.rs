@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,10 +79,15 @@ fn restart_latency() {
     let mut shell = Command::new("sh")
         .args(["-c", "while :; do sleep 100000; done"])
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let (sh_med, sh_p95, _) = time_restarts(shell.id());
-    let _ = shell.kill();
+    // The loop and its current `sleep` together: the group.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(shell.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = shell.wait();
     let core = Core::start(
         "[[component]]\nname = \"victim\"\ncommand = [\"sleep\", \"100000\"]\nmin_uptime = \"20ms\"\nintensity = { max_restarts = 100000, window = \"1s\" }\n",
@@ -275,13 +281,21 @@ fn peers(idle_secs: u64) {
     }
 }
 
-/// SIGTERM and wait: runsv and supervisord stop their children on TERM.
+/// SIGTERM and wait (runsv and supervisord stop their children on TERM), then SIGKILL whatever
+/// of its children is still there, so a peer never leaves orphans behind.
 fn terminate(child: &mut Child) {
+    let left: Vec<u32> = children(child.id()).into_iter().map(|(p, _)| p).collect();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();
+    for pid in left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 fn write_run(dir: &Path) {
