@@ -4,7 +4,7 @@
 //!
 //! One such client in the core replaces polling: it learns of resizes from `%layout-change` and
 //! answers queries without a fork per query. It asks tmux not to send pane output
-//! (`refresh-client -f no-output`), so its traffic stays small. A control client has no size of
+//! (`attach-session -f no-output`), so its traffic stays small. A control client has no size of
 //! its own, so it never changes the size of the windows it watches.
 //!
 //! This module only frames and parses; deciding what to do about a notification (e.g. re-apply
@@ -232,7 +232,16 @@ impl ControlClient {
     ) -> Result<(ControlClient, Notifications), TmuxError> {
         let mut child = tmux
             .command()
-            .args(["-C", "attach-session", "-t", &format!("={session}")])
+            // `-f no-output` at attach: asking afterwards with `refresh-client -f no-output`
+            // sometimes never got its reply under load (tmux 3.3a).
+            .args([
+                "-C",
+                "attach-session",
+                "-f",
+                "no-output",
+                "-t",
+                &format!("={session}"),
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -277,7 +286,6 @@ impl ControlClient {
             pending,
             child,
         };
-        client.command("refresh-client -f no-output").await?;
         Ok((client, Notifications { rx }))
     }
 
