@@ -652,10 +652,16 @@ impl Supervisor {
             return;
         }
         c.start_waiters.push(reply);
-        match c.state {
+        self.begin_restart(i, "restart requested by the operator");
+    }
+
+    /// Starts a fresh process for a component: a running one is stopped first (and started again
+    /// once it has exited), any other is started as soon as its dependencies allow.
+    fn begin_restart(&mut self, i: usize, why: &str) {
+        match self.components[i].state {
             RunState::Running | RunState::Stopping => {
-                c.restart_when_stopped = true;
-                self.log(i, "restart requested by the operator");
+                self.components[i].restart_when_stopped = true;
+                self.log(i, why);
                 self.stop(i);
             }
             RunState::Stopped
@@ -664,7 +670,7 @@ impl Supervisor {
             | RunState::Exited
             | RunState::BreakerOpen
             | RunState::Failed => {
-                c.epoch += 1;
+                self.components[i].epoch += 1;
                 self.set_state(i, RunState::Starting);
                 self.start_ready();
             }

@@ -58,22 +58,7 @@ impl Supervisor {
                     c.spec = spec;
                     c.retired = false;
                     c.goal = Goal::Up;
-                    match c.state {
-                        RunState::Running | RunState::Stopping => {
-                            c.restart_when_stopped = true;
-                            self.log(i, "config changed: restarting with the new settings");
-                            self.stop(i);
-                        }
-                        RunState::Stopped
-                        | RunState::Starting
-                        | RunState::Backoff
-                        | RunState::Exited
-                        | RunState::BreakerOpen
-                        | RunState::Failed => {
-                            self.components[i].epoch += 1;
-                            self.set_state(i, RunState::Starting);
-                        }
-                    }
+                    self.begin_restart(i, "config changed: restarting with the new settings");
                 }
                 None => {
                     let component = Component::process(&spec, &log_dir, &self.bus);
