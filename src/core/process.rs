@@ -201,11 +201,6 @@ fn any_live_member(groups: &[u32]) -> bool {
         })
 }
 
-/// True while any process of the group is alive.
-pub fn group_alive(pgid: u32) -> bool {
-    killpg(Pid::from_raw(pgid as i32), None).is_ok()
-}
-
 /// Copies lines from a pipe into the sink until the pipe closes.
 async fn pump<R: AsyncBufRead + Unpin>(
     mut reader: R,

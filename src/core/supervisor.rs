@@ -19,7 +19,7 @@ mod healing;
 mod linked;
 mod reload;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1448,19 +1448,6 @@ impl Supervisor {
                 last_action: c.last_action.clone(),
             },
         }
-    }
-
-    /// The data directory (for the server's hello).
-    pub fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
-
-    /// Names and configured env, for diagnostics.
-    pub fn names(&self) -> BTreeMap<String, RunState> {
-        self.components
-            .iter()
-            .map(|c| (c.spec.name.clone(), c.state))
-            .collect()
     }
 }
 
