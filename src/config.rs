@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::model::{HealingLevel, RestartPolicy, Severity};
+use crate::text::{nearest, valid_name};
 
 /// The demo fleet that runs when no config is given, compiled in.
 pub const DEMO_FLEET: &str = include_str!("../assets/demo.toml");
@@ -688,14 +689,6 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -1066,19 +1059,6 @@ fn validate(
         source: file.to_string(),
         components,
     })
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
-pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| {
-            *d <= (c.len().max(word.len()) / 3).max(1)
-                || (word.len() >= 3 && (c.starts_with(word) || word.starts_with(*c)))
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 fn first_line_of(s: &str) -> String {

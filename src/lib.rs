@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`model`]: the guide's data types (HealthStatus, Issue, SupervisorCommand …) as serde values.
 //! - [`protocol`]: the JSON-lines control protocol spoken over the core's Unix socket.
+//! - [`text`]: short human text shared by all: durations, sizes, truncation, "did you mean".
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
 //! - [`supervisor_client`]: the guide's `SupervisorClient` for linked Rust components (§4).
@@ -34,6 +35,7 @@ pub mod paths;
 pub mod protocol;
 pub mod supervisor_client;
 pub mod terminal;
+pub mod text;
 pub mod tmux;
 
 pub use healing::{

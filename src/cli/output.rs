@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use crate::core::supervisor::format_duration;
 use crate::model::{BreakerState, ComponentStatus, Issue, LogLine, LogStream};
+use crate::text::{duration as format_duration, truncate};
 
 /// The `status` table: one row per component, columns sized to their content.
 pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
@@ -99,17 +99,6 @@ pub fn log_line(line: &LogLine) -> String {
 fn clock(t: SystemTime) -> String {
     let stamp = humantime::format_rfc3339_millis(t).to_string();
     stamp.get(11..23).map_or(stamp.clone(), |s| s.to_string())
-}
-
-/// At most `max` characters, with `…` when cut.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 fn human_bytes(b: u64) -> String {

@@ -13,6 +13,7 @@ use std::fmt;
 
 use crate::model::SupervisorCommand;
 use crate::protocol::Request;
+use crate::text::nearest;
 
 /// How many lines `logs` asks for.
 pub const LOG_LINES: usize = 20;
@@ -474,33 +475,6 @@ fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
     Ok(tokens)
 }
 
-/// The candidate nearest to a mistyped word: the only one it is a prefix of, or else the closest by
-/// edit distance (transpositions count once) if close enough for the word's length. Case is
-/// ignored.
-fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    let candidates: Vec<&str> = candidates.into_iter().collect();
-    let prefixed: Vec<&str> = candidates
-        .iter()
-        .copied()
-        .filter(|c| word.len() >= 2 && c.to_lowercase().starts_with(&word))
-        .collect();
-    if let [only] = prefixed[..] {
-        return Some(only);
-    }
-    let limit = match word.chars().count() {
-        0..=3 => 1,
-        4..=6 => 2,
-        _ => 3,
-    };
-    candidates
-        .into_iter()
-        .map(|c| (strsim::osa_distance(&word, &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 /// The help shown for `help` (no topic) or `help COMMAND`.
 pub fn help_text(topic: Option<Verb>) -> String {
     match topic {
@@ -938,13 +912,5 @@ mod tests {
             let ctx = fleet();
             assert!(parse(verb.example(), &ctx).is_ok(), "{verb}");
         }
-    }
-
-    #[test]
-    fn nearest_prefers_a_unique_prefix_and_respects_the_limit() {
-        assert_eq!(nearest("res", ["restart", "status"]), Some("restart"));
-        assert_eq!(nearest("st", ["start", "stop", "status"]), None);
-        assert_eq!(nearest("x", ["db"]), None);
-        assert_eq!(nearest("dv", ["db"]), Some("db"));
     }
 }

@@ -25,6 +25,7 @@ use super::session::{
     managed_from_tmux,
 };
 use crate::protocol::{NoticeLevel, Request};
+use crate::text::truncate;
 use crate::tmux::control::{ControlClient, Notification};
 use crate::tmux::driver::{ManagedWindow, OptionScope, Tmux, TmuxDriver, WindowId};
 
@@ -382,14 +383,6 @@ async fn clear_report(tmux: &Tmux, opts: &ConsoleOptions) {
             "status-right".into(),
         ])
         .await;
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max - 1).chain(['…']).collect()
-    }
 }
 
 async fn fleet_names(socket: &Path) -> Vec<String> {

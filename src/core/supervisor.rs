@@ -42,6 +42,7 @@ use crate::model::{
     Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Request, Response};
+use crate::text::duration as format_duration;
 
 /// An error answer: a code and a message for the operator.
 pub type Refusal = (ErrorCode, String);
@@ -1448,20 +1449,5 @@ impl Supervisor {
                 last_action: c.last_action.clone(),
             },
         }
-    }
-}
-
-/// A short human duration: `850ms`, `12s`, `3m 4s`, `2h 5m`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
     }
 }

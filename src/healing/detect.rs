@@ -242,7 +242,9 @@ impl HeartbeatMonitor {
         if now >= self.deadline() {
             HealthStatus::Failed(format!(
                 "no health report for {} (expected every {})",
-                humantime::format_duration(round_ms(now.saturating_duration_since(self.last))),
+                humantime::format_duration(crate::text::round_ms(
+                    now.saturating_duration_since(self.last)
+                )),
                 humantime::format_duration(self.interval)
             ))
         } else {
@@ -251,15 +253,14 @@ impl HeartbeatMonitor {
     }
 }
 
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
-}
-
 /// A process that ended although its restart type wanted it running.
 pub fn crash_issue(component: &str, exit: &ExitInfo, uptime: Duration) -> Issue {
     Issue::new(component, issue_types::CRASH, Severity::Error)
         .with("exit", exit)
-        .with("uptime", humantime::format_duration(round_ms(uptime)))
+        .with(
+            "uptime",
+            humantime::format_duration(crate::text::round_ms(uptime)),
+        )
 }
 
 /// A liveness or readiness probe that crossed its failure threshold.
@@ -286,8 +287,10 @@ pub fn heartbeat_issue(component: &str, status: &HealthStatus) -> Issue {
 
 /// The breaker opened: always escalated (severity Critical), with the time to the trial.
 pub fn breaker_issue(component: &str, cooldown: Duration, cause: Option<&Issue>) -> Issue {
-    let mut issue = Issue::new(component, issue_types::BREAKER_OPEN, Severity::Critical)
-        .with("cooldown", humantime::format_duration(round_ms(cooldown)));
+    let mut issue = Issue::new(component, issue_types::BREAKER_OPEN, Severity::Critical).with(
+        "cooldown",
+        humantime::format_duration(crate::text::round_ms(cooldown)),
+    );
     if let Some(cause) = cause {
         issue = issue
             .with("cause", &cause.issue_type)

@@ -198,7 +198,7 @@ impl RestartGovernor {
                 RestartDecision::NoAction {
                     reason: format!(
                         "circuit breaker open; half-open trial in {}",
-                        humantime::format_duration(round_ms(left))
+                        humantime::format_duration(crate::text::round_ms(left))
                     ),
                 }
             }
@@ -345,10 +345,6 @@ impl RestartGovernor {
         };
         self.jitter.apply(raw).min(max)
     }
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
 }
 
 #[cfg(test)]

@@ -27,20 +27,7 @@ pub fn delay(d: Duration) -> String {
     }
 }
 
-/// `512 B`, `12.4 MiB`, `1.2 GiB`.
-pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if b < 1024 {
-        return format!("{b} B");
-    }
-    let mut value = b as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+pub use crate::text::bytes;
 
 /// `12s ago` for a past time, `in 12s` for a future one.
 pub fn relative(now: SystemTime, at: SystemTime) -> String {

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-use super::{Cmd, ComponentKind, Goal, Refusal, Supervisor, TimerKind, format_duration};
+use super::{Cmd, ComponentKind, Goal, Refusal, Supervisor, TimerKind};
 use crate::healing::detect::{self, BreachLevel};
 use crate::healing::policy::RestartDecision;
 use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
@@ -32,6 +32,7 @@ use crate::model::{
     Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel};
+use crate::text::duration as format_duration;
 
 /// How many healing records each component keeps.
 const RECORDS_KEPT: usize = 20;

@@ -22,9 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::{
-    Component, ComponentKind, ConnId, Goal, Refusal, Supervisor, TimerKind, format_duration,
-};
+use super::{Component, ComponentKind, ConnId, Goal, Refusal, Supervisor, TimerKind};
 use crate::config::{
     BackoffConfig, BreakerConfig, CommandLine, ComponentSpec, IntensityConfig, Threshold,
     ThresholdsConfig,
@@ -35,15 +33,13 @@ use crate::model::{
     RunState, Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Response};
+use crate::text::{MAX_NAME, duration as format_duration, valid_name};
 
 /// How many lines an append-mode text panel keeps.
 pub const PANEL_LINES: usize = 500;
 
 /// How many text panels the core keeps at most (a misbehaving client cannot grow it without bound).
 const MAX_PANELS: usize = 1000;
-
-/// The longest accepted component name.
-const MAX_NAME: usize = 64;
 
 /// Thresholds applied to what a linked component reports (it has no `hms.toml` entry): error rate
 /// in percent and response time in milliseconds.
@@ -72,14 +68,6 @@ pub(super) struct Linked {
 #[derive(Default)]
 pub(super) struct PanelBuf {
     lines: VecDeque<String>,
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 /// The spec of a linked component: the fleet's defaults, its own level and recovery actions.
