@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(nearest("x", ["db"]), None);
         assert_eq!(nearest("dv", ["db"]), Some("db"));
         assert_eq!(nearest("comand", ["command", "cwd"]), Some("command"));
-        assert_eq!(nearest("restart_policy", ["name", "restart"]), Some("restart"));
+        assert_eq!(
+            nearest("restart_policy", ["name", "restart"]),
+            Some("restart")
+        );
     }
 
     #[test]
