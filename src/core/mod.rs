@@ -8,10 +8,14 @@
 //! SIGINT or a `Shutdown` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
+pub mod console_room;
+pub mod journal;
+pub mod logs;
 pub mod orphans;
 pub mod probe_runner;
 pub mod process;
 pub mod procinfo;
+pub mod router;
 pub mod server;
 pub mod supervisor;
 
@@ -125,8 +129,27 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         crate::paths::core_log(&data_dir),
         cancel.clone(),
     ));
-    let (supervisor, handle, rx) =
-        supervisor::Supervisor::new(&fleet, core_id, data_dir.clone(), origin.clone());
+    // The event bus and the rooms of the core; the router sends each request to its owner.
+    let (bus, _) = tokio::sync::broadcast::channel(4096);
+    let logs = logs::LogStore::new(&crate::paths::log_dir(&data_dir), bus.clone());
+    let journal = journal::IssueJournal::default();
+    let (supervisor, supervisor_handle, rx) = supervisor::Supervisor::new(
+        &fleet,
+        supervisor::SupervisorParts {
+            core_id,
+            origin: origin.clone(),
+            bus: bus.clone(),
+            logs: logs.clone(),
+            journal: journal.clone(),
+        },
+    );
+    let handle = router::Router {
+        supervisor: supervisor_handle,
+        console: console_room::ConsoleHandle::spawn(bus.clone()),
+        logs,
+        journal,
+        bus,
+    };
     // Watch the config before the fleet starts, so no edit made once it runs is missed.
     let _config_watch = origin
         .path()
@@ -186,10 +209,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
 
 /// Watches the config file's directory (editors replace files by renaming) and asks for a reload
 /// when the file changes. The watcher lives as long as the returned value.
-fn watch_config_file(
-    path: &Path,
-    handle: supervisor::SupervisorHandle,
-) -> Option<notify::RecommendedWatcher> {
+fn watch_config_file(path: &Path, handle: router::Router) -> Option<notify::RecommendedWatcher> {
     let dir = path.parent()?.to_path_buf();
     let file = path.to_path_buf();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -6,105 +6,24 @@
 //! (vfork) path, several times faster than fork + exec, which is most of the restart latency. This
 //! module holds no supervision state: it spawns, signals and reads pipes, and reports to its caller.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::broadcast;
 
 use crate::config::ComponentSpec;
-use crate::model::{LogLine, LogStream};
-use crate::protocol::Event;
+use crate::model::LogStream;
+
+use super::logs::{LogSink, MAX_LOG_LINE};
 
 /// The environment variable every child gets with the id of the core that started it; the orphan
 /// sweep looks for it.
 pub const CORE_ID_ENV: &str = "HMS_CORE_ID";
 /// The environment variable every child gets with its component name.
 pub const COMPONENT_ENV: &str = "HMS_COMPONENT";
-
-/// Longest output line kept; the rest of a longer line is dropped and the line marked with `…`.
-const MAX_LOG_LINE: usize = 16 * 1024;
-
-/// A component's recent output and its log file.
-///
-/// Shared between the pipe readers (which append) and the supervisor (which reads for `logs`);
-/// a `std::sync::Mutex` because each critical section is a push or a copy, never an `.await`.
-pub struct LogSink {
-    component: String,
-    capacity: usize,
-    ring: Mutex<VecDeque<LogLine>>,
-    file: Mutex<Option<std::fs::File>>,
-    bus: broadcast::Sender<Event>,
-}
-
-impl LogSink {
-    /// A sink keeping `capacity` lines, appending to `file` (created if missing).
-    pub fn new(
-        component: &str,
-        capacity: usize,
-        file: &Path,
-        bus: broadcast::Sender<Event>,
-    ) -> Arc<LogSink> {
-        let handle = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .map_err(|e| tracing::warn!(component, file = %file.display(), cause = %e, "cannot open log file; keeping output in memory only"))
-            .ok();
-        Arc::new(LogSink {
-            component: component.to_string(),
-            capacity,
-            ring: Mutex::new(VecDeque::with_capacity(capacity.min(256))),
-            file: Mutex::new(handle),
-            bus,
-        })
-    }
-
-    /// Records one line: ring buffer, log file, and an event for subscribers.
-    pub fn push(&self, stream: LogStream, text: String) {
-        let line = LogLine {
-            component: self.component.clone(),
-            at: SystemTime::now(),
-            stream,
-            text,
-        };
-        if let Some(file) = self.file.lock().expect("log file lock").as_mut() {
-            let tag = match stream {
-                LogStream::Stdout => "out",
-                LogStream::Stderr => "err",
-                LogStream::System => "hms",
-            };
-            let stamp = humantime::format_rfc3339_millis(line.at);
-            // A full disk must not stop the component: the line stays in memory.
-            let _ = writeln!(file, "{stamp} {tag} {}", line.text);
-        }
-        {
-            let mut ring = self.ring.lock().expect("log ring lock");
-            if ring.len() == self.capacity {
-                ring.pop_front();
-            }
-            ring.push_back(line.clone());
-        }
-        // No subscribers is fine.
-        let _ = self.bus.send(Event::Log { line });
-    }
-
-    /// The last `n` lines, oldest first.
-    pub fn tail(&self, n: usize) -> Vec<LogLine> {
-        let ring = self.ring.lock().expect("log ring lock");
-        ring.iter()
-            .skip(ring.len().saturating_sub(n))
-            .cloned()
-            .collect()
-    }
-}
 
 /// A freshly started child.
 pub struct Spawned {
@@ -288,19 +207,5 @@ mod tests {
             "last"
         );
         assert!(read_log_line(&mut r, &mut buf).await.unwrap().is_none());
-    }
-
-    #[test]
-    fn the_ring_keeps_the_newest_lines() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (tx, _) = broadcast::channel(4);
-        let sink = LogSink::new("c", 3, &tmp.path().join("c.log"), tx);
-        for i in 0..5 {
-            sink.push(LogStream::Stdout, format!("line {i}"));
-        }
-        let tail: Vec<String> = sink.tail(10).into_iter().map(|l| l.text).collect();
-        assert_eq!(tail, ["line 2", "line 3", "line 4"]);
-        let file = std::fs::read_to_string(tmp.path().join("c.log")).unwrap();
-        assert_eq!(file.lines().count(), 5);
     }
 }

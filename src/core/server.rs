@@ -18,7 +18,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::supervisor::{Cmd, ConnId, NO_CONN, SupervisorHandle};
+use super::router::Router;
+use super::supervisor::{ConnId, NO_CONN};
 use crate::protocol::{
     ClientMessage, ErrorCode, Event, Frame, MAX_LINE, NoticeLevel, PROTOCOL_VERSION, Request,
     Response, ServerMessage, Topic, encode, read_frame,
@@ -33,7 +34,7 @@ pub struct ServerInfo {
 /// Accepts connections until cancelled.
 pub async fn serve(
     listener: UnixListener,
-    handle: SupervisorHandle,
+    handle: Router,
     info: ServerInfo,
     cancel: CancellationToken,
 ) {
@@ -89,7 +90,7 @@ async fn connection(
     stream: UnixStream,
     conn: ConnId,
     my_uid: u32,
-    handle: SupervisorHandle,
+    handle: Router,
     info: ServerInfo,
     cancel: CancellationToken,
 ) {
@@ -219,7 +220,10 @@ async fn connection(
                 }
                 if wants_metrics && !counted_metrics {
                     counted_metrics = true;
-                    handle.metrics_subscribers.fetch_add(1, Ordering::Relaxed);
+                    handle
+                        .supervisor
+                        .metrics_subscribers
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 if forwarder.is_none() {
                     forwarder = Some(tokio::spawn(forward(
@@ -258,10 +262,13 @@ async fn connection(
         f.abort();
     }
     if counted_metrics {
-        handle.metrics_subscribers.fetch_sub(1, Ordering::Relaxed);
+        handle
+            .supervisor
+            .metrics_subscribers
+            .fetch_sub(1, Ordering::Relaxed);
     }
     if registered {
-        let _ = handle.tx.send(Cmd::ConnectionClosed { conn });
+        handle.supervisor.connection_closed(conn);
     }
     drop(out);
     let _ = writer.await;

@@ -1,28 +1,27 @@
-//! The supervisor's healing: it drives the engine's pure pieces ([`ProbeTracker`],
+//! The kernel's healing: it drives the engine's pure pieces ([`ProbeTracker`],
 //! [`detect`], [`RecoveryEpisode`], the [`RestartGovernor`](crate::healing::policy::RestartGovernor))
 //! for each component and carries out what they decide.
 //!
 //! - Probes: one timer chain per probe and run (armed at `next_due`, guarded by the component's
-//!   epoch); the probe itself runs in a spawned task and its outcome comes back as
-//!   [`Cmd::ProbeResult`]. A liveness failure is an Issue, health Failed, and healing: at Basic a
+//!   epoch); the shell runs the probe and its outcome comes back as [`Input::ProbeResult`]. A liveness failure is an Issue, health Failed, and healing: at Basic a
 //!   hard restart through the governor, at Advanced/Full a recovery episode whose restarts are hard
 //!   (a hung process does not honour SIGTERM). A readiness probe gates dependents.
-//! - Metric thresholds: sampled on the metrics tick for the components that have them.
+//! - Metric thresholds: judged on the readings the shell takes on its metrics tick.
 //! - Log symptoms of severity Error or worse make the run Critical until it is restarted (the core
 //!   cannot tell that a custom action fixed a symptom it only saw in text).
 //! - Episodes: each attempt has a serial; its deadline and its command's result carry the serial,
-//!   so late ones are ignored. Health is fed to the episode in [`Supervisor::settle`], once per
-//!   handled command, never re-entrantly.
+//!   so late ones are ignored. Once an input is handled, every component whose health changed
+//!   tells its episode and the plans waiting on it ([`Kernel::tell_health`]), never re-entrantly.
 //! - Full-level plans ([`RecoveryStep`] lists) run step by step; a `WaitForHealth` parks the plan
 //!   until the component is healthy or its timeout passes.
 //!
-//! Nothing here blocks: probes and action commands run in tasks; /proc reads are a few small files.
+//! Nothing here does I/O: probes and action commands are effects the shell carries out.
 
 use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-use super::{Cmd, ComponentKind, Goal, Refusal, Supervisor, TimerKind};
+use super::{AfterExit, ComponentKind, Effect, Goal, Kernel, Refusal, ReplyTo, Timer, TimerKind};
 use crate::healing::detect::{self, BreachLevel};
 use crate::healing::policy::RestartDecision;
 use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
@@ -45,19 +44,25 @@ pub(super) struct PlanRun {
     waiting: Option<(usize, Instant)>,
 }
 
-impl Supervisor {
-    /// Feeds every component whose status changed to its episode and to the plans waiting on it,
-    /// until nothing more changes.
-    pub(super) fn settle(&mut self) {
-        let mut rounds = 0;
-        while !self.dirty.is_empty() && rounds < 64 {
-            rounds += 1;
-            for i in std::mem::take(&mut self.dirty) {
+impl Kernel {
+    /// Tells every component whose health changed (or whose action just finished well) to its
+    /// episode and to the plans waiting on it. Telling may change other components' health (a
+    /// plan restarts a dependent); those are told in turn, each only when its health changed, so
+    /// this ends when nothing changes any more.
+    pub(super) fn tell_health(&mut self) {
+        while !self.touched.is_empty() {
+            for i in std::mem::take(&mut self.touched) {
+                let health = self.health_of(i);
+                let c = &mut self.components[i];
+                if health == c.told_health && !c.judge_now {
+                    continue;
+                }
+                c.judge_now = false;
+                c.told_health = health;
                 self.feed_episode(i);
                 self.plans_health_changed(i);
             }
         }
-        self.dirty.clear();
     }
 
     // ----- probes -----
@@ -69,13 +74,13 @@ impl Supervisor {
             ProbeKind::Liveness => c.liveness.as_ref(),
             ProbeKind::Readiness => c.readiness.as_ref(),
         };
-        if let Some(t) = tracker {
-            self.arm_at(&c.spec.name, c.epoch, TimerKind::Probe(kind), t.next_due());
+        if let Some(at) = tracker.map(|t| t.next_due()) {
+            self.arm_component(i, TimerKind::Probe(kind), at);
         }
     }
 
     pub(super) fn on_probe_due(&mut self, i: usize, kind: ProbeKind) {
-        let now = Instant::now();
+        let now = self.clock.now;
         let c = &mut self.components[i];
         if c.state != RunState::Running {
             return;
@@ -90,21 +95,13 @@ impl Supervisor {
         let Some(ticket) = tracker.start(now) else {
             return;
         };
-        let target = cfg.target();
-        let timeout = cfg.timeout.0;
-        let tx = self.tx.clone();
-        let name = c.spec.name.clone();
-        let epoch = c.epoch;
-        let runner = self.probe_runner.clone();
-        tokio::spawn(async move {
-            let outcome = runner.run(&target, timeout).await;
-            let _ = tx.send(Cmd::ProbeResult {
-                name,
-                epoch,
-                kind,
-                ticket,
-                outcome,
-            });
+        self.effects.push(Effect::RunProbe {
+            name: c.spec.name.clone(),
+            epoch: c.epoch,
+            kind,
+            ticket,
+            target: cfg.target(),
+            timeout: cfg.timeout.0,
         });
     }
 
@@ -123,7 +120,7 @@ impl Supervisor {
         if c.epoch != epoch || c.state != RunState::Running {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now;
         let tracker = match kind {
             ProbeKind::Liveness => c.liveness.as_mut(),
             ProbeKind::Readiness => c.readiness.as_mut(),
@@ -196,17 +193,6 @@ impl Supervisor {
     }
 
     // ----- thresholds and log symptoms -----
-
-    pub(super) fn check_all_thresholds(&mut self) {
-        let now = Instant::now();
-        for k in 0..self.threshold_watch.len() {
-            let i = self.threshold_watch[k];
-            if self.components[i].state == RunState::Running {
-                self.sample(i, now, super::SAMPLE_FRESH);
-                self.check_thresholds(i);
-            }
-        }
-    }
 
     /// Re-evaluates the component's thresholds; an increase in severity is an Issue, and crossing
     /// into Critical starts healing at Advanced/Full.
@@ -322,7 +308,7 @@ impl Supervisor {
             dependents,
         );
         let plan = episode.plan().join(", then ");
-        let step = episode.start(Instant::now());
+        let step = episode.start(self.clock.now);
         self.components[i].episode = Some(episode);
         let message = format!(
             "healing {name} ({}): {plan}, {} each",
@@ -355,13 +341,13 @@ impl Supervisor {
                 c.last_action = Some(recovery::action_for(&action));
                 c.action_running = false;
                 let name = c.spec.name.clone();
-                self.send_at(deadline, Cmd::EpisodeDeadline { name, serial });
+                self.arm(deadline, Timer::Episode { name, serial });
                 self.log(i, &format!("healing: trying {action}"));
                 if let Err(why) = self.carry_out(i, &action, serial) {
                     self.log(i, &format!("healing: {action} could not be done: {why}"));
                     self.components[i].action_running = false;
                     if let Some(e) = self.components[i].episode.as_mut() {
-                        let update = e.on_action_failed(Instant::now());
+                        let update = e.on_action_failed(self.clock.now);
                         self.episode_update(i, update);
                     }
                 }
@@ -406,7 +392,7 @@ impl Supervisor {
         match self.components[i].kind {
             ComponentKind::Linked => {
                 if action == recovery::RESTART {
-                    let now = Instant::now();
+                    let now = self.clock.now;
                     let uptime = self.components[i].uptime(now);
                     match self.components[i].governor.on_failure(now, uptime) {
                         RestartDecision::RestartNow | RestartDecision::RestartAfter(_) => {
@@ -414,18 +400,7 @@ impl Supervisor {
                             self.components[i].restarts += 1;
                         }
                         RestartDecision::BreakerOpened { cooldown } => {
-                            let message = format!(
-                                "{}: circuit breaker open after too many restarts; next trial in {}",
-                                self.components[i].spec.name,
-                                format_duration(cooldown)
-                            );
-                            let issue = detect::breaker_issue(
-                                &self.components[i].spec.name,
-                                cooldown,
-                                self.components[i].last_issue.as_ref(),
-                            );
-                            self.record_issue(issue);
-                            self.notice(NoticeLevel::Error, message);
+                            self.breaker_opened(i, cooldown);
                             return Err("circuit breaker opened".into());
                         }
                         RestartDecision::NoAction { reason } => return Err(reason),
@@ -443,8 +418,7 @@ impl Supervisor {
                 "start" | "stop" => Err(format!("{action} is not a recovery action")),
                 other => {
                     self.components[i].action_running = true;
-                    self.run_action(i, other, Some(serial))
-                        .map(|_| ())
+                    self.run_action(i, other, Some(serial), ReplyTo::NOBODY)
                         .map_err(|(_, m)| m)
                 }
             },
@@ -454,7 +428,7 @@ impl Supervisor {
     /// Restarts a process component through the governor (which may back off or open the breaker).
     /// `hard`: the process is hung, SIGKILL it instead of asking it to stop.
     pub(super) fn heal_restart(&mut self, i: usize, hard: bool) -> Result<(), String> {
-        let now = Instant::now();
+        let now = self.clock.now;
         let state = self.components[i].state;
         match state {
             RunState::Starting | RunState::Backoff => return Ok(()),
@@ -469,16 +443,13 @@ impl Supervisor {
         }
         let opened = matches!(decision, RestartDecision::BreakerOpened { .. });
         if state == RunState::Running {
-            self.components[i].after_kill = Some(decision);
+            self.components[i].after_exit = AfterExit::Heal(decision);
             if hard {
                 let pid = self.components[i]
                     .pid
                     .expect("a running component has a pid");
                 self.log(i, "healing: SIGKILL to the process group (hung)");
-                if let Err(e) = super::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL)
-                {
-                    tracing::warn!(component = %self.components[i].spec.name, cause = %e, "cannot kill the process group");
-                }
+                self.signal(pid, nix::sys::signal::Signal::SIGKILL);
                 self.components[i].epoch += 1;
                 self.set_state(i, RunState::Stopping);
             } else {
@@ -504,9 +475,10 @@ impl Supervisor {
         self.components[i].action_running = false;
         if ok {
             // Judge its effect now, and again whenever health changes until the deadline.
+            self.components[i].judge_now = true;
             self.publish(i);
         } else if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_action_failed(Instant::now());
+            let update = e.on_action_failed(self.clock.now);
             self.episode_update(i, update);
         }
     }
@@ -520,7 +492,7 @@ impl Supervisor {
         }
         self.components[i].action_running = false;
         if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_deadline(Instant::now());
+            let update = e.on_deadline(self.clock.now);
             self.episode_update(i, update);
         }
     }
@@ -531,7 +503,7 @@ impl Supervisor {
         }
         let health = self.health_of(i);
         if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_health(Instant::now(), &health);
+            let update = e.on_health(self.clock.now, &health);
             self.episode_update(i, update);
         }
     }
@@ -562,7 +534,8 @@ impl Supervisor {
             records.pop_front();
         }
         records.push_back(record.clone());
-        let _ = self.bus.send(Event::Healing { record });
+        self.effects
+            .push(Effect::Publish(Event::Healing { record }));
     }
 
     // ----- Full-level plans -----
@@ -612,9 +585,9 @@ impl Supervisor {
                     if let Ok(j) = self.find(&component)
                         && !self.health_of(j).is_healthy()
                     {
-                        let deadline = Instant::now() + timeout;
+                        let deadline = self.clock.now + timeout;
                         self.plans[pos].waiting = Some((j, deadline));
-                        self.send_at(deadline, Cmd::PlanDeadline { plan: id });
+                        self.arm(deadline, Timer::Plan { plan: id });
                         return;
                     }
                 }
@@ -623,19 +596,9 @@ impl Supervisor {
     }
 
     fn plan_action(&mut self, j: usize, action: SupervisorCommand) {
-        let name = self.components[j].spec.name.clone();
         self.log(j, &format!("recovery plan: {}", action.action_name()));
         // Plans are the supervisor's own requests: nobody waits for their answers.
-        let (reply, _) = tokio::sync::oneshot::channel();
-        match action {
-            SupervisorCommand::Start => self.start_request(&name, reply),
-            SupervisorCommand::Stop => self.stop_request(&name, reply),
-            SupervisorCommand::Restart => self.restart_request(&name, reply),
-            SupervisorCommand::ClearCache
-            | SupervisorCommand::UpdateConfig(_)
-            | SupervisorCommand::Shutdown
-            | SupervisorCommand::Action(_) => self.command_request(&name, action, reply),
-        }
+        self.command(j, action, ReplyTo::NOBODY);
     }
 
     fn plans_health_changed(&mut self, j: usize) {
@@ -651,7 +614,7 @@ impl Supervisor {
     }
 
     pub(super) fn on_plan_deadline(&mut self, id: u64) {
-        let now = Instant::now();
+        let now = self.clock.now;
         let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
             return;
         };

@@ -12,17 +12,13 @@
 //! `disconnected` (severity Error): the core cannot restart what it does not run, so it reports and
 //! waits for the component to register again, which makes it Running once more.
 //!
-//! Text panels (`PanelUpdate`) are kept here too: the latest text per (component, panel), and in
-//! append mode the last [`PANEL_LINES`] lines.
-//!
-//! Nothing here does I/O: it changes state and publishes events.
+//! Nothing here does I/O: it changes state and returns effects.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::{Component, ComponentKind, ConnId, Goal, Refusal, Supervisor, TimerKind};
+use super::{Component, ComponentKind, ConnId, Effect, Goal, Kernel, Refusal, TimerKind};
 use crate::config::{
     BackoffConfig, BreakerConfig, CommandLine, ComponentSpec, IntensityConfig, Threshold,
     ThresholdsConfig,
@@ -34,12 +30,6 @@ use crate::model::{
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Response};
 use crate::text::{MAX_NAME, duration as format_duration, valid_name};
-
-/// How many lines an append-mode text panel keeps.
-pub const PANEL_LINES: usize = 500;
-
-/// How many text panels the core keeps at most (a misbehaving client cannot grow it without bound).
-const MAX_PANELS: usize = 1000;
 
 /// Thresholds applied to what a linked component reports (it has no `hms.toml` entry): error rate
 /// in percent and response time in milliseconds.
@@ -62,12 +52,6 @@ pub(super) struct Linked {
     conn: ConnId,
     capabilities: ComponentCapabilities,
     heartbeat: Option<HeartbeatMonitor>,
-}
-
-/// One text panel.
-#[derive(Default)]
-pub(super) struct PanelBuf {
-    lines: VecDeque<String>,
 }
 
 /// The spec of a linked component: the fleet's defaults, its own level and recovery actions.
@@ -99,7 +83,7 @@ fn linked_spec(name: &str, capabilities: &ComponentCapabilities) -> ComponentSpe
     }
 }
 
-impl Supervisor {
+impl Kernel {
     fn linked_index(&self, name: &str) -> Result<usize, Refusal> {
         let i = self.find(name)?;
         match self.components[i].kind {
@@ -129,7 +113,7 @@ impl Supervisor {
                 ),
             ));
         }
-        let now = Instant::now();
+        let now = self.clock.now;
         let heartbeat = heartbeat_ms
             .filter(|ms| *ms > 0)
             .map(|ms| HeartbeatMonitor::new(Duration::from_millis(ms), now));
@@ -149,16 +133,19 @@ impl Supervisor {
                     ));
                 }
                 let c = &mut self.components[i];
-                c.spec.healing_level = capabilities.healing_level;
-                c.spec.recovery_actions = capabilities.supported_recovery_actions.clone();
+                let spec = Arc::make_mut(&mut c.spec);
+                spec.healing_level = capabilities.healing_level;
+                spec.recovery_actions = capabilities.supported_recovery_actions.clone();
                 c.linked = Some(linked);
                 i
             }
             None => {
-                let spec = linked_spec(name, &capabilities);
-                let log_dir = crate::paths::log_dir(&self.data_dir);
-                let mut component = Component::process(&spec, &log_dir, &self.bus);
-                component.kind = ComponentKind::Linked;
+                let spec = Arc::new(linked_spec(name, &capabilities));
+                self.effects.push(Effect::OpenLog {
+                    component: name.to_string(),
+                    lines: spec.log_lines,
+                });
+                let mut component = Component::new(spec, ComponentKind::Linked);
                 component.linked = Some(linked);
                 self.components.push(component);
                 let i = self.components.len() - 1;
@@ -171,7 +158,7 @@ impl Supervisor {
         c.epoch += 1;
         c.health = HealthStatus::Healthy;
         c.started = Some(now);
-        c.started_at = Some(SystemTime::now());
+        c.started_at = Some(self.clock.wall);
         c.last_exit = None;
         let interval = heartbeat_ms.map_or("no heartbeat".to_string(), |ms| {
             format!(
@@ -191,7 +178,6 @@ impl Supervisor {
                 }
             ),
         );
-        tracing::info!(component = %name, conn, "linked component registered");
         self.set_state(i, RunState::Running);
         self.arm_heartbeat(i);
         self.start_ready();
@@ -201,15 +187,19 @@ impl Supervisor {
     }
 
     fn arm_heartbeat(&mut self, i: usize) {
-        let c = &self.components[i];
-        if let Some(hb) = c.linked.as_ref().and_then(|l| l.heartbeat.as_ref()) {
-            self.arm_at(&c.spec.name, c.epoch, TimerKind::Heartbeat, hb.deadline());
+        let deadline = self.components[i]
+            .linked
+            .as_ref()
+            .and_then(|l| l.heartbeat.as_ref())
+            .map(HeartbeatMonitor::deadline);
+        if let Some(at) = deadline {
+            self.arm_component(i, TimerKind::Heartbeat, at);
         }
     }
 
     /// The heartbeat deadline came: Failed if nothing arrived, else wait for the new deadline.
     pub(super) fn on_heartbeat_due(&mut self, i: usize) {
-        let now = Instant::now();
+        let now = self.clock.now;
         if self.components[i].state != RunState::Running {
             return;
         }
@@ -236,7 +226,7 @@ impl Supervisor {
 
     /// A report arrived: the heartbeat is fresh, and a component that had gone quiet is back.
     fn beat(&mut self, i: usize) {
-        let now = Instant::now();
+        let now = self.clock.now;
         if let Some(hb) = self.components[i]
             .linked
             .as_mut()
@@ -372,10 +362,10 @@ impl Supervisor {
             }
         }
         self.log(i, &format!("sent {action} to the component"));
-        let _ = self.bus.send(Event::Command {
+        self.effects.push(Effect::Publish(Event::Command {
             component: name.clone(),
             command,
-        });
+        }));
         Ok(Response::Done {
             message: format!("sent {action} to {name}"),
         })
@@ -416,54 +406,5 @@ impl Supervisor {
                 self.set_state(i, RunState::Stopped);
             }
         }
-    }
-
-    /// `PanelUpdate`: replaces (or appends a line to) a text panel and tells subscribers.
-    pub(super) fn panel_update(
-        &mut self,
-        component: &str,
-        panel: &str,
-        text: String,
-        append: bool,
-    ) -> Result<Response, Refusal> {
-        // Any name: a TerminalInterface view may belong to a component that is not supervised.
-        // The store is bounded by MAX_PANELS.
-        let key = (component.to_string(), panel.to_string());
-        if !self.panels.contains_key(&key) && self.panels.len() >= MAX_PANELS {
-            return Err((
-                ErrorCode::Rejected,
-                format!("the core keeps at most {MAX_PANELS} text panels"),
-            ));
-        }
-        let buf = self.panels.entry(key).or_default();
-        if append {
-            buf.lines.extend(text.lines().map(str::to_string));
-            if text.is_empty() {
-                buf.lines.push_back(String::new());
-            }
-        } else {
-            buf.lines = text.lines().map(str::to_string).collect();
-        }
-        while buf.lines.len() > PANEL_LINES {
-            buf.lines.pop_front();
-        }
-        let _ = self.bus.send(Event::PanelText {
-            component: component.to_string(),
-            panel: panel.to_string(),
-            text,
-            append,
-        });
-        Ok(Response::Done {
-            message: "panel updated".into(),
-        })
-    }
-
-    pub(super) fn panel_text(&self, component: &str, panel: &str) -> Result<Response, Refusal> {
-        let text = self
-            .panels
-            .get(&(component.to_string(), panel.to_string()))
-            .map(|b| b.lines.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default();
-        Ok(Response::PanelText { text })
     }
 }

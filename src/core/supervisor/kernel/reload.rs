@@ -1,46 +1,33 @@
-//! Config reload: read the fleet's config again (off the actor), validate it, and apply the
-//! difference. New components start; removed ones stop and then disappear; changed ones get their
+//! Config reload: the shell reads the fleet's config again ([`Effect::LoadConfig`]) and the kernel
+//! applies the difference. New components start; removed ones stop and then disappear; changed ones get their
 //! new settings and, if running, restart with them; unchanged ones are not touched. An invalid
 //! config changes nothing: the error goes back to whoever asked and to the operator as a notice.
 
-use super::{Cmd, Component, Goal, Refusal, Reply, Supervisor};
+use std::sync::Arc;
+
+use super::{AfterExit, Answer, Component, ComponentKind, Effect, Goal, Kernel};
 use crate::config::{FleetConfig, ReloadPlan};
 use crate::healing::policy::PolicyConfig;
 use crate::model::RunState;
 use crate::protocol::{ErrorCode, NoticeLevel, Response};
 
-impl Supervisor {
-    /// `Reload`: reads the config on a blocking thread and comes back with [`Cmd::Reloaded`].
-    pub(super) fn reload_request(&mut self, reply: Reply) {
-        let origin = self.origin.clone();
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = origin.load().map_err(|e| e.to_string());
-            let _ = tx.send(Cmd::Reloaded { result, reply });
-        });
-    }
-
+impl Kernel {
     /// Applies a config that was read again, or reports why it cannot be.
-    pub(super) fn reloaded(
-        &mut self,
-        result: Result<FleetConfig, String>,
-    ) -> Result<Response, Refusal> {
+    pub(super) fn reloaded(&mut self, result: Result<FleetConfig, String>) -> Answer {
         let fleet = match result {
             Ok(f) => f,
             Err(e) => {
                 let message = format!("config not reloaded, the running one stays: {e}");
-                tracing::warn!(%message);
                 self.notice(NoticeLevel::Error, message.clone());
                 return Err((ErrorCode::Rejected, message));
             }
         };
         let plan = ReloadPlan::new(&self.fleet, &fleet);
-        let log_dir = crate::paths::log_dir(&self.data_dir);
         for name in &plan.removed {
             if let Some(&i) = self.index.get(name) {
                 self.components[i].retired = true;
                 self.components[i].goal = Goal::Down;
-                self.components[i].restart_when_stopped = false;
+                self.components[i].after_exit = AfterExit::StayDown;
                 self.log(i, "removed from the config: stopping");
                 self.stop(i);
             }
@@ -55,13 +42,17 @@ impl Supervisor {
                 Some(i) => {
                     let c = &mut self.components[i];
                     c.governor.set_config(PolicyConfig::from_spec(&spec));
-                    c.spec = spec;
+                    c.spec = Arc::new(spec);
                     c.retired = false;
                     c.goal = Goal::Up;
                     self.begin_restart(i, "config changed: restarting with the new settings");
                 }
                 None => {
-                    let component = Component::process(&spec, &log_dir, &self.bus);
+                    self.effects.push(Effect::OpenLog {
+                        component: name.clone(),
+                        lines: spec.log_lines,
+                    });
+                    let component = Component::new(Arc::new(spec), ComponentKind::Process);
                     self.components.push(component);
                     let i = self.components.len() - 1;
                     self.index.insert(name.clone(), i);
@@ -69,22 +60,10 @@ impl Supervisor {
                 }
             }
         }
-        self.threshold_watch = self
-            .components
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                !c.retired
-                    && (c.spec.thresholds.cpu_percent.is_some()
-                        || c.spec.thresholds.rss_mb.is_some())
-            })
-            .map(|(i, _)| i)
-            .collect();
         let source = fleet.source.clone();
         self.fleet = fleet;
         self.start_ready();
         let message = format!("config reloaded from {source}: {}", plan.summary());
-        tracing::info!(%message);
         self.notice(NoticeLevel::Info, message.clone());
         Ok(Response::Done { message })
     }

@@ -1,0 +1,82 @@
+//! The router: each family of requests goes to the part of the core that owns that state.
+//!
+//! | requests | owner |
+//! |---|---|
+//! | status, start, stop, restart, command, heal, reload, shutdown, register, report_*, command_outcome | the supervisor actor ([`super::supervisor`]) |
+//! | logs | the log store ([`super::logs`]) |
+//! | issues | the issue journal ([`super::journal`]) |
+//! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
+//! | subscribe | the connection itself ([`super::server`]) |
+//!
+//! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
+//! [`Router::request`]; nothing else changes. The router holds no state of its own.
+
+use tokio::sync::broadcast;
+
+use super::console_room::ConsoleHandle;
+use super::journal::IssueJournal;
+use super::logs::LogStore;
+use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
+use crate::protocol::{ErrorCode, Event, Request, Response};
+
+/// Where requests go. Cheap to clone: every connection has one.
+#[derive(Clone)]
+pub struct Router {
+    pub supervisor: SupervisorHandle,
+    pub console: ConsoleHandle,
+    pub logs: LogStore,
+    pub journal: IssueJournal,
+    pub bus: broadcast::Sender<Event>,
+}
+
+impl Router {
+    /// A request made by the core itself (a signal, the config watcher).
+    pub async fn request(&self, request: Request) -> Answer {
+        self.request_from(NO_CONN, request).await
+    }
+
+    /// Sends a request made on connection `conn` to its owner and waits for the answer.
+    pub async fn request_from(&self, conn: ConnId, request: Request) -> Answer {
+        match request {
+            Request::Ping
+            | Request::Status { .. }
+            | Request::Start { .. }
+            | Request::Stop { .. }
+            | Request::Restart { .. }
+            | Request::Command { .. }
+            | Request::Heal { .. }
+            | Request::Reload
+            | Request::Shutdown
+            | Request::Register { .. }
+            | Request::ReportHealth { .. }
+            | Request::ReportMetrics { .. }
+            | Request::ReportIssue { .. }
+            | Request::CommandOutcome { .. } => self.supervisor.request_from(conn, request).await,
+            Request::Logs { component, lines } => match self.logs.tail(&component, lines) {
+                Some(lines) => Ok(Response::Logs { lines }),
+                // Let the supervisor say which components there are.
+                None => self
+                    .supervisor
+                    .request_from(
+                        conn,
+                        Request::Status {
+                            component: Some(component),
+                        },
+                    )
+                    .await
+                    .map(|_| Response::Logs { lines: Vec::new() }),
+            },
+            Request::Issues { component, limit } => Ok(Response::Issues {
+                issues: self.journal.recent(component.as_deref(), limit),
+            }),
+            Request::PanelUpdate { .. }
+            | Request::PanelText { .. }
+            | Request::PanelInput { .. }
+            | Request::Notify { .. } => self.console.request(request).await,
+            Request::Subscribe { .. } => Err((
+                ErrorCode::Internal,
+                "subscriptions are handled by the connection".into(),
+            )),
+        }
+    }
+}

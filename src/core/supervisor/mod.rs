@@ -1,0 +1,552 @@
+//! The supervisor actor: the async shell around the [`kernel`].
+//!
+//! The router sends it requests with a oneshot for the answer; process waiters, pipe readers,
+//! probes and timers send it what happened. Each of these becomes a kernel [`Input`]; the shell
+//! hands it to [`Kernel::handle`] with the clock and carries out the [`Effect`]s that come back:
+//! it spawns, signals, arms timers, runs probes and action commands, answers, publishes and
+//! writes log lines. It decides nothing itself.
+//!
+//! It must not block: no file or socket I/O beyond spawning children, signalling them and reading
+//! a few /proc files for `status` and metric thresholds. Probes, action commands and config reads
+//! run in spawned tasks that send their outcome back as inputs.
+
+pub mod kernel;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+pub use kernel::{Answer, Clock, ConnId, Effect, Input, Kernel, NO_CONN, Refusal, ReplyTo};
+
+use super::journal::IssueJournal;
+use super::logs::LogStore;
+use super::probe_runner::ProbeRunner;
+use super::process;
+use super::procinfo;
+use crate::config::{ComponentSpec, FleetConfig, FleetOrigin};
+use crate::healing::detect;
+use crate::model::LogStream;
+use crate::protocol::{ErrorCode, Event, Request, Response};
+
+/// What the supervisor actor receives.
+pub enum Cmd {
+    /// A client's request, from connection `conn`.
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Answer>,
+        conn: ConnId,
+    },
+    /// Something happened that the kernel should know.
+    Input(Input),
+}
+
+/// Handles shared with the router.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    pub tx: mpsc::UnboundedSender<Cmd>,
+    /// How many connections subscribed to metrics (sampling is skipped when none did).
+    pub metrics_subscribers: Arc<AtomicUsize>,
+}
+
+impl SupervisorHandle {
+    /// Sends a request made on connection `conn` and waits for the answer.
+    pub async fn request_from(&self, conn: ConnId, request: Request) -> Answer {
+        let (reply, rx) = oneshot::channel();
+        let gone = || {
+            (
+                ErrorCode::ShuttingDown,
+                "the core is shutting down".to_string(),
+            )
+        };
+        self.tx
+            .send(Cmd::Request {
+                request,
+                reply,
+                conn,
+            })
+            .map_err(|_| gone())?;
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Tells the supervisor that a connection ended.
+    pub fn connection_closed(&self, conn: ConnId) {
+        let _ = self.tx.send(Cmd::Input(Input::ConnectionClosed { conn }));
+    }
+}
+
+/// A running process as the shell knows it: for sampling /proc.
+struct Live {
+    generation: u64,
+    pid: u32,
+    started: std::time::Instant,
+    last: Option<procinfo::Reading>,
+}
+
+/// The supervisor's shell: the kernel and the means to carry out its effects.
+pub struct Supervisor {
+    kernel: Kernel,
+    core_id: String,
+    tx: mpsc::UnboundedSender<Cmd>,
+    bus: broadcast::Sender<Event>,
+    logs: LogStore,
+    journal: IssueJournal,
+    metrics_subscribers: Arc<AtomicUsize>,
+    /// Requesters waiting for an answer, by the id the kernel knows them by.
+    replies: HashMap<u64, oneshot::Sender<Answer>>,
+    next_reply: u64,
+    /// Running processes, by component.
+    live: HashMap<String, Live>,
+    /// Runs exec probes in a helper process (started with the first one).
+    probe_runner: ProbeRunner,
+    /// Where the config is read again on reload.
+    origin: FleetOrigin,
+}
+
+/// How long a CPU sample stays fresh enough to answer `status` without reading /proc again.
+const SAMPLE_FRESH: Duration = Duration::from_millis(250);
+
+/// What the supervisor needs from the core.
+pub struct SupervisorParts {
+    pub core_id: String,
+    pub origin: FleetOrigin,
+    pub bus: broadcast::Sender<Event>,
+    pub logs: LogStore,
+    pub journal: IssueJournal,
+}
+
+impl Supervisor {
+    /// Builds the supervisor for a fleet. Nothing is started until [`Supervisor::run`].
+    pub fn new(
+        fleet: &FleetConfig,
+        parts: SupervisorParts,
+    ) -> (Supervisor, SupervisorHandle, mpsc::UnboundedReceiver<Cmd>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let metrics_subscribers = Arc::new(AtomicUsize::new(0));
+        let handle = SupervisorHandle {
+            tx: tx.clone(),
+            metrics_subscribers: metrics_subscribers.clone(),
+        };
+        let clock = Clock {
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        };
+        (
+            Supervisor {
+                kernel: Kernel::new(fleet, clock),
+                probe_runner: ProbeRunner::new(&parts.core_id),
+                core_id: parts.core_id,
+                tx,
+                bus: parts.bus,
+                logs: parts.logs,
+                journal: parts.journal,
+                metrics_subscribers,
+                replies: HashMap::new(),
+                next_reply: 0,
+                live: HashMap::new(),
+                origin: parts.origin,
+            },
+            handle,
+            rx,
+        )
+    }
+
+    /// Starts the fleet and handles commands until a shutdown completes. Returns the process
+    /// groups of the components that ended during the shutdown.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> Vec<u32> {
+        self.feed(Input::Boot);
+        let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
+        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.on_cmd(cmd);
+                    if self.kernel.is_done() {
+                        break;
+                    }
+                }
+                _ = metrics_tick.tick() => self.on_metrics_tick(),
+            }
+        }
+        self.kernel.ended_groups().to_vec()
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Request {
+                request,
+                reply,
+                conn,
+            } => {
+                if let Request::Status { component } = &request {
+                    // The kernel reads no /proc: give it fresh figures first.
+                    let targets = self.kernel.sample_targets(component.as_deref());
+                    let samples = self.sample(targets);
+                    if !samples.is_empty() {
+                        self.feed(Input::Sampled {
+                            samples,
+                            check: false,
+                        });
+                    }
+                }
+                self.next_reply += 1;
+                let id = self.next_reply;
+                self.replies.insert(id, reply);
+                self.feed(Input::Request {
+                    request,
+                    reply: ReplyTo(id),
+                    conn,
+                });
+            }
+            Cmd::Input(input) => {
+                if let Input::Exited {
+                    name, generation, ..
+                } = &input
+                    && self
+                        .live
+                        .get(name)
+                        .is_some_and(|l| l.generation == *generation)
+                {
+                    self.live.remove(name);
+                }
+                self.feed(input);
+            }
+        }
+    }
+
+    /// On the metrics tick: figures for subscribers (when there are any) and for the components
+    /// with metric thresholds.
+    fn on_metrics_tick(&mut self) {
+        let publish = self.metrics_subscribers.load(Ordering::Relaxed) > 0;
+        let targets = if publish {
+            self.kernel.sample_targets(None)
+        } else {
+            self.kernel.threshold_targets()
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let samples = self.sample(targets);
+        if publish {
+            for (component, _, metrics) in &samples {
+                let _ = self.bus.send(Event::Metrics {
+                    component: component.clone(),
+                    metrics: metrics.clone(),
+                    at: SystemTime::now(),
+                });
+            }
+        }
+        self.feed(Input::Sampled {
+            samples,
+            check: true,
+        });
+    }
+
+    /// Reads /proc for each target, reusing a reading younger than [`SAMPLE_FRESH`].
+    fn sample(
+        &mut self,
+        targets: Vec<(String, u64, u32)>,
+    ) -> Vec<(String, u64, crate::model::ProcessMetrics)> {
+        let now = std::time::Instant::now();
+        let mut samples = Vec::with_capacity(targets.len());
+        for (name, generation, pid) in targets {
+            let Some(live) = self.live.get_mut(&name) else {
+                continue;
+            };
+            if live.generation != generation || live.pid != pid {
+                continue;
+            }
+            let fresh = live
+                .last
+                .is_some_and(|r| now.saturating_duration_since(r.at) < SAMPLE_FRESH);
+            if !fresh && let Some(reading) = procinfo::read(pid) {
+                let metrics = procinfo::metrics(&reading, live.last.as_ref(), live.started);
+                live.last = Some(reading);
+                samples.push((name, generation, metrics));
+            }
+        }
+        samples
+    }
+
+    /// Hands one input to the kernel and carries out the effects, and the inputs they give at once,
+    /// until none is left.
+    fn feed(&mut self, input: Input) {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            self.kernel.observed = self.bus.receiver_count() > 0;
+            let clock = Clock {
+                now: Instant::now(),
+                wall: SystemTime::now(),
+            };
+            for effect in self.kernel.handle(clock, input) {
+                self.carry_out(effect, &mut queue);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect, queue: &mut VecDeque<Input>) {
+        match effect {
+            Effect::Spawn { spec, generation } => {
+                let result = self.spawn(&spec, generation);
+                queue.push_back(Input::Spawned {
+                    name: spec.name.clone(),
+                    generation,
+                    result,
+                });
+            }
+            Effect::Signal { pgid, signal } => {
+                if let Err(e) = process::signal_group(pgid, signal) {
+                    tracing::warn!(pgid, %signal, cause = %e, "cannot signal the process group");
+                }
+            }
+            Effect::Arm { at, timer } => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let _ = tx.send(Cmd::Input(Input::TimerFired(timer)));
+                });
+            }
+            Effect::Reply { to, answer } => {
+                if let Some(reply) = self.replies.remove(&to.0) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Effect::ReplyWhenGone { to, groups, answer } => {
+                let replies: Vec<_> = to
+                    .iter()
+                    .filter_map(|t| self.replies.remove(&t.0))
+                    .collect();
+                tokio::spawn(async move {
+                    process::wait_groups_gone(&groups, Duration::from_secs(2)).await;
+                    for reply in replies {
+                        let _ = reply.send(answer.clone());
+                    }
+                });
+            }
+            Effect::Publish(event) => {
+                match &event {
+                    Event::Issue { issue } => {
+                        tracing::info!(component = %issue.component, issue_type = %issue.issue_type, severity = %issue.severity, "issue");
+                        self.journal.record(issue.clone());
+                    }
+                    Event::Notice { level, message, .. } => {
+                        tracing::info!(?level, "{message}");
+                    }
+                    _ => {}
+                }
+                let _ = self.bus.send(event);
+            }
+            Effect::Log { component, text } => {
+                tracing::debug!(%component, %text);
+                self.logs.system(&component, text);
+            }
+            Effect::OpenLog { component, lines } => {
+                self.logs.open(&component, lines);
+            }
+            Effect::RunAction {
+                component,
+                action,
+                spec,
+                pid,
+                serial,
+                reply,
+            } => {
+                let answer = self.run_action(&component, &action, &spec, pid, serial);
+                if let (Err((_, why)), Some(serial)) = (&answer, serial) {
+                    self.logs.system(
+                        &component,
+                        format!("healing: {action} could not be done: {why}"),
+                    );
+                    queue.push_back(Input::ActionDone {
+                        name: component.clone(),
+                        serial,
+                        ok: false,
+                    });
+                }
+                if let Some(reply) = self.replies.remove(&reply.0) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Effect::RunProbe {
+                name,
+                epoch,
+                kind,
+                ticket,
+                target,
+                timeout,
+            } => {
+                let tx = self.tx.clone();
+                let runner = self.probe_runner.clone();
+                tokio::spawn(async move {
+                    let outcome = runner.run(&target, timeout).await;
+                    let _ = tx.send(Cmd::Input(Input::ProbeResult {
+                        name,
+                        epoch,
+                        kind,
+                        ticket,
+                        outcome,
+                    }));
+                });
+            }
+            Effect::LoadConfig { reply } => {
+                let origin = self.origin.clone();
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = origin.load().map_err(|e| e.to_string());
+                    let _ = tx.send(Cmd::Input(Input::ConfigLoaded { result, reply }));
+                });
+            }
+            Effect::Then(input) => queue.push_back(input),
+        }
+    }
+
+    /// Starts a component's process: its output goes to its log, log patterns come back as
+    /// [`Input::LogIssue`], its exit as [`Input::Exited`].
+    fn spawn(&mut self, spec: &Arc<ComponentSpec>, generation: u64) -> Result<u32, String> {
+        let name = spec.name.clone();
+        let sink = self.logs.open(&name, spec.log_lines);
+        let on_line: Arc<dyn Fn(&str) + Send + Sync> = if spec.log_patterns.is_empty() {
+            Arc::new(|_: &str| {})
+        } else {
+            let tx = self.tx.clone();
+            let spec = spec.clone();
+            Arc::new(move |line: &str| {
+                if let Some(issue) = detect::match_log_line(&spec.name, &spec.log_patterns, line) {
+                    let _ = tx.send(Cmd::Input(Input::LogIssue { issue, generation }));
+                }
+            })
+        };
+        match process::spawn(spec, &self.core_id, sink, on_line) {
+            Ok(spawned) => {
+                let pid = spawned.pid;
+                self.live.insert(
+                    name.clone(),
+                    Live {
+                        generation,
+                        pid,
+                        started: std::time::Instant::now(),
+                        last: None,
+                    },
+                );
+                let mut child = spawned.child;
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    match child.wait().await {
+                        Ok(status) => {
+                            use std::os::unix::process::ExitStatusExt;
+                            let exit = kernel::ExitCode {
+                                code: status.code(),
+                                signal: status.signal(),
+                            };
+                            let _ = tx.send(Cmd::Input(Input::Exited {
+                                name,
+                                generation,
+                                exit,
+                            }));
+                        }
+                        Err(e) => {
+                            tracing::error!(component = %name, cause = %e, "waiting for the child failed")
+                        }
+                    }
+                });
+                tracing::info!(component = %spec.name, pid, "started");
+                Ok(pid)
+            }
+            Err(e) => {
+                tracing::error!(component = %name, cause = %e, "cannot start");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Runs an action's command; with a `serial`, reports [`Input::ActionDone`] when it finished.
+    /// Answers whether it could be started.
+    fn run_action(
+        &self,
+        name: &str,
+        action: &str,
+        spec: &ComponentSpec,
+        pid: Option<u32>,
+        serial: Option<u64>,
+    ) -> Answer {
+        let cfg = spec
+            .actions
+            .get(action)
+            .expect("the kernel runs only configured actions");
+        let command = cfg
+            .command
+            .as_ref()
+            .expect("the kernel runs only actions with a command");
+        let argv = command.argv();
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(&spec.env)
+            .env(process::COMPONENT_ENV, name)
+            .env(process::CORE_ID_ENV, &self.core_id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(pid) = pid {
+            cmd.env("HMS_PID", pid.to_string());
+        }
+        if let Some(cwd) = &spec.cwd {
+            cmd.current_dir(cwd);
+        }
+        let timeout = cfg.timeout.map_or(Duration::from_secs(30), |t| t.0);
+        let child = cmd.spawn().map_err(|e| {
+            (
+                ErrorCode::Rejected,
+                format!("{action}: cannot run `{command}`: {e}"),
+            )
+        })?;
+        let sink = self.logs.open(name, spec.log_lines);
+        let tx = self.tx.clone();
+        let (action_name, component) = (action.to_string(), name.to_string());
+        tokio::spawn(async move {
+            let ok = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+                Ok(Ok(out)) => {
+                    for line in String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .chain(String::from_utf8_lossy(&out.stderr).lines())
+                    {
+                        sink.push(LogStream::System, format!("[{action_name}] {line}"));
+                    }
+                    sink.push(
+                        LogStream::System,
+                        format!("action {action_name} finished: {}", out.status),
+                    );
+                    out.status.success()
+                }
+                Ok(Err(e)) => {
+                    sink.push(
+                        LogStream::System,
+                        format!("action {action_name} failed: {e}"),
+                    );
+                    false
+                }
+                Err(_) => {
+                    sink.push(
+                        LogStream::System,
+                        format!("action {action_name} timed out after {timeout:?}"),
+                    );
+                    false
+                }
+            };
+            if let Some(serial) = serial {
+                let _ = tx.send(Cmd::Input(Input::ActionDone {
+                    name: component,
+                    serial,
+                    ok,
+                }));
+            }
+        });
+        Ok(Response::Done {
+            message: format!("{action}: started `{command}` for {name}"),
+        })
+    }
+}
