@@ -399,7 +399,9 @@ impl Kernel {
     }
 
     fn on_request(&mut self, request: Request, reply: ReplyTo, conn: ConnId) {
-        if self.shutdown.is_some() && !matches!(request, Request::Ping | Request::Status { .. }) {
+        if (self.shutdown.is_some() || self.done)
+            && !matches!(request, Request::Ping | Request::Status { .. })
+        {
             self.reply(
                 reply,
                 Err((ErrorCode::ShuttingDown, "the core is shutting down".into())),
