@@ -30,6 +30,7 @@
 //!   as above), arm its deadline, feed health changes to `on_health`, publish every record.
 pub mod api;
 pub mod detect;
+pub mod healer;
 pub mod policy;
 pub mod probe;
 pub mod recovery;

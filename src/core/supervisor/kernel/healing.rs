@@ -23,9 +23,10 @@ use tokio::time::Instant;
 
 use super::{AfterExit, ComponentKind, Effect, Goal, Kernel, Refusal, ReplyTo, Timer, TimerKind};
 use crate::healing::detect::{self, BreachLevel};
+use crate::healing::healer::NotStarted;
 use crate::healing::policy::RestartDecision;
 use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
-use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
+use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate};
 use crate::model::{
     HealingAction, HealingLevel, HealthStatus, Issue, RecoveryRecord, RecoveryStep, RunState,
     Severity, SupervisorCommand,
@@ -33,8 +34,16 @@ use crate::model::{
 use crate::protocol::{ErrorCode, Event, NoticeLevel};
 use crate::text::duration as format_duration;
 
-/// How many healing records each component keeps.
-const RECORDS_KEPT: usize = 20;
+/// Who starts an episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// A detector: refused when automatic healing is off.
+    Automatic,
+    /// A failed liveness probe: the process is hung, its restarts are hard kills.
+    Hung,
+    /// The operator (`heal X`): acts even when automatic healing is off, and clears the counters.
+    Operator,
+}
 
 /// A Full-level plan being carried out.
 pub(super) struct PlanRun {
@@ -54,13 +63,19 @@ impl Kernel {
             for i in std::mem::take(&mut self.touched) {
                 let health = self.health_of(i);
                 let c = &mut self.components[i];
-                if health == c.told_health && !c.judge_now {
-                    continue;
+                let changed = health != c.told_health;
+                if c.healer.wants_health(changed) {
+                    let update = c.healer.health(&health, self.clock.now);
+                    c.told_health = health;
+                    if let Some(update) = update {
+                        self.episode_update(i, update);
+                    }
+                } else {
+                    c.told_health = health;
                 }
-                c.judge_now = false;
-                c.told_health = health;
-                self.feed_episode(i);
-                self.plans_health_changed(i);
+                if changed {
+                    self.plans_health_changed(i);
+                }
             }
         }
     }
@@ -69,12 +84,8 @@ impl Kernel {
 
     /// Arms the timer for the component's next probe of `kind`, if it has one.
     pub(super) fn arm_probe(&mut self, i: usize, kind: ProbeKind) {
-        let c = &self.components[i];
-        let tracker = match kind {
-            ProbeKind::Liveness => c.liveness.as_ref(),
-            ProbeKind::Readiness => c.readiness.as_ref(),
-        };
-        if let Some(at) = tracker.map(|t| t.next_due()) {
+        let due = self.components[i].healer.probe(kind).map(|t| t.next_due());
+        if let Some(at) = due {
             self.arm_component(i, TimerKind::Probe(kind), at);
         }
     }
@@ -85,11 +96,11 @@ impl Kernel {
         if c.state != RunState::Running {
             return;
         }
-        let (tracker, cfg) = match kind {
-            ProbeKind::Liveness => (c.liveness.as_mut(), c.spec.liveness.as_ref()),
-            ProbeKind::Readiness => (c.readiness.as_mut(), c.spec.readiness.as_ref()),
+        let cfg = match kind {
+            ProbeKind::Liveness => c.spec.liveness.as_ref(),
+            ProbeKind::Readiness => c.spec.readiness.as_ref(),
         };
-        let (Some(tracker), Some(cfg)) = (tracker, cfg) else {
+        let (Some(tracker), Some(cfg)) = (c.healer.probe(kind), cfg) else {
             return;
         };
         let Some(ticket) = tracker.start(now) else {
@@ -121,11 +132,7 @@ impl Kernel {
             return;
         }
         let now = self.clock.now;
-        let tracker = match kind {
-            ProbeKind::Liveness => c.liveness.as_mut(),
-            ProbeKind::Readiness => c.readiness.as_mut(),
-        };
-        let Some(tracker) = tracker else {
+        let Some(tracker) = c.healer.probe(kind) else {
             return;
         };
         let transition = tracker.record(ticket, now, &outcome);
@@ -175,8 +182,7 @@ impl Kernel {
                 }
             }
             HealingLevel::Advanced | HealingLevel::Full => {
-                self.components[i].episode_hard = true;
-                if let Err((_, why)) = self.start_episode(i, issue, false) {
+                if let Err((_, why)) = self.start_episode(i, issue, Start::Hung) {
                     self.log(i, &why);
                 }
             }
@@ -253,7 +259,7 @@ impl Kernel {
                     self.no_action(i, "automatic healing is disabled for this component");
                     return;
                 }
-                if let Err((_, why)) = self.start_episode(i, issue, false) {
+                if let Err((_, why)) = self.start_episode(i, issue, Start::Automatic) {
                     self.log(i, &why);
                 }
             }
@@ -262,36 +268,23 @@ impl Kernel {
 
     // ----- recovery episodes -----
 
-    /// Starts a recovery episode for `issue`; `manual` when the operator asked (`heal X`). Returns
-    /// what is being done, for the operator.
+    /// Starts a recovery episode for `issue`. Returns what is being done, for the operator.
     pub(super) fn start_episode(
         &mut self,
         i: usize,
         issue: Issue,
-        manual: bool,
+        start: Start,
     ) -> Result<String, Refusal> {
         let name = self.components[i].spec.name.clone();
         if self.shutdown.is_some() {
             return Err((ErrorCode::ShuttingDown, "the core is shutting down".into()));
         }
-        if let Some(e) = &self.components[i].episode {
-            return Ok(format!(
-                "{name} is already being healed (issue {}): trying {}",
-                e.issue().issue_type,
-                e.current_action().unwrap_or("-")
-            ));
-        }
-        if !manual && !self.components[i].spec.auto_healing {
+        if start != Start::Operator && !self.components[i].spec.auto_healing {
             self.no_action(i, "automatic healing is disabled for this component");
             return Err((
                 ErrorCode::Rejected,
                 format!("automatic healing is disabled for {name}"),
             ));
-        }
-        if manual {
-            self.components[i].episode_hard = false;
-            // The operator's request: like a manual restart, it clears the counters.
-            self.components[i].governor.reset();
         }
         let dependents: Vec<String> = self
             .components
@@ -299,21 +292,30 @@ impl Kernel {
             .filter(|d| d.spec.depends_on.contains(&name))
             .map(|d| d.spec.name.clone())
             .collect();
-        let c = &self.components[i];
-        let mut episode = RecoveryEpisode::new(
-            issue.clone(),
-            c.spec.healing_level,
-            &c.spec.recovery_actions,
-            c.spec.healing_timeout,
-            dependents,
-        );
-        let plan = episode.plan().join(", then ");
-        let step = episode.start(self.clock.now);
-        self.components[i].episode = Some(episode);
+        let now = self.clock.now;
+        let c = &mut self.components[i];
+        let (plan, step) =
+            match c
+                .healer
+                .begin(issue.clone(), dependents, None, start == Start::Hung, now)
+            {
+                Ok(started) => started,
+                Err(NotStarted::AlreadyHealing { issue_type, action }) => {
+                    return Ok(format!(
+                        "{name} is already being healed (issue {issue_type}): trying {}",
+                        action.as_deref().unwrap_or("-")
+                    ));
+                }
+            };
+        if start == Start::Operator {
+            // The operator's request: like a manual restart, it clears the counters.
+            c.healer.governor_mut().reset();
+        }
         let message = format!(
-            "healing {name} ({}): {plan}, {} each",
+            "healing {name} ({}): {}, {} each",
             issue.issue_type,
-            format_duration(self.components[i].spec.healing_timeout)
+            plan.join(", then "),
+            format_duration(c.spec.healing_timeout)
         );
         self.log(i, &message);
         self.episode_step(i, step);
@@ -332,30 +334,28 @@ impl Kernel {
             EpisodeStep::Wait => {}
             EpisodeStep::Act { .. } if self.shutdown.is_some() => {
                 // Nothing is healed while everything is being stopped.
-                self.components[i].episode = None;
+                self.components[i].healer.finish();
             }
             EpisodeStep::Act { action, deadline } => {
+                // A process's own action (a command or a signal) is judged once it has finished.
+                let runs_on = self.components[i].kind == ComponentKind::Process
+                    && action != recovery::RESTART;
                 let c = &mut self.components[i];
-                c.episode_serial += 1;
-                let serial = c.episode_serial;
+                let serial = c.healer.attempt(runs_on);
                 c.last_action = Some(recovery::action_for(&action));
-                c.action_running = false;
                 let name = c.spec.name.clone();
                 self.arm(deadline, Timer::Episode { name, serial });
                 self.log(i, &format!("healing: trying {action}"));
                 if let Err(why) = self.carry_out(i, &action, serial) {
                     self.log(i, &format!("healing: {action} could not be done: {why}"));
-                    self.components[i].action_running = false;
-                    if let Some(e) = self.components[i].episode.as_mut() {
-                        let update = e.on_action_failed(self.clock.now);
+                    if let Some(update) = self.components[i].healer.action_failed(self.clock.now) {
                         self.episode_update(i, update);
                     }
                 }
                 self.publish(i);
             }
             EpisodeStep::Recovered { action, follow_up } => {
-                self.components[i].episode = None;
-                self.components[i].episode_hard = false;
+                self.components[i].healer.finish();
                 self.log(i, &format!("healed by {action}"));
                 self.components[i].last_action = Some(action);
                 self.publish(i);
@@ -365,8 +365,7 @@ impl Kernel {
             }
             EpisodeStep::Escalate { action, plan } => {
                 let name = self.components[i].spec.name.clone();
-                let cause = self.components[i].episode.take();
-                self.components[i].episode_hard = false;
+                let cause = self.components[i].healer.finish();
                 let reason = match &action {
                     HealingAction::Escalate { reason } => reason.clone(),
                     other => other.to_string(),
@@ -394,9 +393,13 @@ impl Kernel {
                 if action == recovery::RESTART {
                     let now = self.clock.now;
                     let uptime = self.components[i].uptime(now);
-                    match self.components[i].governor.on_failure(now, uptime) {
+                    match self.components[i]
+                        .healer
+                        .governor_mut()
+                        .on_failure(now, uptime)
+                    {
                         RestartDecision::RestartNow | RestartDecision::RestartAfter(_) => {
-                            self.components[i].governor.on_restarted(now);
+                            self.components[i].healer.governor_mut().on_restarted(now);
                             self.components[i].restarts += 1;
                         }
                         RestartDecision::BreakerOpened { cooldown } => {
@@ -412,15 +415,13 @@ impl Kernel {
             }
             ComponentKind::Process => match action {
                 recovery::RESTART => {
-                    let hard = self.components[i].episode_hard;
+                    let hard = self.components[i].healer.is_hard();
                     self.heal_restart(i, hard)
                 }
                 "start" | "stop" => Err(format!("{action} is not a recovery action")),
-                other => {
-                    self.components[i].action_running = true;
-                    self.run_action(i, other, Some(serial), ReplyTo::NOBODY)
-                        .map_err(|(_, m)| m)
-                }
+                other => self
+                    .run_action(i, other, Some(serial), ReplyTo::NOBODY)
+                    .map_err(|(_, m)| m),
             },
         }
     }
@@ -437,7 +438,10 @@ impl Kernel {
             RunState::Running | RunState::Exited | RunState::Failed | RunState::BreakerOpen => {}
         }
         let uptime = self.components[i].uptime(now);
-        let decision = self.components[i].governor.on_failure(now, uptime);
+        let decision = self.components[i]
+            .healer
+            .governor_mut()
+            .on_failure(now, uptime);
         if let RestartDecision::NoAction { reason } = decision {
             return Err(reason);
         }
@@ -465,21 +469,18 @@ impl Kernel {
         }
     }
 
+    /// A recovery action's command (or a linked component's handler) finished.
     pub(super) fn on_action_done(&mut self, name: &str, serial: u64, ok: bool) {
         let Some(&i) = self.index.get(name) else {
             return;
         };
-        if self.components[i].episode_serial != serial || self.components[i].episode.is_none() {
-            return;
-        }
-        self.components[i].action_running = false;
-        if ok {
+        match self.components[i]
+            .healer
+            .action_done(serial, ok, self.clock.now)
+        {
+            Some(update) => self.episode_update(i, update),
             // Judge its effect now, and again whenever health changes until the deadline.
-            self.components[i].judge_now = true;
-            self.publish(i);
-        } else if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_action_failed(self.clock.now);
-            self.episode_update(i, update);
+            None => self.publish(i),
         }
     }
 
@@ -487,35 +488,13 @@ impl Kernel {
         let Some(&i) = self.index.get(name) else {
             return;
         };
-        if self.components[i].episode_serial != serial {
-            return;
-        }
-        self.components[i].action_running = false;
-        if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_deadline(self.clock.now);
-            self.episode_update(i, update);
-        }
-    }
-
-    fn feed_episode(&mut self, i: usize) {
-        if self.components[i].episode.is_none() || self.components[i].action_running {
-            return;
-        }
-        let health = self.health_of(i);
-        if let Some(e) = self.components[i].episode.as_mut() {
-            let update = e.on_health(self.clock.now, &health);
+        if let Some(update) = self.components[i].healer.deadline(serial, self.clock.now) {
             self.episode_update(i, update);
         }
     }
 
     /// Publishes a healing record and keeps it with the component.
     fn publish_record(&mut self, i: usize, record: RecoveryRecord) {
-        tracing::info!(
-            component = %self.components[i].spec.name,
-            strategy = %record.strategy,
-            successful = record.successful,
-            "healing attempt"
-        );
         self.log(
             i,
             &format!(
@@ -529,11 +508,7 @@ impl Kernel {
                 format_duration(record.duration)
             ),
         );
-        let records = &mut self.components[i].records;
-        if records.len() == RECORDS_KEPT {
-            records.pop_front();
-        }
-        records.push_back(record.clone());
+        self.components[i].healer.keep(record.clone());
         self.effects
             .push(Effect::Publish(Event::Healing { record }));
     }

@@ -133,9 +133,10 @@ impl Kernel {
                     ));
                 }
                 let c = &mut self.components[i];
-                let spec = Arc::make_mut(&mut c.spec);
+                let mut spec = (*c.spec).clone();
                 spec.healing_level = capabilities.healing_level;
                 spec.recovery_actions = capabilities.supported_recovery_actions.clone();
+                c.set_spec(Arc::new(spec));
                 c.linked = Some(linked);
                 i
             }
@@ -293,7 +294,7 @@ impl Kernel {
             HealingLevel::Basic => "issue recorded and escalated".to_string(),
             HealingLevel::Advanced | HealingLevel::Full => {
                 if self.components[i].spec.auto_healing {
-                    match self.start_episode(i, issue, false) {
+                    match self.start_episode(i, issue, super::healing::Start::Automatic) {
                         Ok(m) => m,
                         Err((_, m)) => m,
                     }
@@ -320,12 +321,12 @@ impl Kernel {
             Some(e) => self.log(i, &format!("{action}: failed: {e}")),
         }
         let current = self.components[i]
-            .episode
-            .as_ref()
+            .healer
+            .episode()
             .and_then(|e| e.current_action())
             == Some(action.as_str());
         if current {
-            let serial = self.components[i].episode_serial;
+            let serial = self.components[i].healer.serial();
             self.on_action_done(name, serial, error.is_none());
         }
         Ok(Response::Done {

@@ -36,13 +36,12 @@ pub use effect::{
 
 use crate::config::{ComponentSpec, FleetConfig};
 use crate::healing::detect;
-use crate::healing::policy::{PolicyConfig, RestartDecision, RestartGovernor};
-use crate::healing::probe::{ProbeKind, ProbeTracker};
-use crate::healing::recovery::RecoveryEpisode;
+use crate::healing::healer::{Healer, HealerConfig};
+use crate::healing::policy::{PolicyConfig, RestartDecision};
+use crate::healing::probe::ProbeKind;
 use crate::model::{
     ComponentKind, ComponentStatus, ExitInfo, HealingAction, HealingStatus, HealthMetrics,
-    HealthStatus, Issue, ProcessMetrics, RecoveryRecord, RestartPolicy, RunState, Severity,
-    SupervisorCommand,
+    HealthStatus, Issue, ProcessMetrics, RestartPolicy, RunState, Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Request, Response};
 use crate::text::duration as format_duration;
@@ -83,7 +82,8 @@ struct Component {
     started: Option<Instant>,
     restarts: u32,
     last_exit: Option<ExitInfo>,
-    governor: RestartGovernor,
+    /// Backoff, breaker, probes and the recovery episode: the engine's pieces, combined once.
+    healer: Healer,
     health: HealthStatus,
     last_issue: Option<Issue>,
     last_action: Option<HealingAction>,
@@ -95,28 +95,13 @@ struct Component {
     /// The latest /proc figures of the current run (sampled by the shell).
     metrics: Option<ProcessMetrics>,
     kind: ComponentKind,
-    /// Liveness and readiness trackers for the current run (restarted on each spawn).
-    liveness: Option<ProbeTracker>,
-    readiness: Option<ProbeTracker>,
     /// True when the component has no readiness probe or its probe passed in this run;
     /// dependents start only once it is running and ready.
     ready: bool,
     /// What the metric thresholds say (Healthy without thresholds).
     threshold_health: HealthStatus,
-    /// The recovery episode in progress (Advanced/Full, or `heal` by hand).
-    episode: Option<RecoveryEpisode>,
-    /// Bumped for each attempt of an episode; deadlines and action results carry it.
-    episode_serial: u64,
-    /// A restart in this episode is a hard kill (the process is hung: SIGTERM would wait).
-    episode_hard: bool,
-    /// The attempt's command is still running: its effect is judged when it has finished.
-    action_running: bool,
-    /// The attempt's command finished well: judge the component's health now, changed or not.
-    judge_now: bool,
     /// The health episodes and plans were last told about.
     told_health: HealthStatus,
-    /// The latest healing records, newest last.
-    records: std::collections::VecDeque<RecoveryRecord>,
     /// What a linked component reported last.
     reported: Option<HealthMetrics>,
     /// Set for linked components.
@@ -132,7 +117,7 @@ impl Component {
     /// A component from its spec, not started yet.
     fn new(spec: Arc<ComponentSpec>, kind: ComponentKind) -> Component {
         Component {
-            governor: RestartGovernor::new(PolicyConfig::from_spec(&spec)),
+            healer: Healer::new(healer_config(&spec)),
             spec,
             state: RunState::Stopped,
             goal: Goal::Up,
@@ -152,17 +137,9 @@ impl Component {
             start_waiters: Vec::new(),
             metrics: None,
             kind,
-            liveness: None,
-            readiness: None,
             ready: true,
             threshold_health: HealthStatus::Healthy,
-            episode: None,
-            episode_serial: 0,
-            episode_hard: false,
-            action_running: false,
-            judge_now: false,
             told_health: HealthStatus::Healthy,
-            records: std::collections::VecDeque::new(),
             reported: None,
             linked: None,
             retired: false,
@@ -170,9 +147,25 @@ impl Component {
         }
     }
 
+    /// New settings (a reload, a linked component registering again).
+    fn set_spec(&mut self, spec: Arc<ComponentSpec>) {
+        self.healer.set_config(healer_config(&spec));
+        self.spec = spec;
+    }
+
     fn uptime(&self, now: Instant) -> Duration {
         self.started
             .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
+}
+
+/// What a component's healer heals with, from its spec.
+fn healer_config(spec: &ComponentSpec) -> HealerConfig {
+    HealerConfig {
+        policy: PolicyConfig::from_spec(spec),
+        level: spec.healing_level,
+        recovery_actions: spec.recovery_actions.clone(),
+        healing_timeout: spec.healing_timeout,
     }
 }
 
@@ -504,7 +497,7 @@ impl Kernel {
             | RunState::Exited
             | RunState::BreakerOpen
             | RunState::Failed => {
-                c.governor.reset();
+                c.healer.governor_mut().reset();
                 c.epoch += 1;
                 c.start_waiters.push(reply);
                 self.set_state(i, RunState::Starting);
@@ -538,7 +531,7 @@ impl Kernel {
     /// An operator's restart always clears the counters and closes the breaker.
     fn operator_restart(&mut self, i: usize, reply: ReplyTo) {
         let c = &mut self.components[i];
-        c.governor.reset();
+        c.healer.governor_mut().reset();
         c.goal = Goal::Up;
         c.last_action = Some(HealingAction::Restart);
         if c.kind == ComponentKind::Linked {
@@ -617,7 +610,7 @@ impl Kernel {
             match k.components[i].spec.healing_level {
                 crate::model::HealingLevel::Basic => k.operator_restart(i, reply),
                 crate::model::HealingLevel::Advanced | crate::model::HealingLevel::Full => {
-                    let answer = k.start_episode(i, issue, true);
+                    let answer = k.start_episode(i, issue, healing::Start::Operator);
                     k.reply(reply, answer.map(|message| Response::Done { message }));
                 }
             }
@@ -795,17 +788,9 @@ impl Kernel {
                 c.health = HealthStatus::Healthy;
                 c.threshold_health = HealthStatus::Healthy;
                 c.after_exit = AfterExit::Judge;
-                c.liveness = c
-                    .spec
-                    .liveness
-                    .as_ref()
-                    .map(|p| ProbeTracker::new(ProbeKind::Liveness, p, now));
-                c.readiness = c
-                    .spec
-                    .readiness
-                    .as_ref()
-                    .map(|p| ProbeTracker::new(ProbeKind::Readiness, p, now));
-                c.ready = c.readiness.is_none();
+                c.healer
+                    .start_run(c.spec.liveness.as_ref(), c.spec.readiness.as_ref(), now);
+                c.ready = !c.healer.gates_readiness();
                 let stable_at = now + c.spec.min_uptime;
                 self.arm_component(i, TimerKind::Stable, stable_at);
                 self.arm_probe(i, ProbeKind::Liveness);
@@ -984,7 +969,8 @@ impl Kernel {
     /// Asks the governor what to do after a failure, and does it.
     fn after_failure(&mut self, i: usize, uptime: Duration) {
         let decision = self.components[i]
-            .governor
+            .healer
+            .governor_mut()
             .on_failure(self.clock.now, uptime);
         self.apply_decision(i, decision);
     }
@@ -994,7 +980,7 @@ impl Kernel {
     fn restart_now(&mut self, i: usize) {
         let now = self.clock.now;
         let c = &mut self.components[i];
-        c.governor.on_restarted(now);
+        c.healer.governor_mut().on_restarted(now);
         c.restarts += 1;
         c.last_action = Some(HealingAction::Restart);
         self.set_state(i, RunState::Starting);
@@ -1083,13 +1069,13 @@ impl Kernel {
             }
             TimerKind::Stable => {
                 if self.components[i].state == RunState::Running {
-                    self.components[i].governor.on_stable(now);
+                    self.components[i].healer.governor_mut().on_stable(now);
                     self.publish(i);
                 }
             }
             TimerKind::TrialDue => {
                 if self.components[i].state == RunState::BreakerOpen
-                    && self.components[i].governor.on_trial_due(now)
+                    && self.components[i].healer.governor_mut().on_trial_due(now)
                 {
                     self.log(i, "circuit breaker half-open: one trial restart");
                     self.restart_now(i);
@@ -1174,8 +1160,8 @@ impl Kernel {
     fn snapshot(&self, i: usize) -> ComponentStatus {
         let c = &self.components[i];
         let Clock { now, wall } = self.clock;
-        let next_trial_at = c
-            .governor
+        let governor = c.healer.governor();
+        let next_trial_at = governor
             .next_trial_at()
             .map(|t| wall + t.saturating_duration_since(now));
         ComponentStatus {
@@ -1197,8 +1183,8 @@ impl Kernel {
             healing: HealingStatus {
                 level: c.spec.healing_level,
                 auto_healing: c.spec.auto_healing,
-                breaker: c.governor.breaker(),
-                backoff: c.governor.current_backoff(),
+                breaker: governor.breaker(),
+                backoff: governor.current_backoff(),
                 next_trial_at,
                 last_issue: c.last_issue.clone(),
                 last_action: c.last_action.clone(),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use super::{AfterExit, Answer, Component, ComponentKind, Effect, Goal, Kernel};
 use crate::config::{FleetConfig, ReloadPlan};
-use crate::healing::policy::PolicyConfig;
 use crate::model::RunState;
 use crate::protocol::{ErrorCode, NoticeLevel, Response};
 
@@ -41,8 +40,7 @@ impl Kernel {
                 // Changed, or re-added while it was still stopping after a removal.
                 Some(i) => {
                     let c = &mut self.components[i];
-                    c.governor.set_config(PolicyConfig::from_spec(&spec));
-                    c.spec = Arc::new(spec);
+                    c.set_spec(Arc::new(spec));
                     c.retired = false;
                     c.goal = Goal::Up;
                     self.begin_restart(i, "config changed: restarting with the new settings");
