@@ -14,7 +14,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::protocol::{
-    ClientMessage, ErrorCode, Event, Frame, FrameError, MAX_LINE, PROTOCOL_VERSION, Request,
+    ClientMessage, ErrorCode, Event, Frame, FrameError, MAX_ANSWER_LINE, PROTOCOL_VERSION, Request,
     Response, ServerMessage, Topic, encode, read_frame,
 };
 
@@ -197,7 +197,7 @@ async fn read_message(
     reader: &mut BufReader<OwnedReadHalf>,
     buf: &mut Vec<u8>,
 ) -> Result<ServerMessage, ClientError> {
-    match read_frame(reader, buf, MAX_LINE).await? {
+    match read_frame(reader, buf, MAX_ANSWER_LINE).await? {
         None => Err(ClientError::Closed),
         Some(Frame::Line(line)) => {
             serde_json::from_str(&line).map_err(|e| ClientError::Protocol(format!("{e}: {line}")))

@@ -5,7 +5,8 @@
 //! choosing, and the server answers each with a response or an error carrying the same id. A
 //! client that subscribes also receives [`ServerMessage::Event`]s, interleaved with responses.
 //!
-//! Rules that keep the core safe from its clients: no line may exceed [`MAX_LINE`] bytes; a line that
+//! Rules that keep the core safe from its clients: no line to the core may exceed [`MAX_LINE`]
+//! bytes (answers may be longer, up to [`MAX_ANSWER_LINE`]); a line that
 //! is too long or not valid JSON gets an error response and the connection goes on (a too-long line
 //! is skipped up to its newline, never buffered whole). Changes are additive: new variants and new
 //! optional fields keep the version; anything else bumps it.
@@ -25,8 +26,13 @@ use crate::model::{
 /// Bumped on any change that is not purely additive.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The longest line either side accepts, newline excluded.
+/// The longest line the core accepts from a client, newline excluded.
 pub const MAX_LINE: usize = 1024 * 1024;
+
+/// The longest line a client accepts from the core: an answer such as the `status` of thousands of
+/// components is larger than [`MAX_LINE`], and the core is trusted (same uid) where its clients
+/// are not.
+pub const MAX_ANSWER_LINE: usize = 256 * 1024 * 1024;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,12 +14,53 @@ use crate::protocol::{ErrorCode, Event, Request, Response};
 /// How many lines an append-mode text panel keeps.
 pub const PANEL_LINES: usize = 500;
 
+/// How many bytes of text a panel keeps (its newest lines; a longer line keeps its end).
+pub const PANEL_BYTES: usize = 64 * 1024;
+
 /// How many text panels the core keeps at most (a misbehaving client cannot grow it without bound).
 const MAX_PANELS: usize = 1000;
 
+/// One panel's text: its newest lines, at most [`PANEL_LINES`] and [`PANEL_BYTES`].
+#[derive(Default)]
+struct PanelText {
+    lines: VecDeque<String>,
+    bytes: usize,
+}
+
+impl PanelText {
+    fn push(&mut self, line: &str) {
+        let line = tail_bytes(line, PANEL_BYTES);
+        self.bytes += line.len();
+        self.lines.push_back(line.to_string());
+        while self.lines.len() > PANEL_LINES || self.bytes > PANEL_BYTES {
+            let Some(old) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.bytes = 0;
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+fn tail_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
 /// The text panels, by (component, panel).
 struct ConsoleRoom {
-    panels: HashMap<(String, String), VecDeque<String>>,
+    panels: HashMap<(String, String), PanelText>,
     bus: broadcast::Sender<Event>,
 }
 
@@ -72,7 +113,7 @@ impl ConsoleRoom {
                 text: self
                     .panels
                     .get(&(component, panel))
-                    .map(|lines| lines.iter().cloned().collect::<Vec<_>>().join("\n"))
+                    .map(|p| p.lines.iter().cloned().collect::<Vec<_>>().join("\n"))
                     .unwrap_or_default(),
             }),
             Request::PanelInput {
@@ -126,19 +167,19 @@ impl ConsoleRoom {
                 format!("the core keeps at most {MAX_PANELS} text panels"),
             ));
         }
-        let lines = self.panels.entry(key.clone()).or_default();
-        if append {
-            lines.extend(text.lines().map(str::to_string));
-            if text.is_empty() {
-                lines.push_back(String::new());
-            }
-        } else {
-            *lines = text.lines().map(str::to_string).collect();
+        let panel_text = self.panels.entry(key.clone()).or_default();
+        if !append {
+            panel_text.clear();
         }
-        while lines.len() > PANEL_LINES {
-            lines.pop_front();
+        for line in text.lines() {
+            panel_text.push(line);
+        }
+        if append && text.is_empty() {
+            panel_text.push("");
         }
         let (component, panel) = key;
+        // Subscribers get what the panel keeps, not more.
+        let text = tail_bytes(&text, PANEL_BYTES).to_string();
         let _ = self.bus.send(Event::PanelText {
             component,
             panel,
@@ -157,4 +198,61 @@ pub fn misrouted(request: &Request) -> Refusal {
         ErrorCode::Internal,
         format!("this part of the core does not handle {request:?}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> ConsoleRoom {
+        ConsoleRoom {
+            panels: HashMap::new(),
+            bus: broadcast::channel(16).0,
+        }
+    }
+
+    fn text(room: &ConsoleRoom) -> String {
+        match room.panels.get(&("c".to_string(), "p".to_string())) {
+            Some(p) => p.lines.iter().cloned().collect::<Vec<_>>().join("\n"),
+            None => String::new(),
+        }
+    }
+
+    #[test]
+    fn a_panel_keeps_at_most_its_bytes_however_much_is_appended() {
+        let mut room = room();
+        let mb = "x".repeat(1024 * 1024);
+        for _ in 0..20 {
+            room.panel_update("c".into(), "p".into(), mb.clone(), true)
+                .unwrap();
+        }
+        let kept = &room.panels[&("c".to_string(), "p".to_string())];
+        assert!(kept.bytes <= PANEL_BYTES);
+        assert_eq!(
+            kept.bytes,
+            kept.lines.iter().map(String::len).sum::<usize>()
+        );
+        assert_eq!(text(&room).len(), PANEL_BYTES);
+    }
+
+    #[test]
+    fn a_panel_keeps_its_newest_lines() {
+        let mut room = room();
+        for n in 0..PANEL_LINES + 10 {
+            room.panel_update("c".into(), "p".into(), format!("line {n}"), true)
+                .unwrap();
+        }
+        let text = text(&room);
+        assert_eq!(text.lines().count(), PANEL_LINES);
+        assert!(text.ends_with(&format!("line {}", PANEL_LINES + 9)));
+        room.panel_update("c".into(), "p".into(), "fresh".into(), false)
+            .unwrap();
+        assert_eq!(super::tests::text(&room), "fresh");
+    }
+
+    #[test]
+    fn a_cut_keeps_whole_characters() {
+        assert_eq!(tail_bytes("héllo", 4), "llo");
+        assert_eq!(tail_bytes("abc", 10), "abc");
+    }
 }

@@ -17,6 +17,97 @@ use crate::protocol::Event;
 /// Longest output line kept; the rest of a longer line is dropped and the line marked with `…`.
 pub const MAX_LOG_LINE: usize = 16 * 1024;
 
+/// How a component's output is kept: lines in memory, and the log file's rotation (like
+/// supervisord's `logfile_maxbytes` and `logfile_backups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// Lines kept in memory for `logs`.
+    pub lines: usize,
+    /// The file is rotated once it reaches this many bytes; 0 never rotates.
+    pub max_size: u64,
+    /// Rotated files kept (`NAME.log.1` is the newest); 0 truncates instead.
+    pub backups: u32,
+}
+
+impl Default for LogPolicy {
+    fn default() -> Self {
+        LogPolicy {
+            lines: 1000,
+            max_size: 10 * 1024 * 1024,
+            backups: 3,
+        }
+    }
+}
+
+/// A log file that rotates at a size: a flood costs the disk at most
+/// `max_size × (backups + 1)`.
+struct LogFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    size: u64,
+    max_size: u64,
+    backups: u32,
+}
+
+impl LogFile {
+    fn open(path: &Path, policy: LogPolicy) -> LogFile {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| tracing::warn!(file = %path.display(), cause = %e, "cannot open log file; keeping output in memory only"))
+            .ok();
+        let size = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        LogFile {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size: policy.max_size,
+            backups: policy.backups,
+        }
+    }
+
+    fn write(&mut self, line: &[u8]) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        // A full disk must not stop the component: the line stays in memory.
+        if file.write_all(line).is_ok() {
+            self.size += line.len() as u64;
+        }
+        if self.max_size > 0 && self.size >= self.max_size {
+            self.rotate();
+        }
+    }
+
+    /// `NAME.log` becomes `NAME.log.1`, `.1` becomes `.2` …, the oldest is dropped.
+    fn rotate(&mut self) {
+        self.file = None;
+        let numbered = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        if self.backups > 0 {
+            for n in (1..self.backups).rev() {
+                let _ = std::fs::rename(numbered(n), numbered(n + 1));
+            }
+            let _ = std::fs::rename(&self.path, numbered(1));
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .ok();
+        self.size = 0;
+    }
+}
+
 /// A component's recent output and its log file.
 ///
 /// Shared between the pipe readers (which append) and the supervisor (which reads for `logs`);
@@ -25,29 +116,24 @@ pub struct LogSink {
     component: String,
     capacity: usize,
     ring: Mutex<VecDeque<LogLine>>,
-    file: Mutex<Option<std::fs::File>>,
+    file: Mutex<LogFile>,
     bus: broadcast::Sender<Event>,
 }
 
 impl LogSink {
-    /// A sink keeping `capacity` lines, appending to `file` (created if missing).
+    /// A sink keeping `policy.lines` lines, appending to `file` (created if missing) and rotating
+    /// it by `policy`.
     pub fn new(
         component: &str,
-        capacity: usize,
+        policy: LogPolicy,
         file: &Path,
         bus: broadcast::Sender<Event>,
     ) -> Arc<LogSink> {
-        let handle = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .map_err(|e| tracing::warn!(component, file = %file.display(), cause = %e, "cannot open log file; keeping output in memory only"))
-            .ok();
         Arc::new(LogSink {
             component: component.to_string(),
-            capacity,
-            ring: Mutex::new(VecDeque::with_capacity(capacity.min(256))),
-            file: Mutex::new(handle),
+            capacity: policy.lines,
+            ring: Mutex::new(VecDeque::with_capacity(policy.lines.min(256))),
+            file: Mutex::new(LogFile::open(file, policy)),
             bus,
         })
     }
@@ -60,15 +146,18 @@ impl LogSink {
             stream,
             text,
         };
-        if let Some(file) = self.file.lock().expect("log file lock").as_mut() {
+        {
             let tag = match stream {
                 LogStream::Stdout => "out",
                 LogStream::Stderr => "err",
                 LogStream::System => "hms",
             };
             let stamp = humantime::format_rfc3339_millis(line.at);
-            // A full disk must not stop the component: the line stays in memory.
-            let _ = writeln!(file, "{stamp} {tag} {}", line.text);
+            let text = format!("{stamp} {tag} {}\n", line.text);
+            self.file
+                .lock()
+                .expect("log file lock")
+                .write(text.as_bytes());
         }
         {
             let mut ring = self.ring.lock().expect("log ring lock");
@@ -111,14 +200,14 @@ impl LogStore {
         }
     }
 
-    /// The component's sink, opened with `lines` lines of memory when it has none yet.
-    pub fn open(&self, component: &str, lines: usize) -> Arc<LogSink> {
+    /// The component's sink, opened with `policy` when it has none yet.
+    pub fn open(&self, component: &str, policy: LogPolicy) -> Arc<LogSink> {
         if let Some(sink) = self.get(component) {
             return sink;
         }
         let sink = LogSink::new(
             component,
-            lines,
+            policy,
             &self.dir.join(format!("{component}.log")),
             self.bus.clone(),
         );
@@ -143,7 +232,9 @@ impl LogStore {
     pub fn system(&self, component: &str, text: String) {
         match self.get(component) {
             Some(sink) => sink.push(LogStream::System, text),
-            None => self.open(component, 1000).push(LogStream::System, text),
+            None => self
+                .open(component, LogPolicy::default())
+                .push(LogStream::System, text),
         }
     }
 
@@ -161,7 +252,11 @@ mod tests {
     fn the_ring_keeps_the_newest_lines() {
         let tmp = tempfile::tempdir().unwrap();
         let (tx, _) = broadcast::channel(4);
-        let sink = LogSink::new("c", 3, &tmp.path().join("c.log"), tx);
+        let policy = LogPolicy {
+            lines: 3,
+            ..LogPolicy::default()
+        };
+        let sink = LogSink::new("c", policy, &tmp.path().join("c.log"), tx);
         for i in 0..5 {
             sink.push(LogStream::Stdout, format!("line {i}"));
         }
@@ -169,5 +264,38 @@ mod tests {
         assert_eq!(tail, ["line 2", "line 3", "line 4"]);
         let file = std::fs::read_to_string(tmp.path().join("c.log")).unwrap();
         assert_eq!(file.lines().count(), 5);
+    }
+
+    #[test]
+    fn a_flood_costs_the_disk_at_most_the_files_it_keeps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tx, _) = broadcast::channel(4);
+        let policy = LogPolicy {
+            lines: 10,
+            max_size: 10_000,
+            backups: 2,
+        };
+        let path = tmp.path().join("c.log");
+        let sink = LogSink::new("c", policy, &path, tx);
+        for i in 0..5_000 {
+            sink.push(LogStream::Stdout, format!("line {i} {}", "y".repeat(40)));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c.log", "c.log.1", "c.log.2"]);
+        let total: u64 = names
+            .iter()
+            .map(|n| std::fs::metadata(tmp.path().join(n)).unwrap().len())
+            .sum();
+        assert!(total <= 3 * 10_000 + 200, "{total} bytes");
+        // The newest line is in the live file, the one before a rotation in .1.
+        let live = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            live.trim_end()
+                .ends_with(&format!("line 4999 {}", "y".repeat(40)))
+        );
     }
 }

@@ -104,7 +104,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         UnixListener::bind(&socket).map_err(io_err(format!("binding {}", socket.display())))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err(format!("setting the mode of {}", socket.display())))?;
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
 
     let core_id = uuid::Uuid::new_v4().to_string();
     orphans::write_record(
@@ -156,12 +156,17 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         .filter(|_| watch_config)
         .and_then(|p| watch_config_file(p, handle.clone()));
     let supervisor_task = tokio::spawn(supervisor.run(rx));
+    // Each component costs the core up to four descriptors (two pipes, a pidfd, its log file):
+    // keep those, and a margin, out of the clients' reach.
+    let limits =
+        server::ConnLimits::default().within_fds(fd_limit, 4 * fleet.components.len() as u64 + 256);
     let server_task = tokio::spawn(server::serve(
         listener,
         handle.clone(),
         server::ServerInfo {
             data_dir: data_dir.clone(),
         },
+        limits,
         cancel.clone(),
     ));
 
@@ -250,11 +255,18 @@ fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Co
 
 /// Each child costs the core two pipes and a pidfd: a fleet of 1,000 needs more than the usual
 /// soft limit of 1,024 descriptors.
-fn raise_fd_limit() {
+/// Returns the soft limit in force.
+fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
     }
 }

@@ -41,7 +41,8 @@ struct RunnerReply {
     reason: String,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ProbeOutcome>>>>;
+/// Probes sent to the runner, by id: who waits, and the probe's timeout (for the answer's text).
+type Pending = Arc<Mutex<HashMap<u64, (oneshot::Sender<ProbeOutcome>, Duration)>>>;
 
 struct Job {
     argv: Vec<String>,
@@ -118,7 +119,7 @@ async fn manage(core_id: String, mut jobs: mpsc::UnboundedReceiver<Job>) {
         pending
             .lock()
             .expect("pending lock")
-            .insert(next_id, job.reply);
+            .insert(next_id, (job.reply, job.timeout));
         let mut line = serde_json::to_vec(&request).expect("a probe request serialises");
         line.push(b'\n');
         if stdin.write_all(&line).await.is_err() {
@@ -156,16 +157,18 @@ fn start(
             let Ok(reply) = serde_json::from_str::<RunnerReply>(&line) else {
                 continue;
             };
+            let Some((tx, timeout)) = pending.lock().expect("pending lock").remove(&reply.id)
+            else {
+                continue;
+            };
             let outcome = if reply.ok {
                 ProbeOutcome::Success
             } else if reply.timed_out {
-                ProbeOutcome::TimedOut(Duration::ZERO)
+                ProbeOutcome::TimedOut(timeout)
             } else {
                 ProbeOutcome::Failed(reply.reason)
             };
-            if let Some(tx) = pending.lock().expect("pending lock").remove(&reply.id) {
-                let _ = tx.send(outcome);
-            }
+            let _ = tx.send(outcome);
         }
         // The runner is gone: callers still waiting run their probes themselves.
         pending.lock().expect("pending lock").clear();

@@ -1,20 +1,26 @@
 //! The control socket: one task per connection, speaking [`crate::protocol`].
 //!
 //! A connection must say hello first, with our protocol version. Each request is handed to the
-//! supervisor and answered with its id; a subscription forwards bus events that match its topics.
+//! router and answered with its id; a subscription forwards bus events that match its topics.
 //! A peer whose uid differs from ours is refused before anything else. Bad lines (too long, not
 //! UTF-8, not JSON, unknown messages) are answered with an error and the connection goes on: no
-//! client can crash or block the core. Slow subscribers lose events (and are told so), never stall
-//! the supervisor.
+//! client can crash or block the core.
+//!
+//! Every resource a client can grow is bounded ([`ConnLimits`]): the number of connections (and
+//! descriptors are kept in reserve for the fleet's spawns), the time to say hello, the requests in
+//! flight per connection (the next line is read only when there is room), and the bytes queued for
+//! a connection that does not read: events beyond them are dropped and the client is told how
+//! many; answers wait for room, which in turn stops the reading of further requests.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,15 +37,51 @@ pub struct ServerInfo {
     pub data_dir: PathBuf,
 }
 
+/// The bounds on what clients can make the core hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections open at once; one more is told so and closed.
+    pub max_connections: usize,
+    /// A connection that has not said hello by then is closed.
+    pub hello_deadline: Duration,
+    /// Requests of one connection being handled at once.
+    pub max_in_flight: usize,
+    /// Bytes waiting to be written to one connection.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 1024,
+            hello_deadline: Duration::from_secs(5),
+            max_in_flight: 32,
+            max_queued_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ConnLimits {
+    /// These limits, with `max_connections` lowered so that the connections' descriptors leave
+    /// `reserve` of `fd_limit` for the fleet (each connection costs one descriptor).
+    pub fn within_fds(mut self, fd_limit: u64, reserve: u64) -> ConnLimits {
+        let room = fd_limit.saturating_sub(reserve).max(16);
+        self.max_connections = self.max_connections.min(room as usize);
+        self
+    }
+}
+
 /// Accepts connections until cancelled.
 pub async fn serve(
     listener: UnixListener,
     handle: Router,
     info: ServerInfo,
+    limits: ConnLimits,
     cancel: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
     let my_uid = nix::unistd::geteuid().as_raw();
+    let open = Arc::new(AtomicUsize::new(0));
     // Connection ids start after NO_CONN.
     let mut next_conn: ConnId = NO_CONN;
     loop {
@@ -47,26 +89,46 @@ pub async fn serve(
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if open.load(Ordering::Relaxed) >= limits.max_connections {
+                        tracker.spawn(refuse(stream, format!(
+                            "too many connections to this core (the limit is {}); close some and try again",
+                            limits.max_connections
+                        )));
+                        continue;
+                    }
+                    open.fetch_add(1, Ordering::Relaxed);
                     let handle = handle.clone();
                     let info = info.clone();
                     let cancel = cancel.clone();
+                    let open = open.clone();
                     next_conn += 1;
                     let conn = next_conn;
                     tracker.spawn(async move {
-                        connection(stream, conn, my_uid, handle, info, cancel).await;
+                        connection(stream, conn, my_uid, handle, info, limits, cancel).await;
+                        open.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 Err(e) => {
                     tracing::warn!(cause = %e, "accept failed");
                     // Out of descriptors, most likely: give the fleet a moment.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
     }
     tracker.close();
     // Connections end with the cancellation; give them a moment to say goodbye.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tracker.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+}
+
+/// Tells a connection why it is closed, without waiting long for it to listen.
+async fn refuse(mut stream: UnixStream, message: String) {
+    let line = encode(&ServerMessage::Error {
+        id: None,
+        code: ErrorCode::Rejected,
+        message,
+    });
+    let _ = tokio::time::timeout(Duration::from_millis(200), stream.write_all(&line)).await;
 }
 
 /// What one connection subscribed to.
@@ -78,11 +140,77 @@ struct Filter {
 
 impl Filter {
     fn wants(&self, event: &Event) -> bool {
+        if matches!(event, Event::Notice { .. }) {
+            return self.topics.contains(&Topic::Notices);
+        }
         self.topics.contains(&event.topic())
             && (self.components.is_empty()
                 || event
                     .component()
                     .is_none_or(|c| self.components.contains(c)))
+    }
+}
+
+/// The lines waiting to be written to one client, bounded in bytes: each queued line holds as
+/// many permits of `room` as it has bytes (at most all of them), given back once written.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    room: Arc<Semaphore>,
+    capacity: u32,
+    /// Events dropped since the client was last told.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Outbox {
+    fn cost(&self, line: &[u8]) -> u32 {
+        (line.len().min(u32::MAX as usize) as u32).min(self.capacity)
+    }
+
+    /// Queues an answer, waiting for room.
+    async fn send(&self, line: Vec<u8>) {
+        let Ok(permit) = self.room.clone().acquire_many_owned(self.cost(&line)).await else {
+            return;
+        };
+        let _ = self.tx.send((line, permit));
+    }
+
+    /// Queues an event if there is room, else counts it as dropped. Returns false once the
+    /// connection is gone.
+    fn offer(&self, line: Vec<u8>) -> bool {
+        match self.room.clone().try_acquire_many_owned(self.cost(&line)) {
+            Ok(permit) => {
+                let dropped = self.dropped.swap(0, Ordering::Relaxed);
+                if dropped > 0 {
+                    // The notice may overdraw the room a little: it is short.
+                    let notice = encode(&ServerMessage::Event {
+                        event: dropped_notice(dropped),
+                    });
+                    let _ = self.tx.send((notice, permit_none(&self.room)));
+                }
+                self.tx.send((line, permit)).is_ok()
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                !self.tx.is_closed()
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => false,
+        }
+    }
+}
+
+/// A permit of nothing, for a line that costs no room.
+fn permit_none(room: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    room.clone()
+        .try_acquire_many_owned(0)
+        .expect("zero permits are always available")
+}
+
+fn dropped_notice(n: u64) -> Event {
+    Event::Notice {
+        level: NoticeLevel::Warning,
+        message: format!("{n} events were dropped because this client read too slowly"),
+        at: std::time::SystemTime::now(),
     }
 }
 
@@ -92,6 +220,7 @@ async fn connection(
     my_uid: u32,
     handle: Router,
     info: ServerInfo,
+    limits: ConnLimits,
     cancel: CancellationToken,
 ) {
     let peer_uid = stream.peer_cred().map(|c| c.uid()).ok();
@@ -112,10 +241,19 @@ async fn connection(
     }
     // Every line to the client goes through one writer task, so responses and events never
     // interleave mid-line.
-    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
-    let writer = tokio::spawn(async move {
-        while let Some(line) = out_rx.recv().await {
-            if write.write_all(&line).await.is_err() {
+    let capacity = limits.max_queued_bytes.clamp(64 * 1024, u32::MAX as usize) as u32;
+    let (tx, mut out_rx) = mpsc::unbounded_channel::<(Vec<u8>, OwnedSemaphorePermit)>();
+    let out = Outbox {
+        tx,
+        room: Arc::new(Semaphore::new(capacity as usize)),
+        capacity,
+        dropped: Arc::default(),
+    };
+    let mut writer = tokio::spawn(async move {
+        while let Some((line, permit)) = out_rx.recv().await {
+            let written = write.write_all(&line).await;
+            drop(permit);
+            if written.is_err() {
                 return;
             }
         }
@@ -129,10 +267,27 @@ async fn connection(
     let mut client_name = String::from("?");
     // Whether this connection registered a linked component (which ends with the connection).
     let mut registered = false;
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let hello_by = tokio::time::Instant::now() + limits.hello_deadline;
 
     loop {
+        // Read the next request only when there is room to handle it.
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = in_flight.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let frame = tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(hello_by), if !greeted => {
+                send_error(&out, None, ErrorCode::HelloRequired, format!(
+                    "no hello within {}: closing",
+                    crate::text::duration(limits.hello_deadline)
+                )).await;
+                break;
+            }
             f = read_frame(&mut reader, &mut buf, MAX_LINE) => f,
         };
         let line = match frame {
@@ -191,13 +346,12 @@ async fn connection(
                 greeted = true;
                 tracing::debug!(%client, "client connected");
                 client_name = client;
-                let _ = out
-                    .send(encode(&ServerMessage::Hello {
-                        version: PROTOCOL_VERSION,
-                        pid: std::process::id(),
-                        data_dir: info.data_dir.display().to_string(),
-                    }))
-                    .await;
+                out.send(encode(&ServerMessage::Hello {
+                    version: PROTOCOL_VERSION,
+                    pid: std::process::id(),
+                    data_dir: info.data_dir.display().to_string(),
+                }))
+                .await;
             }
             ClientMessage::Request { id, .. } if !greeted => {
                 send_error(
@@ -232,18 +386,18 @@ async fn connection(
                         out.clone(),
                     )));
                 }
-                let _ = out
-                    .send(encode(&ServerMessage::Response {
-                        id,
-                        response: Response::Subscribed,
-                    }))
-                    .await;
+                out.send(encode(&ServerMessage::Response {
+                    id,
+                    response: Response::Subscribed,
+                }))
+                .await;
             }
             ClientMessage::Request { id, request } => {
                 registered |= matches!(request, Request::Register { .. });
                 let handle = handle.clone();
                 let out = out.clone();
-                // Each request runs on its own, so a slow `stop` does not hold up a `status`.
+                // Each request runs on its own, so a slow `stop` does not hold up a `status`; the
+                // permit bounds how many do at once.
                 tokio::spawn(async move {
                     let message = match handle.request_from(conn, request).await {
                         Ok(response) => ServerMessage::Response { id, response },
@@ -253,7 +407,8 @@ async fn connection(
                             message,
                         },
                     };
-                    let _ = out.send(encode(&message)).await;
+                    out.send(encode(&message)).await;
+                    drop(permit);
                 });
             }
         }
@@ -270,49 +425,31 @@ async fn connection(
     if registered {
         handle.supervisor.connection_closed(conn);
     }
+    // Answers still being worked on are written if the client still reads; one that does not
+    // read has its queue dropped after a moment.
     drop(out);
-    let _ = writer.await;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
-async fn send_error(
-    out: &mpsc::Sender<Vec<u8>>,
-    id: Option<u64>,
-    code: ErrorCode,
-    message: String,
-) {
-    let _ = out
-        .send(encode(&ServerMessage::Error { id, code, message }))
+async fn send_error(out: &Outbox, id: Option<u64>, code: ErrorCode, message: String) {
+    out.send(encode(&ServerMessage::Error { id, code, message }))
         .await;
 }
 
-async fn forward(
-    mut rx: broadcast::Receiver<Event>,
-    filter: Arc<Mutex<Filter>>,
-    out: mpsc::Sender<Vec<u8>>,
-) {
+async fn forward(mut rx: broadcast::Receiver<Event>, filter: Arc<Mutex<Filter>>, out: Outbox) {
     loop {
         let event = match rx.recv().await {
             Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => Event::Notice {
-                level: NoticeLevel::Warning,
-                message: format!("{n} events were dropped because this client read too slowly"),
-                at: std::time::SystemTime::now(),
-            },
+            Err(broadcast::error::RecvError::Lagged(n)) => dropped_notice(n),
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let wanted = matches!(event, Event::Notice { .. })
-            && filter
-                .lock()
-                .expect("filter lock")
-                .topics
-                .contains(&Topic::Notices)
-            || filter.lock().expect("filter lock").wants(&event);
-        if wanted
-            && out
-                .send(encode(&ServerMessage::Event { event }))
-                .await
-                .is_err()
-        {
+        let wanted = filter.lock().expect("filter lock").wants(&event);
+        if wanted && !out.offer(encode(&ServerMessage::Event { event })) {
             return;
         }
     }

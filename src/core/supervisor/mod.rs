@@ -344,8 +344,8 @@ impl Supervisor {
                 tracing::debug!(%component, %text);
                 self.logs.system(&component, text);
             }
-            Effect::OpenLog { component, lines } => {
-                self.logs.open(&component, lines);
+            Effect::OpenLog { component, policy } => {
+                self.logs.open(&component, policy);
             }
             Effect::RunAction {
                 component,
@@ -408,7 +408,7 @@ impl Supervisor {
     /// [`Input::LogIssue`], its exit as [`Input::Exited`].
     fn spawn(&mut self, spec: &Arc<ComponentSpec>, generation: u64) -> Result<u32, String> {
         let name = spec.name.clone();
-        let sink = self.logs.open(&name, spec.log_lines);
+        let sink = self.logs.open(&name, kernel::log_policy(spec));
         let on_line: Arc<dyn Fn(&str) + Send + Sync> = if spec.log_patterns.is_empty() {
             Arc::new(|_: &str| {})
         } else {
@@ -504,7 +504,7 @@ impl Supervisor {
                 format!("{action}: cannot run `{command}`: {e}"),
             )
         })?;
-        let sink = self.logs.open(name, spec.log_lines);
+        let sink = self.logs.open(name, kernel::log_policy(spec));
         let tx = self.tx.clone();
         let (action_name, component) = (action.to_string(), name.to_string());
         tokio::spawn(async move {

@@ -162,8 +162,11 @@ pub enum Effect {
     Publish(Event),
     /// A system line in the component's log.
     Log { component: String, text: String },
-    /// Open (or keep) the component's log, keeping `lines` lines in memory.
-    OpenLog { component: String, lines: usize },
+    /// Open (or keep) the component's log, kept by `policy`.
+    OpenLog {
+        component: String,
+        policy: crate::core::logs::LogPolicy,
+    },
     /// Run a configured action's command; with a `serial` (a recovery attempt) answer with
     /// [`Input::ActionDone`] when it has finished. `reply` is told whether it could be started.
     RunAction {

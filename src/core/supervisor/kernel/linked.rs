@@ -144,7 +144,7 @@ impl Kernel {
                 let spec = Arc::new(linked_spec(name, &capabilities));
                 self.effects.push(Effect::OpenLog {
                     component: name.to_string(),
-                    lines: spec.log_lines,
+                    policy: super::log_policy(&spec),
                 });
                 let mut component = Component::new(spec, ComponentKind::Linked);
                 component.linked = Some(linked);

@@ -169,6 +169,14 @@ fn healer_config(spec: &ComponentSpec) -> HealerConfig {
     }
 }
 
+/// How the component's output is kept, from its spec.
+pub fn log_policy(spec: &ComponentSpec) -> crate::core::logs::LogPolicy {
+    crate::core::logs::LogPolicy {
+        lines: spec.log_lines,
+        ..Default::default()
+    }
+}
+
 /// The kernel's state: the fleet's components and what is being done to them.
 pub struct Kernel {
     components: Vec<Component>,
@@ -381,11 +389,11 @@ impl Kernel {
 
     fn boot(&mut self) {
         for i in 0..self.components.len() {
-            let (component, lines) = (
-                self.components[i].spec.name.clone(),
-                self.components[i].spec.log_lines,
-            );
-            self.effects.push(Effect::OpenLog { component, lines });
+            let spec = &self.components[i].spec;
+            self.effects.push(Effect::OpenLog {
+                component: spec.name.clone(),
+                policy: log_policy(spec),
+            });
             self.set_state(i, RunState::Starting);
         }
         self.start_ready();

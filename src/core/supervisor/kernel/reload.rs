@@ -48,7 +48,7 @@ impl Kernel {
                 None => {
                     self.effects.push(Effect::OpenLog {
                         component: name.clone(),
-                        lines: spec.log_lines,
+                        policy: super::log_policy(&spec),
                     });
                     let component = Component::new(Arc::new(spec), ComponentKind::Process);
                     self.components.push(component);
