@@ -16,7 +16,10 @@
 //! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
 //! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
 //!   windows of panel panes, control mode).
-//! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
+//! - [`command`]: the actions pane's command language (`restart api`, `help` …): parsing, help
+//!   texts and the request each line maps to. Pure: no I/O, no tokio, no tmux.
+//! - [`console`]: builds the operator's tmux session of panel windows and watches it (re-lays
+//!   out resized windows, rebuilds windows whose layout file changed); talks to tmux and the core.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
@@ -24,6 +27,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod console;
 pub mod core;
