@@ -1165,7 +1165,7 @@ mod tests {
     }
 
     fn ops_wide() -> Grid {
-        Grid::from_toml_str(include_str!("../../layouts/ops-wide.toml"), "ops-wide.toml").unwrap()
+        Grid::from_toml_str(include_str!("../../../layouts/ops-wide.toml"), "ops-wide.toml").unwrap()
     }
 
     #[test]
