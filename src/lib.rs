@@ -14,9 +14,10 @@
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
-//! - [`tmux`]: grid layouts compiled to tmux layout strings (`tmux/layout.rs`), the tmux driver
-//!   (`tmux/driver/`: the trait, the real driver over the `tmux` binary, building windows of
-//!   panel panes), control mode and an in-memory fake driver for tests.
+//! - [`tmux`]: grid layouts (`tmux/layout/`: layout files and their validation, the guillotine
+//!   cut, tmux layout strings and their checksum, the compiler from grid to string), the tmux
+//!   driver (`tmux/driver/`: the trait, the real driver over the `tmux` binary, building windows
+//!   of panel panes), control mode, and an in-memory fake driver for tests.
 //! - [`command`]: the actions pane's command language (`restart api`, `help` …): parsing, help
 //!   texts and the request each line maps to. Pure: no I/O, no tokio, no tmux.
 //! - [`console`]: builds the operator's tmux session of panel windows and watches it (re-lays
