@@ -18,7 +18,7 @@ use crate::model::{HealingLevel, RestartPolicy, Severity};
 use crate::text::{nearest, valid_name};
 
 /// The demo fleet that runs when no config is given, compiled in.
-pub const DEMO_FLEET: &str = include_str!("../assets/demo.toml");
+pub const DEMO_FLEET: &str = include_str!("../../assets/demo.toml");
 
 /// The name the demo fleet is reported under in messages.
 pub const DEMO_FLEET_NAME: &str = "<embedded demo fleet>";
