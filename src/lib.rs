@@ -11,7 +11,8 @@
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
-//! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
+//!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
 //! - [`tmux`]: grid layouts (`tmux/layout/`: layout files and their validation, the guillotine
