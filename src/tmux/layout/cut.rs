@@ -2,7 +2,7 @@
 //! of top/bottom and left/right splits, which is the only shape tmux can build; or the region
 //! where no full line runs (the "pinwheel").
 //!
-//! Done once, at validation; [`super::compile`] only sizes the tree.
+//! Done once, at validation; [`compile`](super::compile()) only sizes the tree.
 
 use super::Panel;
 

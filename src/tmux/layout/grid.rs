@@ -95,7 +95,7 @@ impl Panel {
 
 /// A validated grid layout. Every cell is covered by exactly one panel and the panels can be cut
 /// apart by full straight lines; the only way to get a `Grid` is through a validating
-/// constructor, so [`compile`] cannot meet a bad one.
+/// constructor, so [`compile`](super::compile()) cannot meet a bad one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grid {
     name: String,

@@ -4,14 +4,14 @@
 //! A [`Grid`] is rows × cols cells covered exactly once by [`Panel`]s with row/col spans. tmux can
 //! only build a window by splitting a pane in two along a full straight line, so a grid is accepted
 //! only if it can be cut recursively by full lines (a "guillotine" grid); the cuts are found once, at
-//! validation, and kept as a tree that [`compile`] sizes for a window.
+//! validation, and kept as a tree that [`compile()`] sizes for a window.
 //!
 //! - `grid.rs`: [`Grid`] and [`Panel`], the guide's built-in grids, binding a fleet to a grid, and
 //!   the validation every constructor goes through.
 //! - `file.rs`: layout files: TOML read with spans, so every error names its file and line.
 //! - `cut.rs`: the guillotine cut that turns a grid into a tree of splits, or finds the pinwheel.
 //! - `string.rs`: tmux layout strings ([`LayoutCell`]), their parser and their [`checksum`].
-//! - `compile.rs`: [`compile`], which sizes the cut tree for a window into a [`CompiledLayout`].
+//! - `compile.rs`: [`compile()`], which sizes the cut tree for a window into a [`CompiledLayout`].
 //!
 //! [`LayoutError`] (why a layout is rejected) and [`Location`] (where) are shared by all of them.
 //!
