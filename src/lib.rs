@@ -11,12 +11,18 @@
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
-//! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
+//! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
+//!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
 //! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
-//! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
-//!   windows of panel panes, control mode).
-//! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
+//! - [`tmux`]: grid layouts (`tmux/layout/`: layout files and their validation, the guillotine
+//!   cut, tmux layout strings and their checksum, the compiler from grid to string), the tmux
+//!   driver (`tmux/driver/`: the trait, the real driver over the `tmux` binary, building windows
+//!   of panel panes), control mode, and an in-memory fake driver for tests.
+//! - [`command`]: the actions pane's command language (`restart api`, `help` …): parsing, help
+//!   texts and the request each line maps to. Pure: no I/O, no tokio, no tmux.
+//! - [`console`]: builds the operator's tmux session of panel windows and watches it (re-lays
+//!   out resized windows, rebuilds windows whose layout file changed); talks to tmux and the core.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
@@ -24,6 +30,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod command;
 pub mod config;
 pub mod console;
 pub mod core;

@@ -830,7 +830,7 @@ async fn layout_window(
 }
 
 async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<()> {
-    use crate::console::{ActionLine, ParseContext, help_text, parse, to_request};
+    use crate::command::{ActionLine, ParseContext, help_text, parse, to_request};
     let fleet = match fleet_names(socket).await {
         Ok(f) => f,
         // `help` works without a core.

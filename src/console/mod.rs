@@ -1,14 +1,17 @@
-//! The operator's console language: what a line typed into the actions pane (or given to
-//! `hms-console action "LINE"`) means.
+//! The operator's console: the code that builds the tmux session of panel windows and keeps it in
+//! shape while it runs.
 //!
-//! Everything here is pure: a line and what is known about the fleet go in, a typed action or a
-//! friendly error comes out. This module must not do I/O, talk to the core or draw anything; the
-//! panels and the CLI do that with what it returns.
+//! - [`session`]: builds the §3.2 overview, one §3.1 TwoByTwo window per component and windows
+//!   from layout files, each pane started with its `hms-console panel …` command.
+//! - [`watch`]: the console watcher, which re-lays out resized windows and rebuilds windows whose
+//!   layout file changed.
+//!
+//! Unlike [`crate::command`] (the actions pane's language, which is pure), this module does I/O:
+//! it drives tmux through [`crate::tmux::TmuxDriver`] and the watcher reads the fleet's names from
+//! the core and posts notices to it. It must not draw anything or decide what a panel shows; the
+//! panels do that in their own panes.
 
 #![forbid(unsafe_code)]
 
-pub mod command;
 pub mod session;
 pub mod watch;
-
-pub use command::{ActionLine, ParseContext, ParseError, Verb, help_text, parse, to_request};

@@ -16,7 +16,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::app::{Body, Effect, Model, clamp_position};
 use super::format;
-use crate::console::{ActionLine, ParseContext, Verb, help_text, parse, to_request};
+use crate::command::{ActionLine, ParseContext, Verb, help_text, parse, to_request};
 use crate::protocol::{Request, Response};
 
 /// Lines of history kept.

@@ -1,9 +1,11 @@
 //! The tmux layer: grid layouts compiled to tmux layout strings, and the driver that builds
 //! sessions and windows of panel panes on a tmux server.
 //!
-//! - [`layout`]: layout files, validation (guillotine grids only) and the layout compiler. Pure.
-//! - [`driver`]: the [`TmuxDriver`] trait, [`Tmux`] (its implementation over the `tmux`
-//!   binary), and the helpers [`ensure_session`], [`build_window`] and [`reapply`].
+//! - [`layout`]: layout files, validation (guillotine grids only), tmux layout strings and the
+//!   layout compiler. Pure.
+//! - [`driver`]: the [`TmuxDriver`] trait and the types it speaks in; [`Tmux`], its
+//!   implementation over the `tmux` binary (`driver/real.rs`); and the window helpers
+//!   [`ensure_session`], [`build_window`] and [`reapply`] (`driver/window.rs`).
 //! - [`control`]: a tmux control-mode client (`tmux -C`) for notifications and cheap queries.
 //! - [`fake`]: an in-memory [`TmuxDriver`] for unit tests of the code above this layer.
 //!

@@ -1,0 +1,352 @@
+//! The typed values a config holds: durations with units, signal names, commands, backoff,
+//! restart intensity, the circuit breaker, probes, thresholds, log patterns and custom actions,
+//! each with its built-in defaults and its own parse errors.
+//!
+//! Pure: these are serde values; how they combine into a component is `validate.rs`'s job.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::model::Severity;
+
+/// A duration written with a unit, e.g. `"250ms"`, `"2s"`, `"1m 30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(ConfigDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a duration with a unit; a bare number is refused because `5` could mean anything.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "invalid duration \"{text}\": a unit is required, e.g. \"{t}s\" or \"{t}ms\""
+        ));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration \"{text}\" ({e}): write a number with a unit, e.g. \"500ms\", \"2s\", \"1m\"")
+    })
+}
+
+/// A signal name as written in config: `TERM`, `SIGTERM`, `hup` …
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalName(pub nix::sys::signal::Signal);
+
+impl<'de> Deserialize<'de> for SignalName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for SignalName {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let upper = text.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        nix::sys::signal::Signal::from_str(&full)
+            .map(SignalName)
+            .map_err(|_| {
+                format!(
+                    "unknown signal \"{text}\": use a name such as TERM, INT, HUP, QUIT, KILL, USR1"
+                )
+            })
+    }
+}
+
+impl fmt::Display for SignalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str().trim_start_matches("SIG"))
+    }
+}
+
+/// `command` is either an argv list (run as is) or a string (run through `sh -c`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl CommandLine {
+    /// The argv to exec.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            CommandLine::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+            CommandLine::Argv(v) => v.clone(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            CommandLine::Shell(s) => s.trim().is_empty(),
+            CommandLine::Argv(v) => v.first().is_none_or(|p| p.trim().is_empty()),
+        }
+    }
+}
+
+impl fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandLine::Shell(s) => f.write_str(s),
+            CommandLine::Argv(v) => f.write_str(&v.join(" ")),
+        }
+    }
+}
+
+/// Backoff between automatic restarts of a component that keeps failing.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffConfig {
+    #[serde(default = "BackoffConfig::default_initial")]
+    pub initial: ConfigDuration,
+    #[serde(default = "BackoffConfig::default_max")]
+    pub max: ConfigDuration,
+    #[serde(default = "BackoffConfig::default_factor")]
+    pub factor: f64,
+}
+
+impl BackoffConfig {
+    fn default_initial() -> ConfigDuration {
+        ConfigDuration(Duration::from_millis(100))
+    }
+    fn default_max() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(30))
+    }
+    fn default_factor() -> f64 {
+        2.0
+    }
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Self::default_initial(),
+            max: Self::default_max(),
+            factor: Self::default_factor(),
+        }
+    }
+}
+
+/// OTP's restart intensity: more than `max_restarts` automatic restarts within `window` opens the
+/// circuit breaker. The defaults are systemd's StartLimitBurst=5 / StartLimitIntervalSec=10s.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntensityConfig {
+    #[serde(default = "IntensityConfig::default_max")]
+    pub max_restarts: u32,
+    #[serde(default = "IntensityConfig::default_window")]
+    pub window: ConfigDuration,
+}
+
+impl IntensityConfig {
+    fn default_max() -> u32 {
+        5
+    }
+    fn default_window() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(10))
+    }
+}
+
+impl Default for IntensityConfig {
+    fn default() -> Self {
+        IntensityConfig {
+            max_restarts: Self::default_max(),
+            window: Self::default_window(),
+        }
+    }
+}
+
+/// The circuit breaker's cooldown before its half-open trial; it doubles on each reopening, up to
+/// `max_cooldown`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    #[serde(default = "BreakerConfig::default_cooldown")]
+    pub cooldown: ConfigDuration,
+    #[serde(default = "BreakerConfig::default_max_cooldown")]
+    pub max_cooldown: ConfigDuration,
+}
+
+impl BreakerConfig {
+    fn default_cooldown() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(30))
+    }
+    fn default_max_cooldown() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(600))
+    }
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            cooldown: Self::default_cooldown(),
+            max_cooldown: Self::default_max_cooldown(),
+        }
+    }
+}
+
+/// A liveness or readiness probe: exactly one of `exec`, `tcp`, `http`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    #[serde(default)]
+    pub tcp: Option<String>,
+    #[serde(default)]
+    pub http: Option<String>,
+    /// For `http`: the status that counts as success (default: any 2xx or 3xx).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    #[serde(default = "ProbeConfig::default_period")]
+    pub period: ConfigDuration,
+    #[serde(default = "ProbeConfig::default_timeout")]
+    pub timeout: ConfigDuration,
+    #[serde(default = "ProbeConfig::default_initial_delay")]
+    pub initial_delay: ConfigDuration,
+    #[serde(default = "ProbeConfig::default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "ProbeConfig::default_success_threshold")]
+    pub success_threshold: u32,
+}
+
+impl ProbeConfig {
+    fn default_period() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(10))
+    }
+    fn default_timeout() -> ConfigDuration {
+        ConfigDuration(Duration::from_secs(1))
+    }
+    fn default_initial_delay() -> ConfigDuration {
+        ConfigDuration(Duration::ZERO)
+    }
+    fn default_failure_threshold() -> u32 {
+        3
+    }
+    fn default_success_threshold() -> u32 {
+        1
+    }
+
+    /// What the probe checks.
+    pub fn target(&self) -> ProbeTarget {
+        if let Some(argv) = &self.exec {
+            ProbeTarget::Exec(argv.clone())
+        } else if let Some(addr) = &self.tcp {
+            ProbeTarget::Tcp(addr.clone())
+        } else {
+            ProbeTarget::Http {
+                url: self.http.clone().unwrap_or_default(),
+                expect_status: self.expect_status,
+            }
+        }
+    }
+}
+
+/// The kind of check a probe makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    Exec(Vec<String>),
+    Tcp(String),
+    Http {
+        url: String,
+        expect_status: Option<u16>,
+    },
+}
+
+/// Two levels for one metric: at or above `degraded` the component is Degraded, at or above
+/// `critical` it is Critical.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    #[serde(default)]
+    pub degraded: Option<f64>,
+    #[serde(default)]
+    pub critical: Option<f64>,
+}
+
+/// Metric thresholds (guide §2: metrics feed health).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdsConfig {
+    /// Percent of one core.
+    #[serde(default)]
+    pub cpu_percent: Option<Threshold>,
+    /// Resident memory in MiB.
+    #[serde(default)]
+    pub rss_mb: Option<Threshold>,
+    /// Percent, as reported by a linked component.
+    #[serde(default)]
+    pub error_rate: Option<Threshold>,
+    /// Milliseconds, as reported by a linked component.
+    #[serde(default)]
+    pub response_time_ms: Option<Threshold>,
+}
+
+/// A regular expression over output lines that turns a symptom into an Issue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPattern {
+    pub regex: String,
+    pub issue_type: String,
+    #[serde(default = "LogPattern::default_severity")]
+    pub severity: Severity,
+}
+
+impl LogPattern {
+    fn default_severity() -> Severity {
+        Severity::Warning
+    }
+}
+
+/// How a custom recovery action is carried out: a command, or a signal to the component.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    #[serde(default)]
+    pub command: Option<CommandLine>,
+    #[serde(default)]
+    pub signal: Option<SignalName>,
+    /// How long the command may run.
+    #[serde(default)]
+    pub timeout: Option<ConfigDuration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_command_runs_through_sh() {
+        assert_eq!(
+            CommandLine::Shell("echo hi".into()).argv(),
+            ["sh", "-c", "echo hi"]
+        );
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(
+            parse_duration("5")
+                .unwrap_err()
+                .contains("unit is required")
+        );
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}
