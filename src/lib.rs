@@ -7,13 +7,13 @@
 //! - [`text`]: short human text shared by all: durations, sizes, truncation, "did you mean".
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
-//! - [`supervisor_client`]: the guide's `SupervisorClient` for linked Rust components (§4).
+//! - [`component`]: the library side for Rust services: the guide's `SupervisorClient` (§4),
+//!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation; the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
-//! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
 //! - [`tmux`]: grid layouts compiled to tmux layout strings, and the tmux driver (sessions,
 //!   windows of panel panes, control mode).
 //! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
@@ -24,6 +24,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod component;
 pub mod config;
 pub mod console;
 pub mod core;
@@ -33,14 +34,11 @@ pub mod model;
 pub mod panel;
 pub mod paths;
 pub mod protocol;
-pub mod supervisor_client;
-pub mod terminal;
 pub mod text;
 pub mod tmux;
 
-pub use healing::{
-    HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
+pub use component::{
+    HealingError, HealingFactory, ImplementationConfig, SelfHealing, SupervisorClient,
+    TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
-pub use supervisor_client::SupervisorClient;
-pub use terminal::{TerminalInterface, TerminalLayout, TerminalMode};

@@ -12,7 +12,7 @@
 //! use hms::SupervisorClient;
 //! use hms::model::{ComponentCapabilities, HealingLevel, HealthStatus, SupervisorCommand};
 //!
-//! # async fn demo() -> Result<(), hms::supervisor_client::SupervisorClientError> {
+//! # async fn demo() -> Result<(), hms::component::SupervisorClientError> {
 //! let supervisor = SupervisorClient::new("my-component");
 //! supervisor.connect().await?;
 //! supervisor

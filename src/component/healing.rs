@@ -3,7 +3,7 @@
 //!
 //! The engine behind the trait is the one the core uses for its processes: [`RestartGovernor`]
 //! for backoff, restart intensity and the circuit breaker, [`RecoveryEpisode`] for the choice of
-//! recovery action and healing timeouts, and [`super::detect`] for thresholds and heartbeats. This
+//! recovery action and healing timeouts, and [`crate::healing::detect`] for thresholds and heartbeats. This
 //! module is the async shell around them: it runs the component's registered handlers and waits for
 //! health, and holds its state behind one small lock that is never held across an `.await`. It does
 //! not talk to the supervisor itself (see [`ImplementationConfig`] for what is wired and what is not).
@@ -11,9 +11,9 @@
 //! ```no_run
 //! use std::collections::HashMap;
 //! use hms::{HealingFactory, HealingLevel, ImplementationConfig, UnifiedHealingConfig};
-//! use hms::healing::api::action;
+//! use hms::component::healing::action;
 //!
-//! # async fn demo() -> Result<(), hms::healing::api::HealingError> {
+//! # async fn demo() -> Result<(), hms::component::healing::HealingError> {
 //! let healing = HealingFactory::create(UnifiedHealingConfig {
 //!     component_id: "my-component".to_string(),
 //!     level: HealingLevel::Advanced,
@@ -42,10 +42,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::detect::{self, HeartbeatMonitor};
-use super::policy::{PolicyConfig, RestartDecision, RestartGovernor};
-use super::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
 use crate::config::{self, Threshold, ThresholdsConfig};
+use crate::healing::detect::{self, HeartbeatMonitor};
+use crate::healing::policy::{PolicyConfig, RestartDecision, RestartGovernor};
+use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
 use crate::model::{
     BreakerState, HealingAction, HealingLevel, HealingStatus, HealthMetrics, HealthStatus, Issue,
     RecoveryRecord, Severity,
