@@ -15,6 +15,7 @@
 //! does, and the healing decisions are the engine's.
 
 pub mod healing;
+mod mailbox;
 pub mod supervisor_client;
 pub mod terminal;
 
@@ -22,5 +23,5 @@ pub use healing::{
     ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig, SelfHealing,
     UnifiedHealingConfig,
 };
-pub use supervisor_client::{SupervisorClient, SupervisorClientError};
+pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{TerminalError, TerminalInterface, TerminalLayout, TerminalMode};

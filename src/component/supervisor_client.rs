@@ -3,13 +3,22 @@
 //! It registers the component, reports its health, metrics and issues, keeps a heartbeat going so
 //! the core knows it is alive, and carries out the [`SupervisorCommand`]s the core sends it (a
 //! recovery action, a restart, a shutdown) through the handler the component installs, reporting
-//! each outcome back. Two connections are used: one for requests (shared by the caller, the
-//! heartbeat and the command task, one request at a time) and one subscribed to the component's
-//! commands. It holds no supervision state of its own and never decides anything about healing:
-//! the core does.
+//! each outcome back. It holds no supervision state of its own and never decides anything about
+//! healing: the core does.
+//!
+//! # Shape
+//! A [`SupervisorClient`] is a cheap handle on one background task that owns everything: the
+//! request connection, the registered name, the health the heartbeat repeats, the command handler
+//! and the heartbeat timer. Each method sends that task a command and, when it needs one, waits for
+//! the answer; requests therefore go to the core one at a time, in the order they were made. A
+//! second connection, subscribed to the component's commands, is read by a helper task that asks
+//! the owner for the current handler for each command, runs it (the component's own code never
+//! runs in the owner, so a slow handler delays neither heartbeats nor reports) and hands the
+//! outcome back to the owner to report.
 //!
 //! ```no_run
 //! use hms::SupervisorClient;
+//! use hms::component::supervisor_client::CommandError;
 //! use hms::model::{ComponentCapabilities, HealingLevel, HealthStatus, SupervisorCommand};
 //!
 //! # async fn demo() -> Result<(), hms::component::SupervisorClientError> {
@@ -29,7 +38,8 @@
 //!     .await?;
 //! supervisor.set_command_handler(|command| match command {
 //!     SupervisorCommand::Restart | SupervisorCommand::ClearCache => Ok(()),
-//!     other => Err(format!("unsupported command {}", other.action_name())),
+//!     SupervisorCommand::UpdateConfig(_) => Err("this component reads no config".into()),
+//!     other => Err(CommandError::UnsupportedCommand(other)),
 //! });
 //! supervisor.start_command_handling().await?;
 //! supervisor.report_health(HealthStatus::Healthy).await?;
@@ -38,14 +48,17 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::{Interval, MissedTickBehavior};
 
+use super::mailbox::{Mailbox, Stopped, ask_weak};
 use crate::client::{Client, ClientError};
 use crate::model::{ComponentCapabilities, HealthMetrics, HealthStatus, Issue, SupervisorCommand};
-use crate::protocol::{Event, Request, Response, Topic};
+use crate::protocol::{Event, Topic};
 
 /// How often the heartbeat reports health unless [`SupervisorClient::with_heartbeat`] says
 /// otherwise (the guide: every 5-10 seconds). The core declares the component Failed after three
@@ -64,42 +77,102 @@ pub enum SupervisorClientError {
     /// `start_command_handling` came before `set_command_handler`.
     #[error("no command handler: call set_command_handler() first")]
     NoHandler,
-    /// The connection or the core failed; the core's refusal says why.
+    /// The connection or the core failed (the core's refusal says why), or the core answered
+    /// something this client does not expect.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The core answered something this client does not expect.
-    #[error("unexpected answer from the supervisor: {0}")]
-    Unexpected(String),
+    /// The client's background task has ended (it panicked); make a new client.
+    #[error("the supervisor client's background task has stopped")]
+    Stopped,
+}
+
+impl From<Stopped> for SupervisorClientError {
+    fn from(_: Stopped) -> Self {
+        SupervisorClientError::Stopped
+    }
+}
+
+/// Why a component did not carry out a supervisor command. The core logs it and, when the command
+/// was a step of a recovery episode, goes on to the next action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The component does not support this command (the guide's `Error::UnsupportedCommand`).
+    #[error("unsupported command {}", .0.action_name())]
+    UnsupportedCommand(SupervisorCommand),
+    /// The component tried and could not carry it out; the text says why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for CommandError {
+    fn from(why: String) -> Self {
+        CommandError::Failed(why)
+    }
+}
+
+impl From<&str> for CommandError {
+    fn from(why: &str) -> Self {
+        CommandError::Failed(why.to_string())
+    }
 }
 
 /// The component's command handler: carries out one command, `Err` says why it could not.
-pub type CommandHandler = Arc<dyn Fn(SupervisorCommand) -> Result<(), String> + Send + Sync>;
+pub type CommandHandler = Arc<dyn Fn(SupervisorCommand) -> Result<(), CommandError> + Send + Sync>;
 
-/// State shared with the background tasks. Each `std::sync::Mutex` guards a tiny critical section
-/// (a clone or a swap), never held across an `.await`; the request connection is behind a tokio
-/// mutex because a request is awaited while it is held.
-struct Shared {
-    requests: tokio::sync::Mutex<Option<Client>>,
-    /// The name the component registered under.
-    registered: Mutex<Option<String>>,
-    /// The health the heartbeat repeats: the last one reported.
-    health: Mutex<HealthStatus>,
-    handler: Mutex<Option<CommandHandler>>,
-}
-
-/// A component's link to the supervisor (the core).
+/// A component's link to the supervisor (the core): a handle on the task that owns the link.
 pub struct SupervisorClient {
     id: String,
-    socket: PathBuf,
+    /// Announced at registration.
     heartbeat: Duration,
-    shared: Arc<Shared>,
-    heartbeat_task: Mutex<Option<JoinHandle<()>>>,
-    command_task: Mutex<Option<JoinHandle<()>>>,
+    owner: Mailbox<Command>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The sections never panic midway; a poisoned lock still holds consistent data.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+/// An answer from the owner task.
+type Answer<T> = oneshot::Sender<Result<T, SupervisorClientError>>;
+
+/// What the owner task is asked to do.
+enum Command {
+    Connect {
+        reply: Answer<()>,
+    },
+    Register {
+        name: String,
+        capabilities: ComponentCapabilities,
+        heartbeat: Duration,
+        reply: Answer<()>,
+    },
+    StopHeartbeat,
+    ReportHealth {
+        health: HealthStatus,
+        reply: Answer<()>,
+    },
+    ReportMetrics {
+        metrics: HealthMetrics,
+        reply: Answer<()>,
+    },
+    ReportIssue {
+        issue: Issue,
+        reply: Answer<()>,
+    },
+    SetHandler(CommandHandler),
+    StartCommandHandling {
+        /// For the listener, which must not keep the owner alive.
+        owner: mpsc::WeakUnboundedSender<Command>,
+        reply: Answer<()>,
+    },
+    /// From the listener: the handler to run now (`None`: none is set).
+    Handler {
+        reply: oneshot::Sender<Option<CommandHandler>>,
+    },
+    /// From the listener: how a command went, for the core.
+    Outcome {
+        component: String,
+        command: SupervisorCommand,
+        error: Option<String>,
+    },
+    Disconnect {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 impl SupervisorClient {
@@ -111,18 +184,20 @@ impl SupervisorClient {
 
     /// A client for a core listening on `socket`.
     pub fn with_socket(id: &str, socket: PathBuf) -> SupervisorClient {
-        SupervisorClient {
+        let owner = Owner {
             id: id.to_string(),
             socket,
+            requests: None,
+            registered: None,
+            health: HealthStatus::Healthy,
+            handler: None,
+            heartbeat: None,
+            listener: None,
+        };
+        SupervisorClient {
+            id: id.to_string(),
             heartbeat: DEFAULT_HEARTBEAT,
-            shared: Arc::new(Shared {
-                requests: tokio::sync::Mutex::new(None),
-                registered: Mutex::new(None),
-                health: Mutex::new(HealthStatus::Healthy),
-                handler: Mutex::new(None),
-            }),
-            heartbeat_task: Mutex::new(None),
-            command_task: Mutex::new(None),
+            owner: Mailbox::new(|inbox| owner.run(inbox)),
         }
     }
 
@@ -139,19 +214,7 @@ impl SupervisorClient {
 
     /// Connects to the core (the request connection).
     pub async fn connect(&self) -> Result<(), SupervisorClientError> {
-        let client = Client::connect(&self.socket, &self.id).await?;
-        *self.shared.requests.lock().await = Some(client);
-        Ok(())
-    }
-
-    async fn request(&self, request: Request) -> Result<Response, SupervisorClientError> {
-        request_on(&self.shared, request).await
-    }
-
-    fn registered(&self) -> Result<String, SupervisorClientError> {
-        lock(&self.shared.registered)
-            .clone()
-            .ok_or_else(|| SupervisorClientError::NotRegistered(self.id.clone()))
+        self.owner.ask(|reply| Command::Connect { reply }).await?
     }
 
     /// Registers the component with its capabilities and starts the heartbeat. Registering again
@@ -161,59 +224,29 @@ impl SupervisorClient {
         name: &str,
         capabilities: ComponentCapabilities,
     ) -> Result<(), SupervisorClientError> {
-        self.request(Request::Register {
-            component: name.to_string(),
-            capabilities,
-            heartbeat_ms: Some(self.heartbeat.as_millis().min(u64::MAX as u128) as u64),
-        })
-        .await?;
-        *lock(&self.shared.registered) = Some(name.to_string());
-        self.start_heartbeat(name.to_string());
-        Ok(())
-    }
-
-    fn start_heartbeat(&self, name: String) {
-        let shared = self.shared.clone();
-        let interval = self.heartbeat;
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let health = lock(&shared.health).clone();
-                let beat = Request::ReportHealth {
-                    component: name.clone(),
-                    health,
-                };
-                if let Err(e) = request_on(&shared, beat).await {
-                    tracing::warn!(component = %name, cause = %e, "heartbeat failed");
-                }
-            }
-        });
-        if let Some(old) = lock(&self.heartbeat_task).replace(task) {
-            old.abort();
-        }
+        let name = name.to_string();
+        let heartbeat = self.heartbeat;
+        self.owner
+            .ask(|reply| Command::Register {
+                name,
+                capabilities,
+                heartbeat,
+                reply,
+            })
+            .await?
     }
 
     /// Stops the automatic heartbeat (the component will be declared Failed after three missed
     /// intervals unless it reports by itself).
     pub fn stop_heartbeat(&self) {
-        if let Some(task) = lock(&self.heartbeat_task).take() {
-            task.abort();
-        }
+        self.owner.post(Command::StopHeartbeat);
     }
 
     /// Reports the component's health (the heartbeat repeats the latest one).
     pub async fn report_health(&self, health: HealthStatus) -> Result<(), SupervisorClientError> {
-        let name = self.registered()?;
-        *lock(&self.shared.health) = health.clone();
-        self.request(Request::ReportHealth {
-            component: name,
-            health,
-        })
-        .await
-        .map(|_| ())
+        self.owner
+            .ask(|reply| Command::ReportHealth { health, reply })
+            .await?
     }
 
     /// Reports the guide's metrics; the core applies its error-rate and response-time thresholds.
@@ -221,106 +254,276 @@ impl SupervisorClient {
         &self,
         metrics: HealthMetrics,
     ) -> Result<(), SupervisorClientError> {
-        let name = self.registered()?;
-        self.request(Request::ReportMetrics {
-            component: name,
-            metrics,
-        })
-        .await
-        .map(|_| ())
+        self.owner
+            .ask(|reply| Command::ReportMetrics { metrics, reply })
+            .await?
     }
 
     /// Reports an issue (§2.2). Severity Error or worse is escalated by the core and, at
     /// Advanced/Full, healed: the recovery actions arrive as commands.
     pub async fn report_issue(&self, issue: &Issue) -> Result<(), SupervisorClientError> {
-        self.request(Request::ReportIssue {
-            issue: issue.clone(),
-        })
-        .await
-        .map(|_| ())
+        let issue = issue.clone();
+        self.owner
+            .ask(|reply| Command::ReportIssue { issue, reply })
+            .await?
     }
 
-    /// Installs the handler that carries out supervisor commands.
+    /// Installs the handler that carries out supervisor commands; it takes effect for the next
+    /// command, also once command handling has started. `Err("why".into())` reports a failure,
+    /// `Err(CommandError::UnsupportedCommand(command))` a command the component does not support.
     pub fn set_command_handler<F, E>(&self, handler: F)
     where
         F: Fn(SupervisorCommand) -> Result<(), E> + Send + Sync + 'static,
-        E: std::fmt::Display,
+        E: Into<CommandError>,
     {
-        let handler: CommandHandler =
-            Arc::new(move |command| handler(command).map_err(|e| e.to_string()));
-        *lock(&self.shared.handler) = Some(handler);
+        let handler: CommandHandler = Arc::new(move |command| handler(command).map_err(Into::into));
+        self.owner.post(Command::SetHandler(handler));
     }
 
     /// Subscribes to this component's commands and starts the task that runs the handler for each
     /// and reports the outcome. Returns once the subscription is in place.
     pub async fn start_command_handling(&self) -> Result<(), SupervisorClientError> {
+        let owner = self.owner.weak();
+        self.owner
+            .ask(|reply| Command::StartCommandHandling { owner, reply })
+            .await?
+    }
+
+    /// Stops the heartbeat and the command handling and closes both connections: the core sees
+    /// the component go away (Exited, unless it had been asked to stop).
+    pub async fn disconnect(&self) {
+        // A stopped owner has already dropped everything this would close.
+        let _ = self.owner.ask(|reply| Command::Disconnect { reply }).await;
+    }
+}
+
+/// The owner task's state: everything the link knows. Dropping the handle ends the task (the
+/// listener holds only a weak sender), which closes both connections.
+struct Owner {
+    id: String,
+    socket: PathBuf,
+    /// The request connection, once `connect` succeeded.
+    requests: Option<Client>,
+    /// The name the component registered under.
+    registered: Option<String>,
+    /// The health the heartbeat repeats: the last one reported.
+    health: HealthStatus,
+    handler: Option<CommandHandler>,
+    /// Armed by registration, disarmed by `stop_heartbeat` and `disconnect`.
+    heartbeat: Option<Interval>,
+    /// The task reading the command subscription.
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Owner {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                () = next_beat(&mut self.heartbeat) => self.beat().await,
+            }
+        }
+        self.stop_listening();
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect { reply } => {
+                let connected = Client::connect(&self.socket, &self.id).await;
+                let _ = reply.send(match connected {
+                    Ok(client) => {
+                        self.requests = Some(client);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                });
+            }
+            Command::Register {
+                name,
+                capabilities,
+                heartbeat,
+                reply,
+            } => {
+                let _ = reply.send(self.register(name, capabilities, heartbeat).await);
+            }
+            Command::StopHeartbeat => self.heartbeat = None,
+            Command::ReportHealth { health, reply } => {
+                let _ = reply.send(self.report_health(health).await);
+            }
+            Command::ReportMetrics { metrics, reply } => {
+                let _ = reply.send(self.report_metrics(metrics).await);
+            }
+            Command::ReportIssue { issue, reply } => {
+                let sent = match self.client() {
+                    Ok(client) => client.report_issue(issue).await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(sent.map(drop));
+            }
+            Command::SetHandler(handler) => self.handler = Some(handler),
+            Command::StartCommandHandling { owner, reply } => {
+                let _ = reply.send(self.start_command_handling(owner).await);
+            }
+            Command::Handler { reply } => {
+                let _ = reply.send(self.handler.clone());
+            }
+            Command::Outcome {
+                component,
+                command,
+                error,
+            } => {
+                let sent = match self.client() {
+                    Ok(client) => client
+                        .command_outcome(&component, command, error)
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(component = %component, cause = %e, "cannot report a command's outcome");
+                }
+            }
+            Command::Disconnect { reply } => {
+                self.heartbeat = None;
+                self.stop_listening();
+                self.requests = None;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, SupervisorClientError> {
+        self.requests
+            .as_mut()
+            .ok_or(SupervisorClientError::NotConnected)
+    }
+
+    fn registered(&self) -> Result<String, SupervisorClientError> {
+        self.registered
+            .clone()
+            .ok_or_else(|| SupervisorClientError::NotRegistered(self.id.clone()))
+    }
+
+    async fn register(
+        &mut self,
+        name: String,
+        capabilities: ComponentCapabilities,
+        heartbeat: Duration,
+    ) -> Result<(), SupervisorClientError> {
+        self.client()?
+            .register(&name, capabilities, Some(heartbeat))
+            .await?;
+        self.registered = Some(name);
+        // The first beat one interval from now: registering counts as a report.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.heartbeat = Some(tick);
+        Ok(())
+    }
+
+    async fn report_health(&mut self, health: HealthStatus) -> Result<(), SupervisorClientError> {
         let name = self.registered()?;
-        if lock(&self.shared.handler).is_none() {
+        self.health = health.clone();
+        self.client()?.report_health(&name, health).await?;
+        Ok(())
+    }
+
+    async fn report_metrics(
+        &mut self,
+        metrics: HealthMetrics,
+    ) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
+        self.client()?.report_metrics(&name, metrics).await?;
+        Ok(())
+    }
+
+    /// One heartbeat: the latest health again.
+    async fn beat(&mut self) {
+        let Some(name) = self.registered.clone() else {
+            return;
+        };
+        let health = self.health.clone();
+        let sent = match self.client() {
+            Ok(client) => client
+                .report_health(&name, health)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(component = %name, cause = %e, "heartbeat failed");
+        }
+    }
+
+    async fn start_command_handling(
+        &mut self,
+        owner: mpsc::WeakUnboundedSender<Command>,
+    ) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
+        if self.handler.is_none() {
             return Err(SupervisorClientError::NoHandler);
         }
         let mut events = Client::connect(&self.socket, &format!("{}:commands", self.id)).await?;
         events
             .subscribe(&[Topic::Commands], std::slice::from_ref(&name))
             .await?;
-        let shared = self.shared.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let event = match events.next_event().await {
-                    Ok(Some(e)) => e,
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::warn!(component = %name, cause = %e, "command stream failed");
-                        return;
-                    }
-                };
-                let Event::Command { component, command } = event else {
-                    continue;
-                };
-                if component != name {
-                    continue;
-                }
-                let Some(handler) = lock(&shared.handler).clone() else {
-                    continue;
-                };
-                let error = handler(command.clone()).err();
-                let outcome = Request::CommandOutcome {
-                    component: name.clone(),
-                    command,
-                    error,
-                };
-                if let Err(e) = request_on(&shared, outcome).await {
-                    tracing::warn!(component = %name, cause = %e, "cannot report a command's outcome");
-                }
-            }
-        });
-        if let Some(old) = lock(&self.command_task).replace(task) {
-            old.abort();
-        }
+        self.stop_listening();
+        self.listener = Some(tokio::spawn(listen(events, name, owner)));
         Ok(())
     }
 
-    /// Stops the heartbeat and the command task and closes both connections: the core sees the
-    /// component go away (Exited, unless it had been asked to stop).
-    pub async fn disconnect(&self) {
-        self.stop_heartbeat();
-        if let Some(task) = lock(&self.command_task).take() {
-            task.abort();
-        }
-        *self.shared.requests.lock().await = None;
-    }
-}
-
-impl Drop for SupervisorClient {
-    fn drop(&mut self) {
-        self.stop_heartbeat();
-        if let Some(task) = lock(&self.command_task).take() {
-            task.abort();
+    fn stop_listening(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
         }
     }
 }
 
-async fn request_on(shared: &Shared, request: Request) -> Result<Response, SupervisorClientError> {
-    let mut guard = shared.requests.lock().await;
-    let client = guard.as_mut().ok_or(SupervisorClientError::NotConnected)?;
-    Ok(client.request(request).await?)
+/// Waits for the next heartbeat, or forever when none is armed.
+async fn next_beat(heartbeat: &mut Option<Interval>) {
+    match heartbeat {
+        Some(tick) => {
+            tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The listener: reads the component's commands, runs the owner's current handler on each and
+/// hands the outcome back to the owner. Ends with the subscription or with the owner.
+async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSender<Command>) {
+    loop {
+        let event = match events.next_event().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(component = %name, cause = %e, "command stream failed");
+                return;
+            }
+        };
+        let Event::Command { component, command } = event else {
+            continue;
+        };
+        if component != name {
+            continue;
+        }
+        let Some(handler) = ask_weak(&owner, |reply| Command::Handler { reply }).await else {
+            return;
+        };
+        let Some(handler) = handler else {
+            continue;
+        };
+        let error = handler(command.clone()).err().map(|e| e.to_string());
+        let Some(owner) = owner.upgrade() else {
+            return;
+        };
+        let _ = owner.send(Command::Outcome {
+            component: name.clone(),
+            command,
+            error,
+        });
+    }
 }
