@@ -20,8 +20,8 @@ pub mod supervisor_client;
 pub mod terminal;
 
 pub use healing::{
-    ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig, SelfHealing,
-    UnifiedHealingConfig,
+    ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
+    SelfHealing, UnifiedHealingConfig,
 };
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{TerminalError, TerminalInterface, TerminalLayout, TerminalMode};
