@@ -19,7 +19,8 @@
 //! - [`console`]: the actions pane's command language (`restart api`, `help` …), parsed purely.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
-//! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
+//! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels, tmux and
+//! `component` (which reaches the core only through `client`).
 #![forbid(unsafe_code)]
 
 pub mod cli;

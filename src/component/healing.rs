@@ -6,10 +6,11 @@
 //! the circuit breaker, [`RecoveryEpisode`](crate::healing::recovery::RecoveryEpisode) for the
 //! choice of recovery action and healing timeouts, and [`crate::healing::detect`] for thresholds
 //! and heartbeats. This module holds the guide's types and the parsing of the implementation
-//! config; [`local`] is the async shell around the engine: a handle on one background task that
-//! owns the component's healing state, while the component's handlers run in the `heal` that
-//! called for them. It does not talk to the supervisor itself (see [`ImplementationConfig`] for
-//! what is wired and what is not).
+//! config; its private `local` module is the async shell around the engine: a handle on one
+//! background task that owns the component's healing state, while the component's handlers run in
+//! the `heal` that called for them. It does not talk to the supervisor itself (see
+//! [`ImplementationConfig`] for what is wired and what is not), and decides nothing the engine
+//! does not.
 //!
 //! ```no_run
 //! use std::collections::HashMap;
