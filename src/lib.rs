@@ -7,14 +7,14 @@
 //! - [`text`]: short human text shared by all: durations, sizes, truncation, "did you mean".
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
-//! - [`supervisor_client`]: the guide's `SupervisorClient` for linked Rust components (§4).
+//! - [`component`]: the library side for Rust services: the guide's `SupervisorClient` (§4),
+//!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
 //!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.
 //! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
-//! - [`terminal`]: the guide's `TerminalInterface`: a linked component's own tmux view.
 //! - [`tmux`]: grid layouts (`tmux/layout/`: layout files and their validation, the guillotine
 //!   cut, tmux layout strings and their checksum, the compiler from grid to string), the tmux
 //!   driver (`tmux/driver/`: the trait, the real driver over the `tmux` binary, building windows
@@ -25,12 +25,14 @@
 //!   out resized windows, rebuilds windows whose layout file changed); talks to tmux and the core.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
 //!
-//! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels and tmux.
+//! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels, tmux and
+//! `component` (which reaches the core only through `client`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;
 pub mod command;
+pub mod component;
 pub mod config;
 pub mod console;
 pub mod core;
@@ -40,14 +42,11 @@ pub mod model;
 pub mod panel;
 pub mod paths;
 pub mod protocol;
-pub mod supervisor_client;
-pub mod terminal;
 pub mod text;
 pub mod tmux;
 
-pub use healing::{
-    HealingError, HealingFactory, ImplementationConfig, SelfHealing, UnifiedHealingConfig,
+pub use component::{
+    HealingError, HealingFactory, ImplementationConfig, SelfHealing, SupervisorClient,
+    TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
-pub use supervisor_client::SupervisorClient;
-pub use terminal::{TerminalInterface, TerminalLayout, TerminalMode};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{Core, alive, free_port, wait_for};
 use hms::SupervisorClient;
+use hms::component::CommandError;
 use hms::model::{
     BreakerState, ComponentCapabilities, ComponentKind, HealingAction, HealingLevel, HealthStatus,
     Issue, RunState, Severity, SupervisorCommand,
@@ -313,6 +314,41 @@ async fn a_linked_component_registers_reports_takes_commands_and_fails_without_h
     client.disconnect().await;
     core.wait_component("svc", "exited", SECS10, |c| c.state == RunState::Exited);
     assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_handler_set_after_handling_started_takes_effect_and_may_refuse_a_command() {
+    let core = Core::start("[[component]]\nname = \"anchor\"\ncommand = [\"sleep\", \"1000\"]\n");
+    let client = SupervisorClient::with_socket("svc", core.socket.clone());
+    client.connect().await.unwrap();
+    client
+        .register_component(
+            "svc",
+            ComponentCapabilities {
+                can_restart: true,
+                can_scale: false,
+                can_failover: false,
+                supported_recovery_actions: vec!["restart".into()],
+                healing_level: HealingLevel::Basic,
+            },
+        )
+        .await
+        .unwrap();
+    client.set_command_handler(|_| Ok::<(), CommandError>(()));
+    client.start_command_handling().await.unwrap();
+    // The component changes its mind after handling started: the new handler answers.
+    client.set_command_handler(|command| Err(CommandError::UnsupportedCommand(command)));
+    client.report_health(HealthStatus::Healthy).await.unwrap();
+
+    let out = core.cli_ok(&["restart", "svc"]);
+    assert!(out.contains("sent restart to svc"), "{out}");
+    wait_for("the refusal in the component's log", SECS10, || {
+        core.log_texts("svc", 50)
+            .iter()
+            .any(|l| l.contains("restart: failed: unsupported command restart"))
+            .then_some(())
+    });
+    client.disconnect().await;
 }
 
 #[test]

@@ -127,3 +127,27 @@ async fn a_linked_component_builds_its_view_writes_text_and_reads_input() {
     let windows = tmux.tmux().list_windows("hms-svc").await.unwrap();
     assert_eq!(windows.len(), 1, "only the view's window: {windows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_handler_set_after_input_handling_started_receives_the_lines() {
+    let core = Core::start("[[component]]\nname = \"db\"\ncommand = [\"sleep\", \"1000\"]\n");
+    let terminal = TerminalInterface::new("late", TerminalLayout::TwoByTwo, TerminalMode::Control)
+        .with_socket(&core.socket, &core.data);
+    terminal
+        .start_input_handling()
+        .await
+        .expect("input handling");
+    let typed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = typed.clone();
+    terminal.set_input_handler(move |line| seen.lock().unwrap().push(line));
+    let mut client = core.client().await;
+    client
+        .panel_input("late", "actions", "status")
+        .await
+        .expect("the core passes the line on");
+    wait_for(
+        "the line at the handler set late",
+        Duration::from_secs(10),
+        || (typed.lock().unwrap().as_slice() == ["status"]).then_some(()),
+    );
+}

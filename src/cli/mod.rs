@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
 use crate::config::{DEMO_FLEET_NAME, FleetConfig, FleetOrigin};
-use crate::protocol::{Event, Request, Response, Topic};
+use crate::protocol::{Event, Response, Topic};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -343,11 +343,11 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         Command::Up(args) => up(args, socket, data_dir).await,
         Command::Down => down(&socket).await,
         Command::Status { component, json } => status(&socket, component, json).await,
-        Command::Start { component } => simple(&socket, Request::Start { component }).await,
-        Command::Stop { component } => simple(&socket, Request::Stop { component }).await,
-        Command::Restart { component } => simple(&socket, Request::Restart { component }).await,
-        Command::Heal { component } => simple(&socket, Request::Heal { component }).await,
-        Command::Reload => simple(&socket, Request::Reload).await,
+        Command::Start { component } => say(connect(&socket).await?.start(&component).await?),
+        Command::Stop { component } => say(connect(&socket).await?.stop(&component).await?),
+        Command::Restart { component } => say(connect(&socket).await?.restart(&component).await?),
+        Command::Heal { component } => say(connect(&socket).await?.heal(&component).await?),
+        Command::Reload => say(connect(&socket).await?.reload().await?),
         Command::Logs {
             component,
             lines,
@@ -577,10 +577,7 @@ async fn detach(
 async fn down(socket: &Path) -> Result<()> {
     let mut client = connect(socket).await?;
     let pid = client.core().pid;
-    let message = match client.request(Request::Shutdown).await? {
-        Response::Done { message } => message,
-        other => bail!("unexpected answer: {other:?}"),
-    };
+    let message = client.shutdown().await?;
     // Wait for the core process itself to be gone, so `down && up` never races.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while process_alive(pid) && tokio::time::Instant::now() < deadline {
@@ -600,21 +597,15 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-async fn simple(socket: &Path, request: Request) -> Result<()> {
-    let mut client = connect(socket).await?;
-    match client.request(request).await? {
-        Response::Done { message } => println!("{message}"),
-        other => bail!("unexpected answer: {other:?}"),
-    }
+/// Prints the core's message about a request it carried out.
+fn say(message: String) -> Result<()> {
+    println!("{message}");
     Ok(())
 }
 
 async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<()> {
     let mut client = connect(socket).await?;
-    let components = match client.request(Request::Status { component }).await? {
-        Response::Status { components } => components,
-        other => bail!("unexpected answer: {other:?}"),
-    };
+    let components = client.status(component.as_deref()).await?;
     let text = if json {
         serde_json::to_string_pretty(&components)? + "\n"
     } else {
@@ -627,10 +618,7 @@ async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<
 
 async fn issues(socket: &Path, component: Option<String>, limit: usize, json: bool) -> Result<()> {
     let mut client = connect(socket).await?;
-    let issues = match client.request(Request::Issues { component, limit }).await? {
-        Response::Issues { issues } => issues,
-        other => bail!("unexpected answer: {other:?}"),
-    };
+    let issues = client.issues(component.as_deref(), limit).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&issues)?);
     } else if issues.is_empty() {
@@ -648,16 +636,7 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
             .subscribe(&[Topic::Logs], std::slice::from_ref(&component))
             .await?;
     }
-    let tail = match client
-        .request(Request::Logs {
-            component: component.clone(),
-            lines,
-        })
-        .await?
-    {
-        Response::Logs { lines } => lines,
-        other => bail!("unexpected answer: {other:?}"),
-    };
+    let tail = client.logs(&component, lines).await?;
     let last = tail.last().map(|l| l.at);
     for line in &tail {
         println!("{}", output::log_line(line));
@@ -699,15 +678,6 @@ fn console_options(
     })
 }
 
-/// The fleet's component names, from the running core.
-async fn fleet_names(socket: &Path) -> Result<Vec<String>> {
-    let mut client = connect(socket).await?;
-    match client.request(Request::Status { component: None }).await? {
-        Response::Status { components } => Ok(components.into_iter().map(|c| c.name).collect()),
-        other => bail!("unexpected answer: {other:?}"),
-    }
-}
-
 async fn attach(
     fleet_args: &FleetArgs,
     socket: &Path,
@@ -721,7 +691,7 @@ async fn attach(
         let fleet = load_fleet(fleet_args)?;
         detach(fleet_args, socket, data_dir, &fleet, false).await?;
     }
-    let fleet = fleet_names(socket).await?;
+    let fleet = connect(socket).await?.fleet_names().await?;
     let driver = tmux_driver(tmux_socket);
     let opts = console_options(socket, data_dir, session, ascii)?;
     let size = if no_attach {
@@ -812,7 +782,7 @@ async fn layout_window(
             LayoutSource::File(absolute(&path))
         }
     };
-    let fleet = fleet_names(socket).await?;
+    let fleet = connect(socket).await?.fleet_names().await?;
     let driver = tmux_driver(tmux_socket);
     if !driver.has_session(session).await? {
         bail!("no tmux session '{session}'; open the console first with `hms-console attach`");
@@ -831,7 +801,11 @@ async fn layout_window(
 
 async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<()> {
     use crate::command::{ActionLine, ParseContext, help_text, parse, to_request};
-    let fleet = match fleet_names(socket).await {
+    let fleet = match connect(socket).await {
+        Ok(mut client) => client.fleet_names().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    let fleet = match fleet {
         Ok(f) => f,
         // `help` works without a core.
         Err(_) if line.trim_start().starts_with("help") => Vec::new(),

@@ -24,7 +24,7 @@ use super::session::{
     ConsoleOptions, GRID_OPTION, LAYOUT_OPTION, LayoutSource, build, grid_fingerprint,
     managed_from_tmux,
 };
-use crate::protocol::{NoticeLevel, Request};
+use crate::protocol::NoticeLevel;
 use crate::text::truncate;
 use crate::tmux::control::{ControlClient, Notification};
 use crate::tmux::driver::{ManagedWindow, OptionScope, Tmux, TmuxDriver, WindowId};
@@ -364,12 +364,7 @@ async fn report(tmux: &Tmux, opts: &ConsoleOptions, message: &str, level: Notice
             .await;
     }
     if let Ok(mut client) = crate::client::Client::connect(&opts.socket, "console-watch").await {
-        let _ = client
-            .request(Request::Notify {
-                level,
-                message: message.to_string(),
-            })
-            .await;
+        let _ = client.notify(level, message).await;
     }
 }
 
@@ -385,15 +380,11 @@ async fn clear_report(tmux: &Tmux, opts: &ConsoleOptions) {
         .await;
 }
 
+/// The fleet's names, or none when the core cannot say (grids then show only what names itself).
 async fn fleet_names(socket: &Path) -> Vec<String> {
-    let Ok(mut client) = crate::client::Client::connect(socket, "console-watch").await else {
-        return Vec::new();
-    };
-    match client.request(Request::Status { component: None }).await {
-        Ok(crate::protocol::Response::Status { components }) => {
-            components.into_iter().map(|c| c.name).collect()
-        }
-        _ => Vec::new(),
+    match crate::client::Client::connect(socket, "console-watch").await {
+        Ok(mut client) => client.fleet_names().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }
 

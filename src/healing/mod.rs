@@ -1,18 +1,16 @@
 //! The self-healing engine (guide §2): deciding when and how to heal a component.
 //!
 //! The same code serves both kinds of component: the core drives it for the processes it runs, and
-//! a linked Rust component gets it through the guide's `HealingFactory`. The decisions are plain
-//! state machines fed events and `now`; the only I/O is a probe's own short-lived check and the
-//! linked-component shell in [`api`]. Nothing here owns one of the core's processes, sockets or
-//! timers: the core carries out what these decide.
+//! a linked Rust component gets it through the guide's `HealingFactory` ([`crate::component`]).
+//! The decisions are plain state machines fed events and `now`; the only I/O is a probe's own
+//! short-lived check. Nothing here owns one of the core's processes, sockets or timers: the core
+//! (or the linked component's healing task) carries out what these decide.
 //!
 //! # Layout
 //! - [`policy`]: the restart governor: backoff, restart intensity and the circuit breaker.
 //! - [`probe`]: liveness/readiness probes (exec, TCP, HTTP) and the tracker that applies thresholds.
 //! - [`detect`]: metric thresholds, log patterns, heartbeats and the issues they raise.
 //! - [`recovery`]: one healing episode: actions in order, healing timeouts, escalation plans.
-//! - [`api`]: the guide's `HealingFactory` / `SelfHealing` API for linked Rust components, re-exported
-//!   here and at the crate root.
 //!
 //! # Driving it from the core (one owner per component, timers guarded by epochs)
 //! - Process exit wanted restarting (or a liveness [`probe::ProbeTransition::BecameUnhealthy`]):
@@ -28,14 +26,8 @@
 //! - Other issues (thresholds, log patterns, `hms-console heal X`) at Advanced/Full: a
 //!   [`recovery::RecoveryEpisode`]: carry out each `Act` (a `restart` goes through the governor
 //!   as above), arm its deadline, feed health changes to `on_health`, publish every record.
-pub mod api;
 pub mod detect;
 pub mod healer;
 pub mod policy;
 pub mod probe;
 pub mod recovery;
-
-pub use api::{
-    ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig, SelfHealing,
-    UnifiedHealingConfig,
-};

@@ -1,19 +1,23 @@
 //! The guide's self-healing API for a linked Rust component (§2.1): `UnifiedHealingConfig`,
 //! `ImplementationConfig`, `HealingFactory::create` and the `SelfHealing` trait.
 //!
-//! The engine behind the trait is the one the core uses for its processes: [`RestartGovernor`]
-//! for backoff, restart intensity and the circuit breaker, [`RecoveryEpisode`] for the choice of
-//! recovery action and healing timeouts, and [`super::detect`] for thresholds and heartbeats. This
-//! module is the async shell around them: it runs the component's registered handlers and waits for
-//! health, and holds its state behind one small lock that is never held across an `.await`. It does
-//! not talk to the supervisor itself (see [`ImplementationConfig`] for what is wired and what is not).
+//! The engine behind the trait is the one the core uses for its processes:
+//! [`RestartGovernor`](crate::healing::policy::RestartGovernor) for backoff, restart intensity and
+//! the circuit breaker, [`RecoveryEpisode`](crate::healing::recovery::RecoveryEpisode) for the
+//! choice of recovery action and healing timeouts, and [`crate::healing::detect`] for thresholds
+//! and heartbeats. This module holds the guide's types and the parsing of the implementation
+//! config; its private `local` module is the async shell around the engine: a handle on one
+//! background task that owns the component's healing state, while the component's handlers run in
+//! the `heal` that called for them. It does not talk to the supervisor itself (see
+//! [`ImplementationConfig`] for what is wired and what is not), and decides nothing the engine
+//! does not.
 //!
 //! ```no_run
 //! use std::collections::HashMap;
 //! use hms::{HealingFactory, HealingLevel, ImplementationConfig, UnifiedHealingConfig};
-//! use hms::healing::api::action;
+//! use hms::component::healing::action;
 //!
-//! # async fn demo() -> Result<(), hms::healing::api::HealingError> {
+//! # async fn demo() -> Result<(), hms::component::healing::HealingError> {
 //! let healing = HealingFactory::create(UnifiedHealingConfig {
 //!     component_id: "my-component".to_string(),
 //!     level: HealingLevel::Advanced,
@@ -34,29 +38,52 @@
 //! # }
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+mod local;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::detect::{self, HeartbeatMonitor};
-use super::policy::{PolicyConfig, RestartDecision, RestartGovernor};
-use super::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
 use crate::config::{self, Threshold, ThresholdsConfig};
+use crate::healing::policy::PolicyConfig;
+use crate::healing::recovery;
 use crate::model::{
-    BreakerState, HealingAction, HealingLevel, HealingStatus, HealthMetrics, HealthStatus, Issue,
-    RecoveryRecord, Severity,
+    HealingAction, HealingLevel, HealingStatus, HealthMetrics, HealthStatus, Issue, RecoveryRecord,
 };
+use local::LocalHealing;
 
 /// A boxed, sendable future: what the object-safe [`SelfHealing`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Carries out one recovery action (e.g. `clear_cache`, `restart`) for a linked component. `Err`
 /// says why it could not be done; the engine then tries the next action.
-pub type ActionHandler = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type ActionHandler = Arc<dyn Fn() -> BoxFuture<'static, Result<(), ActionError>> + Send + Sync>;
+
+/// Why a recovery action was not carried out. Either way the engine goes on to the next action;
+/// the text is logged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// The component does not support this action (the guide's `UnsupportedCommand`).
+    #[error("unsupported recovery action {0}")]
+    Unsupported(String),
+    /// The component tried and could not carry it out; the text says why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ActionError {
+    fn from(why: String) -> Self {
+        ActionError::Failed(why)
+    }
+}
+
+impl From<&str> for ActionError {
+    fn from(why: &str) -> Self {
+        ActionError::Failed(why.to_string())
+    }
+}
 
 /// The component's own view of its health, asked after each recovery action.
 pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, HealthStatus> + Send + Sync>;
@@ -65,7 +92,7 @@ pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, HealthStatus> + Send +
 pub fn action<F, Fut>(f: F) -> ActionHandler
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
+    Fut: Future<Output = Result<(), ActionError>> + Send + 'static,
 {
     Arc::new(move || Box::pin(f()))
 }
@@ -155,6 +182,9 @@ pub enum HealingError {
     /// A method other than `initialize` was called before `initialize` succeeded.
     #[error("self-healing for '{0}' is not initialized: call initialize() first")]
     NotInitialized(String),
+    /// The healing's background task has ended (it panicked); create a new one.
+    #[error("the self-healing background task has stopped")]
+    Stopped,
 }
 
 /// The guide's self-healing interface (§2.1 steps 3-4), object safe so `Box<dyn SelfHealing>`
@@ -193,9 +223,6 @@ impl HealingFactory {
         Box::new(LocalHealing::new(config))
     }
 }
-
-/// How many issues and records are kept.
-const HISTORY: usize = 1000;
 
 /// Settings parsed from the implementation config's map.
 #[derive(Debug, Clone)]
@@ -318,431 +345,12 @@ fn parse_settings(cfg: &UnifiedHealingConfig) -> Result<Settings, HealingError> 
     Ok(s)
 }
 
-/// Everything mutable about one component's healing.
-struct State {
-    initialized: bool,
-    governor: RestartGovernor,
-    /// When the component last (re)started, as far as the engine knows: initialization or the end
-    /// of the last healing episode.
-    last_start: Instant,
-    heartbeat: Option<HeartbeatMonitor>,
-    last_metrics: Option<HealthMetrics>,
-    /// Issues not yet dealt with by a healing episode, oldest first.
-    open_issues: Vec<Issue>,
-    issues: VecDeque<Issue>,
-    records: VecDeque<RecoveryRecord>,
-    last_issue: Option<Issue>,
-    last_action: Option<HealingAction>,
-    handlers: HashMap<String, ActionHandler>,
-    health_check: Option<HealthCheck>,
-}
-
-fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
-    if q.len() == HISTORY {
-        q.pop_front();
-    }
-    q.push_back(item);
-}
-
-/// The in-process engine behind every [`ImplementationConfig`] that is wired.
-struct LocalHealing {
-    config: UnifiedHealingConfig,
-    settings: Result<Settings, HealingError>,
-    /// The one lock around the state: held only for short, synchronous sections (never across an
-    /// `.await`), because `check_health`, `report_*` and `heal` take `&self` as the guide calls
-    /// them, possibly from several tasks.
-    state: Mutex<State>,
-    /// One healing episode at a time; a second `heal` waits for the first to finish.
-    healing: tokio::sync::Mutex<()>,
-}
-
-impl LocalHealing {
-    fn new(config: UnifiedHealingConfig) -> Self {
-        let settings = parse_settings(&config);
-        let policy = settings
-            .as_ref()
-            .map(|s| s.policy.clone())
-            .unwrap_or_default();
-        LocalHealing {
-            state: Mutex::new(State {
-                initialized: false,
-                governor: RestartGovernor::new(policy),
-                last_start: Instant::now(),
-                heartbeat: None,
-                last_metrics: None,
-                open_issues: Vec::new(),
-                issues: VecDeque::new(),
-                records: VecDeque::new(),
-                last_issue: None,
-                last_action: None,
-                handlers: HashMap::new(),
-                health_check: None,
-            }),
-            config,
-            settings,
-            healing: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-updated in a way that matters
-        // more than losing healing altogether, so a poisoned lock is used as is.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn ready(&self) -> Result<&Settings, HealingError> {
-        let settings = self.settings.as_ref().map_err(Clone::clone)?;
-        if !self.lock().initialized {
-            return Err(HealingError::NotInitialized(
-                self.config.component_id.clone(),
-            ));
-        }
-        Ok(settings)
-    }
-
-    fn id(&self) -> &str {
-        &self.config.component_id
-    }
-
-    fn note_issue(&self, state: &mut State, issue: Issue) {
-        tracing::warn!(
-            component = %self.id(),
-            issue_type = %issue.issue_type,
-            severity = %issue.severity,
-            mode = self.config.implementation_config.name(),
-            "issue"
-        );
-        state.last_issue = Some(issue.clone());
-        push_bounded(&mut state.issues, issue);
-    }
-
-    fn note_action(&self, state: &mut State, action: &HealingAction) {
-        tracing::info!(component = %self.id(), action = %action, "healing action");
-        state.last_action = Some(action.clone());
-    }
-
-    async fn initialize_impl(&self) -> Result<(), HealingError> {
-        let settings = self.settings.as_ref().map_err(Clone::clone)?;
-        match &self.config.implementation_config {
-            ImplementationConfig::Distributed(_) => {
-                return Err(HealingError::Unsupported(format!(
-                    "ImplementationConfig::Distributed for '{}': deferring healing decisions to the \
-                     supervisor is not wired yet; use Hybrid (acts locally) meanwhile",
-                    self.id()
-                )));
-            }
-            ImplementationConfig::Standalone(_) | ImplementationConfig::Hybrid(_) => {}
-        }
-        let now = Instant::now();
-        let mut s = self.lock();
-        s.initialized = true;
-        s.last_start = now;
-        s.heartbeat = settings
-            .heartbeat_interval
-            .map(|i| HeartbeatMonitor::new(i, now));
-        Ok(())
-    }
-
-    /// The engine's health without the component's own check: thresholds, heartbeats, breaker.
-    /// Also closes a half-open breaker / resets backoff once the component has been up and healthy
-    /// for `min_uptime` (the engine's lazy stand-in for the core's stable timer).
-    fn engine_health(&self, settings: &Settings, own: HealthStatus) -> HealthStatus {
-        let now = Instant::now();
-        let mut s = self.lock();
-        let thresholds =
-            detect::threshold_status(&settings.thresholds, None, s.last_metrics.as_ref());
-        let heartbeat = s
-            .heartbeat
-            .as_ref()
-            .map_or(HealthStatus::Healthy, |h| h.check(now));
-        let status = HealthStatus::combine([own, thresholds, heartbeat]);
-        let up = now.saturating_duration_since(s.last_start);
-        if status.is_healthy() && up >= settings.policy.min_uptime {
-            s.governor.on_stable(now);
-        }
-        let breaker = match s.governor.breaker() {
-            BreakerState::Open => HealthStatus::Critical(
-                "circuit breaker open: automatic healing paused until the half-open trial".into(),
-            ),
-            BreakerState::Closed | BreakerState::HalfOpen => HealthStatus::Healthy,
-        };
-        status.worse(breaker)
-    }
-
-    async fn check_health_impl(&self) -> Result<HealthStatus, HealingError> {
-        let settings = self.ready()?;
-        let check = self.lock().health_check.clone();
-        let own = match check {
-            Some(check) => check().await,
-            None => HealthStatus::Healthy,
-        };
-        Ok(self.engine_health(settings, own))
-    }
-
-    async fn heal_impl(&self) -> Result<HealingAction, HealingError> {
-        let settings = self.ready()?;
-        let _one_at_a_time = self.healing.lock().await;
-        if !self.config.auto_healing_enabled {
-            let action = HealingAction::NoAction {
-                reason: "automatic healing is disabled; the issue is reported only".into(),
-            };
-            self.note_action(&mut self.lock(), &action);
-            return Ok(action);
-        }
-        let health = self.check_health_impl().await?;
-        let now = Instant::now();
-        // Decide under the lock, act outside it.
-        let (issue, delay) = {
-            let mut s = self.lock();
-            let issue = match s.open_issues.last().cloned() {
-                Some(issue) => issue,
-                None if health.is_healthy() => {
-                    let action = HealingAction::NoAction {
-                        reason: "healthy and no open issue: nothing to heal".into(),
-                    };
-                    self.note_action(&mut s, &action);
-                    return Ok(action);
-                }
-                None => {
-                    let issue =
-                        Issue::new(self.id(), "unhealthy", Severity::Error).with("health", &health);
-                    self.note_issue(&mut s, issue.clone());
-                    issue
-                }
-            };
-            let trial = s.governor.breaker() == BreakerState::Open && s.governor.on_trial_due(now);
-            let decision = if trial {
-                RestartDecision::RestartNow
-            } else {
-                let up = now.saturating_duration_since(s.last_start);
-                s.governor.on_failure(now, up)
-            };
-            let delay = match decision {
-                RestartDecision::RestartNow => Duration::ZERO,
-                RestartDecision::RestartAfter(d) => d,
-                RestartDecision::NoAction { reason } => {
-                    let action = HealingAction::NoAction { reason };
-                    self.note_action(&mut s, &action);
-                    return Ok(action);
-                }
-                RestartDecision::BreakerOpened { cooldown } => {
-                    s.open_issues.clear();
-                    let open = detect::breaker_issue(self.id(), cooldown, Some(&issue));
-                    self.note_issue(&mut s, open);
-                    let action = HealingAction::Escalate {
-                        reason: format!(
-                            "too many healing attempts: circuit breaker open for {}",
-                            humantime::format_duration(cooldown)
-                        ),
-                    };
-                    self.note_action(&mut s, &action);
-                    return Ok(action);
-                }
-            };
-            // This episode deals with every open issue (it heals the component, not one symptom).
-            s.open_issues.clear();
-            (issue, delay)
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let started = Instant::now();
-        self.lock().governor.on_restarted(started);
-        let mut episode = RecoveryEpisode::new(
-            issue,
-            self.config.level,
-            &settings.recovery_actions,
-            Duration::from_secs(self.config.healing_timeout),
-            Vec::new(),
-        );
-        let mut step = episode.start(started);
-        loop {
-            match step {
-                EpisodeStep::Act { action, deadline } => {
-                    let update = self
-                        .attempt(settings, &mut episode, &action, deadline)
-                        .await;
-                    let mut s = self.lock();
-                    if let Some(record) = update.record {
-                        tracing::info!(
-                            component = %self.id(),
-                            strategy = %record.strategy,
-                            successful = record.successful,
-                            duration_ms = record.duration.as_millis() as u64,
-                            "recovery attempt"
-                        );
-                        push_bounded(&mut s.records, record);
-                    }
-                    step = update.step;
-                }
-                EpisodeStep::Recovered { action, follow_up } => {
-                    let mut s = self.lock();
-                    s.last_start = Instant::now();
-                    if !follow_up.is_empty() {
-                        // In-process there is no supervisor to hand these to (see Hybrid).
-                        tracing::info!(component = %self.id(), steps = ?follow_up, "coordination steps for the supervisor");
-                    }
-                    self.note_action(&mut s, &action);
-                    return Ok(action);
-                }
-                EpisodeStep::Escalate { action, plan } => {
-                    let mut s = self.lock();
-                    s.last_start = Instant::now();
-                    let failed = Issue::new(
-                        self.id(),
-                        detect::issue_types::HEALING_FAILED,
-                        Severity::Critical,
-                    )
-                    .with("reason", &action);
-                    self.note_issue(&mut s, failed);
-                    tracing::error!(component = %self.id(), plan = ?plan, "healing escalated");
-                    self.note_action(&mut s, &action);
-                    return Ok(action);
-                }
-                EpisodeStep::Wait => {
-                    // `start` and the updates below never leave the episode idle; if they did,
-                    // waiting would hang, so report instead.
-                    let action = HealingAction::NoAction {
-                        reason: "healing episode had nothing to do".into(),
-                    };
-                    self.note_action(&mut self.lock(), &action);
-                    return Ok(action);
-                }
-            }
-        }
-    }
-
-    /// Carries out one action and waits (polling health) until it healed or its deadline passed.
-    async fn attempt(
-        &self,
-        settings: &Settings,
-        episode: &mut RecoveryEpisode,
-        action: &str,
-        deadline: Instant,
-    ) -> EpisodeUpdate {
-        let handler = self.lock().handlers.get(action).cloned();
-        let Some(handler) = handler else {
-            tracing::warn!(component = %self.id(), action, "no handler registered for recovery action");
-            return episode.on_action_failed(Instant::now());
-        };
-        match tokio::time::timeout_at(deadline, handler()).await {
-            Err(_) => return episode.on_deadline(Instant::now()),
-            Ok(Err(why)) => {
-                tracing::warn!(component = %self.id(), action, cause = %why, "recovery action failed");
-                return episode.on_action_failed(Instant::now());
-            }
-            Ok(Ok(())) => {}
-        }
-        if action == recovery::RESTART {
-            self.lock().last_start = Instant::now();
-        }
-        loop {
-            let check = self.lock().health_check.clone();
-            let own = match check {
-                Some(check) => match tokio::time::timeout_at(deadline, check()).await {
-                    Ok(status) => status,
-                    Err(_) => return episode.on_deadline(Instant::now()),
-                },
-                None => HealthStatus::Healthy,
-            };
-            let status = self.engine_health(settings, own);
-            let update = episode.on_health(Instant::now(), &status);
-            if update.step != EpisodeStep::Wait {
-                return update;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return episode.on_deadline(now);
-            }
-            tokio::time::sleep_until((now + settings.health_poll).min(deadline)).await;
-        }
-    }
-
-    fn status_impl(&self) -> HealingStatus {
-        let s = self.lock();
-        let now_i = Instant::now();
-        let now_s = SystemTime::now();
-        HealingStatus {
-            level: self.config.level,
-            auto_healing: self.config.auto_healing_enabled,
-            breaker: s.governor.breaker(),
-            backoff: s.governor.current_backoff(),
-            next_trial_at: s
-                .governor
-                .next_trial_at()
-                .map(|at| now_s + at.saturating_duration_since(now_i)),
-            last_issue: s.last_issue.clone(),
-            last_action: s.last_action.clone(),
-        }
-    }
-}
-
-impl SelfHealing for LocalHealing {
-    fn initialize(&self) -> BoxFuture<'_, Result<(), HealingError>> {
-        Box::pin(self.initialize_impl())
-    }
-
-    fn check_health(&self) -> BoxFuture<'_, Result<HealthStatus, HealingError>> {
-        Box::pin(self.check_health_impl())
-    }
-
-    fn heal(&self) -> BoxFuture<'_, Result<HealingAction, HealingError>> {
-        Box::pin(self.heal_impl())
-    }
-
-    fn report_metrics(&self, metrics: HealthMetrics) -> BoxFuture<'_, Result<(), HealingError>> {
-        Box::pin(async move {
-            let settings = self.ready()?;
-            let now = Instant::now();
-            let mut s = self.lock();
-            if let Some(h) = s.heartbeat.as_mut() {
-                h.beat(now);
-            }
-            for breach in detect::threshold_breaches(&settings.thresholds, None, Some(&metrics)) {
-                let issue = breach.issue(self.id());
-                s.open_issues.push(issue.clone());
-                self.note_issue(&mut s, issue);
-            }
-            s.last_metrics = Some(metrics);
-            Ok(())
-        })
-    }
-
-    fn report_issue(&self, issue: Issue) -> BoxFuture<'_, Result<(), HealingError>> {
-        Box::pin(async move {
-            self.ready()?;
-            let mut s = self.lock();
-            s.open_issues.push(issue.clone());
-            self.note_issue(&mut s, issue);
-            Ok(())
-        })
-    }
-
-    fn on_action(&self, name: &str, handler: ActionHandler) {
-        self.lock().handlers.insert(name.to_string(), handler);
-    }
-
-    fn on_health_check(&self, check: HealthCheck) {
-        self.lock().health_check = Some(check);
-    }
-
-    fn status(&self) -> HealingStatus {
-        self.status_impl()
-    }
-
-    fn recovery_records(&self) -> Vec<RecoveryRecord> {
-        self.lock().records.iter().cloned().collect()
-    }
-
-    fn issues(&self) -> Vec<Issue> {
-        self.lock().issues.iter().cloned().collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{BreakerState, Severity};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use tokio::time::Instant;
 
     fn config(level: HealingLevel, map: &[(&str, &str)]) -> UnifiedHealingConfig {
         UnifiedHealingConfig {
@@ -971,6 +579,42 @@ mod tests {
             h.check_health().await,
             Ok(HealthStatus::Failed(_))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heal_dropped_mid_episode_does_not_block_the_next_one() {
+        let h = HealingFactory::create(config(
+            HealingLevel::Advanced,
+            &[("recovery_actions", "clear_cache, restart")],
+        ));
+        flag_health(&h, &Arc::new(AtomicBool::new(false)));
+        h.on_action(
+            "clear_cache",
+            action(|| async { Err("the cache is locked".into()) }),
+        );
+        let restarts = Arc::new(AtomicU32::new(0));
+        h.on_action("restart", counting(&restarts));
+        h.initialize().await.expect("initialize");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Abandoned while its restart waits for health.
+        let abandoned = tokio::time::timeout(Duration::from_secs(1), h.heal()).await;
+        assert!(abandoned.is_err(), "{abandoned:?}");
+        assert_eq!(restarts.load(Ordering::SeqCst), 1);
+        let next = tokio::time::timeout(Duration::from_secs(300), h.heal())
+            .await
+            .expect("the next heal is not kept waiting by the dropped one");
+        assert!(
+            matches!(next, Ok(HealingAction::Escalate { .. })),
+            "{next:?}"
+        );
+        assert_eq!(restarts.load(Ordering::SeqCst), 2);
+        let failed = h.recovery_records();
+        assert!(
+            failed
+                .iter()
+                .any(|r| r.strategy == "clear_cache" && !r.successful),
+            "{failed:?}"
+        );
     }
 
     #[tokio::test]

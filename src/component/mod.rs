@@ -1,0 +1,27 @@
+//! The library side: what a Rust service links to take part in HMS (guide §2.1, §3.1, §4.1).
+//!
+//! # Layout
+//! - [`supervisor_client`]: the guide's `SupervisorClient`: register, report health, metrics and
+//!   issues, keep a heartbeat, carry out the supervisor's commands.
+//! - [`terminal`]: the guide's `TerminalInterface`: a component's own tmux view, its text panels
+//!   and its input pane.
+//! - [`healing`]: the guide's `HealingFactory` / `SelfHealing`: in-process self-healing driven by
+//!   the engine in [`crate::healing`].
+//!
+//! The guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
+//!
+//! Each is a cheap handle on one background task that owns the state; the core is reached only
+//! through [`crate::client`] and the protocol. Nothing here decides about supervision: the core
+//! does, and the healing decisions are the engine's.
+
+pub mod healing;
+mod mailbox;
+pub mod supervisor_client;
+pub mod terminal;
+
+pub use healing::{
+    ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
+    SelfHealing, UnifiedHealingConfig,
+};
+pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
+pub use terminal::{TerminalError, TerminalInterface, TerminalLayout, TerminalMode};

@@ -1,0 +1,529 @@
+//! The guide's `SupervisorClient` (§4.1): how a Rust component links itself to the core.
+//!
+//! It registers the component, reports its health, metrics and issues, keeps a heartbeat going so
+//! the core knows it is alive, and carries out the [`SupervisorCommand`]s the core sends it (a
+//! recovery action, a restart, a shutdown) through the handler the component installs, reporting
+//! each outcome back. It holds no supervision state of its own and never decides anything about
+//! healing: the core does.
+//!
+//! # Shape
+//! A [`SupervisorClient`] is a cheap handle on one background task that owns everything: the
+//! request connection, the registered name, the health the heartbeat repeats, the command handler
+//! and the heartbeat timer. Each method sends that task a command and, when it needs one, waits for
+//! the answer; requests therefore go to the core one at a time, in the order they were made. A
+//! second connection, subscribed to the component's commands, is read by a helper task that asks
+//! the owner for the current handler for each command, runs it (the component's own code never
+//! runs in the owner, so a slow handler delays neither heartbeats nor reports) and hands the
+//! outcome back to the owner to report.
+//!
+//! ```no_run
+//! use hms::SupervisorClient;
+//! use hms::component::supervisor_client::CommandError;
+//! use hms::model::{ComponentCapabilities, HealingLevel, HealthStatus, SupervisorCommand};
+//!
+//! # async fn demo() -> Result<(), hms::component::SupervisorClientError> {
+//! let supervisor = SupervisorClient::new("my-component");
+//! supervisor.connect().await?;
+//! supervisor
+//!     .register_component(
+//!         "my-component",
+//!         ComponentCapabilities {
+//!             can_restart: true,
+//!             can_scale: false,
+//!             can_failover: true,
+//!             supported_recovery_actions: vec!["restart".into(), "clear_cache".into()],
+//!             healing_level: HealingLevel::Advanced,
+//!         },
+//!     )
+//!     .await?;
+//! supervisor.set_command_handler(|command| match command {
+//!     SupervisorCommand::Restart | SupervisorCommand::ClearCache => Ok(()),
+//!     SupervisorCommand::UpdateConfig(_) => Err("this component reads no config".into()),
+//!     other => Err(CommandError::UnsupportedCommand(other)),
+//! });
+//! supervisor.start_command_handling().await?;
+//! supervisor.report_health(HealthStatus::Healthy).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::mailbox::{Mailbox, Stopped, ask_weak};
+use crate::client::{Client, ClientError};
+use crate::model::{ComponentCapabilities, HealthMetrics, HealthStatus, Issue, SupervisorCommand};
+use crate::protocol::{Event, Topic};
+
+/// How often the heartbeat reports health unless [`SupervisorClient::with_heartbeat`] says
+/// otherwise (the guide: every 5-10 seconds). The core declares the component Failed after three
+/// missed intervals.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Why a supervisor call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorClientError {
+    /// `connect` has not been called (or failed).
+    #[error("not connected to the supervisor: call connect() first")]
+    NotConnected,
+    /// A call that needs a registered component came before `register_component`.
+    #[error("{0} is not registered with the supervisor: call register_component() first")]
+    NotRegistered(String),
+    /// `start_command_handling` came before `set_command_handler`.
+    #[error("no command handler: call set_command_handler() first")]
+    NoHandler,
+    /// The connection or the core failed (the core's refusal says why), or the core answered
+    /// something this client does not expect.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The client's background task has ended (it panicked); make a new client.
+    #[error("the supervisor client's background task has stopped")]
+    Stopped,
+}
+
+impl From<Stopped> for SupervisorClientError {
+    fn from(_: Stopped) -> Self {
+        SupervisorClientError::Stopped
+    }
+}
+
+/// Why a component did not carry out a supervisor command. The core logs it and, when the command
+/// was a step of a recovery episode, goes on to the next action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The component does not support this command (the guide's `Error::UnsupportedCommand`).
+    #[error("unsupported command {}", .0.action_name())]
+    UnsupportedCommand(SupervisorCommand),
+    /// The component tried and could not carry it out; the text says why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for CommandError {
+    fn from(why: String) -> Self {
+        CommandError::Failed(why)
+    }
+}
+
+impl From<&str> for CommandError {
+    fn from(why: &str) -> Self {
+        CommandError::Failed(why.to_string())
+    }
+}
+
+/// The component's command handler: carries out one command, `Err` says why it could not.
+pub type CommandHandler = Arc<dyn Fn(SupervisorCommand) -> Result<(), CommandError> + Send + Sync>;
+
+/// A component's link to the supervisor (the core): a handle on the task that owns the link.
+pub struct SupervisorClient {
+    id: String,
+    /// Announced at registration.
+    heartbeat: Duration,
+    owner: Mailbox<Command>,
+}
+
+/// An answer from the owner task.
+type Answer<T> = oneshot::Sender<Result<T, SupervisorClientError>>;
+
+/// What the owner task is asked to do.
+enum Command {
+    Connect {
+        reply: Answer<()>,
+    },
+    Register {
+        name: String,
+        capabilities: ComponentCapabilities,
+        heartbeat: Duration,
+        reply: Answer<()>,
+    },
+    StopHeartbeat,
+    ReportHealth {
+        health: HealthStatus,
+        reply: Answer<()>,
+    },
+    ReportMetrics {
+        metrics: HealthMetrics,
+        reply: Answer<()>,
+    },
+    ReportIssue {
+        issue: Issue,
+        reply: Answer<()>,
+    },
+    SetHandler(CommandHandler),
+    StartCommandHandling {
+        /// For the listener, which must not keep the owner alive.
+        owner: mpsc::WeakUnboundedSender<Command>,
+        reply: Answer<()>,
+    },
+    /// From the listener: the handler to run now (`None`: none is set).
+    Handler {
+        reply: oneshot::Sender<Option<CommandHandler>>,
+    },
+    /// From the listener: how a command went, for the core.
+    Outcome {
+        component: String,
+        command: SupervisorCommand,
+        error: Option<String>,
+    },
+    Disconnect {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+impl SupervisorClient {
+    /// A client for component `id`, talking to the core at `hms::paths::socket_path(None)` (the
+    /// `HMS_SOCKET` environment variable, else the default socket). Nothing is connected yet.
+    pub fn new(id: &str) -> SupervisorClient {
+        Self::with_socket(id, crate::paths::socket_path(None))
+    }
+
+    /// A client for a core listening on `socket`.
+    pub fn with_socket(id: &str, socket: PathBuf) -> SupervisorClient {
+        let owner = Owner {
+            id: id.to_string(),
+            socket,
+            requests: None,
+            registered: None,
+            health: HealthStatus::Healthy,
+            handler: None,
+            heartbeat: None,
+            listener: None,
+        };
+        SupervisorClient {
+            id: id.to_string(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            owner: Mailbox::new(|inbox| owner.run(inbox)),
+        }
+    }
+
+    /// Sets the heartbeat interval announced at registration (call before `register_component`).
+    pub fn with_heartbeat(mut self, interval: Duration) -> SupervisorClient {
+        self.heartbeat = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The component id given to [`SupervisorClient::new`].
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Connects to the core (the request connection).
+    pub async fn connect(&self) -> Result<(), SupervisorClientError> {
+        self.owner.ask(|reply| Command::Connect { reply }).await?
+    }
+
+    /// Registers the component with its capabilities and starts the heartbeat. Registering again
+    /// (e.g. after a reconnect) updates it.
+    pub async fn register_component(
+        &self,
+        name: &str,
+        capabilities: ComponentCapabilities,
+    ) -> Result<(), SupervisorClientError> {
+        let name = name.to_string();
+        let heartbeat = self.heartbeat;
+        self.owner
+            .ask(|reply| Command::Register {
+                name,
+                capabilities,
+                heartbeat,
+                reply,
+            })
+            .await?
+    }
+
+    /// Stops the automatic heartbeat (the component will be declared Failed after three missed
+    /// intervals unless it reports by itself).
+    pub fn stop_heartbeat(&self) {
+        self.owner.post(Command::StopHeartbeat);
+    }
+
+    /// Reports the component's health (the heartbeat repeats the latest one).
+    pub async fn report_health(&self, health: HealthStatus) -> Result<(), SupervisorClientError> {
+        self.owner
+            .ask(|reply| Command::ReportHealth { health, reply })
+            .await?
+    }
+
+    /// Reports the guide's metrics; the core applies its error-rate and response-time thresholds.
+    pub async fn report_metrics(
+        &self,
+        metrics: HealthMetrics,
+    ) -> Result<(), SupervisorClientError> {
+        self.owner
+            .ask(|reply| Command::ReportMetrics { metrics, reply })
+            .await?
+    }
+
+    /// Reports an issue (§2.2). Severity Error or worse is escalated by the core and, at
+    /// Advanced/Full, healed: the recovery actions arrive as commands.
+    pub async fn report_issue(&self, issue: &Issue) -> Result<(), SupervisorClientError> {
+        let issue = issue.clone();
+        self.owner
+            .ask(|reply| Command::ReportIssue { issue, reply })
+            .await?
+    }
+
+    /// Installs the handler that carries out supervisor commands; it takes effect for the next
+    /// command, also once command handling has started. `Err("why".into())` reports a failure,
+    /// `Err(CommandError::UnsupportedCommand(command))` a command the component does not support.
+    pub fn set_command_handler<F, E>(&self, handler: F)
+    where
+        F: Fn(SupervisorCommand) -> Result<(), E> + Send + Sync + 'static,
+        E: Into<CommandError>,
+    {
+        let handler: CommandHandler = Arc::new(move |command| handler(command).map_err(Into::into));
+        self.owner.post(Command::SetHandler(handler));
+    }
+
+    /// Subscribes to this component's commands and starts the task that runs the handler for each
+    /// and reports the outcome. Returns once the subscription is in place.
+    pub async fn start_command_handling(&self) -> Result<(), SupervisorClientError> {
+        let owner = self.owner.weak();
+        self.owner
+            .ask(|reply| Command::StartCommandHandling { owner, reply })
+            .await?
+    }
+
+    /// Stops the heartbeat and the command handling and closes both connections: the core sees
+    /// the component go away (Exited, unless it had been asked to stop).
+    pub async fn disconnect(&self) {
+        // A stopped owner has already dropped everything this would close.
+        let _ = self.owner.ask(|reply| Command::Disconnect { reply }).await;
+    }
+}
+
+/// The owner task's state: everything the link knows. Dropping the handle ends the task (the
+/// listener holds only a weak sender), which closes both connections.
+struct Owner {
+    id: String,
+    socket: PathBuf,
+    /// The request connection, once `connect` succeeded.
+    requests: Option<Client>,
+    /// The name the component registered under.
+    registered: Option<String>,
+    /// The health the heartbeat repeats: the last one reported.
+    health: HealthStatus,
+    handler: Option<CommandHandler>,
+    /// Armed by registration, disarmed by `stop_heartbeat` and `disconnect`.
+    heartbeat: Option<Interval>,
+    /// The task reading the command subscription.
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Owner {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                () = next_beat(&mut self.heartbeat) => self.beat().await,
+            }
+        }
+        self.stop_listening();
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect { reply } => {
+                let connected = Client::connect(&self.socket, &self.id).await;
+                let _ = reply.send(match connected {
+                    Ok(client) => {
+                        self.requests = Some(client);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                });
+            }
+            Command::Register {
+                name,
+                capabilities,
+                heartbeat,
+                reply,
+            } => {
+                let _ = reply.send(self.register(name, capabilities, heartbeat).await);
+            }
+            Command::StopHeartbeat => self.heartbeat = None,
+            Command::ReportHealth { health, reply } => {
+                let _ = reply.send(self.report_health(health).await);
+            }
+            Command::ReportMetrics { metrics, reply } => {
+                let _ = reply.send(self.report_metrics(metrics).await);
+            }
+            Command::ReportIssue { issue, reply } => {
+                let sent = match self.client() {
+                    Ok(client) => client.report_issue(issue).await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(sent.map(drop));
+            }
+            Command::SetHandler(handler) => self.handler = Some(handler),
+            Command::StartCommandHandling { owner, reply } => {
+                let _ = reply.send(self.start_command_handling(owner).await);
+            }
+            Command::Handler { reply } => {
+                let _ = reply.send(self.handler.clone());
+            }
+            Command::Outcome {
+                component,
+                command,
+                error,
+            } => {
+                let sent = match self.client() {
+                    Ok(client) => client
+                        .command_outcome(&component, command, error)
+                        .await
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    tracing::warn!(component = %component, cause = %e, "cannot report a command's outcome");
+                }
+            }
+            Command::Disconnect { reply } => {
+                self.heartbeat = None;
+                self.stop_listening();
+                self.requests = None;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, SupervisorClientError> {
+        self.requests
+            .as_mut()
+            .ok_or(SupervisorClientError::NotConnected)
+    }
+
+    fn registered(&self) -> Result<String, SupervisorClientError> {
+        self.registered
+            .clone()
+            .ok_or_else(|| SupervisorClientError::NotRegistered(self.id.clone()))
+    }
+
+    async fn register(
+        &mut self,
+        name: String,
+        capabilities: ComponentCapabilities,
+        heartbeat: Duration,
+    ) -> Result<(), SupervisorClientError> {
+        self.client()?
+            .register(&name, capabilities, Some(heartbeat))
+            .await?;
+        self.registered = Some(name);
+        // The first beat one interval from now: registering counts as a report.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.heartbeat = Some(tick);
+        Ok(())
+    }
+
+    async fn report_health(&mut self, health: HealthStatus) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
+        self.health = health.clone();
+        self.client()?.report_health(&name, health).await?;
+        Ok(())
+    }
+
+    async fn report_metrics(
+        &mut self,
+        metrics: HealthMetrics,
+    ) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
+        self.client()?.report_metrics(&name, metrics).await?;
+        Ok(())
+    }
+
+    /// One heartbeat: the latest health again.
+    async fn beat(&mut self) {
+        let Some(name) = self.registered.clone() else {
+            return;
+        };
+        let health = self.health.clone();
+        let sent = match self.client() {
+            Ok(client) => client
+                .report_health(&name, health)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(component = %name, cause = %e, "heartbeat failed");
+        }
+    }
+
+    async fn start_command_handling(
+        &mut self,
+        owner: mpsc::WeakUnboundedSender<Command>,
+    ) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
+        if self.handler.is_none() {
+            return Err(SupervisorClientError::NoHandler);
+        }
+        let mut events = Client::connect(&self.socket, &format!("{}:commands", self.id)).await?;
+        events
+            .subscribe(&[Topic::Commands], std::slice::from_ref(&name))
+            .await?;
+        self.stop_listening();
+        self.listener = Some(tokio::spawn(listen(events, name, owner)));
+        Ok(())
+    }
+
+    fn stop_listening(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+}
+
+/// Waits for the next heartbeat, or forever when none is armed.
+async fn next_beat(heartbeat: &mut Option<Interval>) {
+    match heartbeat {
+        Some(tick) => {
+            tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The listener: reads the component's commands, runs the owner's current handler on each and
+/// hands the outcome back to the owner. Ends with the subscription or with the owner.
+async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSender<Command>) {
+    loop {
+        let event = match events.next_event().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(component = %name, cause = %e, "command stream failed");
+                return;
+            }
+        };
+        let Event::Command { component, command } = event else {
+            continue;
+        };
+        if component != name {
+            continue;
+        }
+        let Some(handler) = ask_weak(&owner, |reply| Command::Handler { reply }).await else {
+            return;
+        };
+        let Some(handler) = handler else {
+            continue;
+        };
+        let error = handler(command.clone()).err().map(|e| e.to_string());
+        let Some(owner) = owner.upgrade() else {
+            return;
+        };
+        let _ = owner.send(Command::Outcome {
+            component: name.clone(),
+            command,
+            error,
+        });
+    }
+}
