@@ -321,8 +321,8 @@ impl Client {
     }
 
     /// Stops every component, then the core; returns the core's message.
-    pub async fn shutdown(&mut self) -> Result<String, ClientError> {
-        self.done("shutdown", Request::Shutdown).await
+    pub async fn down(&mut self) -> Result<String, ClientError> {
+        self.done("down", Request::Down).await
     }
 
     /// Registers a linked component with its capabilities and the heartbeat interval it

@@ -24,7 +24,7 @@ use crate::model::{
 };
 
 /// Bumped on any change that is not purely additive.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line the core accepts from a client, newline excluded.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -117,7 +117,10 @@ pub enum Request {
     Restart {
         component: String,
     },
-    /// Any supervisor command, as typed in the actions pane.
+    /// A command that is not start, stop or restart (those are requests of their own): clear the
+    /// cache, new config values, a named action, or a component's graceful shutdown. A linked
+    /// component receives it as is; a process has it carried out by its configured action (its
+    /// `shutdown` is its stop).
     Command {
         component: String,
         command: SupervisorCommand,
@@ -145,8 +148,9 @@ pub enum Request {
     Heal {
         component: String,
     },
-    /// Stop every component in reverse dependency order, then the core.
-    Shutdown,
+    /// `down`: stop every component in reverse dependency order, then the core. (One component's
+    /// graceful shutdown is `Command` with `SupervisorCommand::Shutdown`.)
+    Down,
     /// A linked Rust component announces itself (guide §4.1 step 2).
     Register {
         component: String,
@@ -543,7 +547,7 @@ mod tests {
             Request::Heal {
                 component: "api".into(),
             },
-            Request::Shutdown,
+            Request::Down,
             Request::Register {
                 component: "svc".into(),
                 capabilities: ComponentCapabilities {

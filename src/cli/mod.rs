@@ -577,7 +577,7 @@ async fn detach(
 async fn down(socket: &Path) -> Result<()> {
     let mut client = connect(socket).await?;
     let pid = client.core().pid;
-    let message = client.shutdown().await?;
+    let message = client.down().await?;
     // Wait for the core process itself to be gone, so `down && up` never races.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while process_alive(pid) && tokio::time::Instant::now() < deadline {

@@ -129,13 +129,18 @@ pub enum ActionLine {
 /// The request that carries out an action; `None` for help, which is answered locally.
 pub fn to_request(line: &ActionLine) -> Option<Request> {
     match line {
+        // One request per operation: start, stop and restart have their own.
         ActionLine::Command { component, command } => Some(match command {
+            SupervisorCommand::Start => Request::Start {
+                component: component.clone(),
+            },
+            SupervisorCommand::Stop => Request::Stop {
+                component: component.clone(),
+            },
             SupervisorCommand::Restart => Request::Restart {
                 component: component.clone(),
             },
-            SupervisorCommand::Start
-            | SupervisorCommand::Stop
-            | SupervisorCommand::ClearCache
+            SupervisorCommand::ClearCache
             | SupervisorCommand::UpdateConfig(_)
             | SupervisorCommand::Shutdown
             | SupervisorCommand::Action(_) => Request::Command {
@@ -204,9 +209,8 @@ mod tests {
         );
         assert_eq!(
             r("stop db"),
-            Some(Request::Command {
+            Some(Request::Stop {
                 component: "db".into(),
-                command: SupervisorCommand::Stop
             })
         );
         assert_eq!(

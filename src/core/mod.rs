@@ -193,7 +193,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
                     continue;
                 }
             }
-            let _ = signal_handle.request(Request::Shutdown).await;
+            let _ = signal_handle.request(Request::Down).await;
             return;
         }
     });

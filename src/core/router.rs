@@ -2,7 +2,7 @@
 //!
 //! | requests | owner |
 //! |---|---|
-//! | status, start, stop, restart, command, heal, reload, shutdown, register, report_*, command_outcome | the supervisor actor ([`super::supervisor`]) |
+//! | status, start, stop, restart, command, heal, reload, down, register, report_*, command_outcome | the supervisor actor ([`super::supervisor`]) |
 //! | logs | the log store ([`super::logs`]) |
 //! | issues | the issue journal ([`super::journal`]) |
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
@@ -46,7 +46,7 @@ impl Router {
             | Request::Command { .. }
             | Request::Heal { .. }
             | Request::Reload
-            | Request::Shutdown
+            | Request::Down
             | Request::Register { .. }
             | Request::ReportHealth { .. }
             | Request::ReportMetrics { .. }

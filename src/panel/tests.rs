@@ -703,9 +703,8 @@ fn a_component_window_implies_the_component() {
         model.update(key(KeyCode::Enter)),
         vec![Effect::Send {
             id: 1,
-            request: Request::Command {
+            request: Request::Stop {
                 component: "cache".into(),
-                command: SupervisorCommand::Stop
             }
         }]
     );

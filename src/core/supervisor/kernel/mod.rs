@@ -418,7 +418,7 @@ impl Kernel {
             Request::Command { component, command } => {
                 return self.command_request(&component, command, reply);
             }
-            Request::Shutdown => return self.begin_shutdown(reply),
+            Request::Down => return self.begin_shutdown(reply),
             Request::Heal { component } => return self.heal_request(&component, reply),
             Request::Reload => {
                 self.effects.push(Effect::LoadConfig { reply });
@@ -575,6 +575,13 @@ impl Kernel {
     /// A command that is not start, stop or restart: delivered to a linked component, carried out
     /// by its configured action for a process (a process's `shutdown` is its stop).
     fn command_request(&mut self, name: &str, command: SupervisorCommand, reply: ReplyTo) {
+        if let SupervisorCommand::Start | SupervisorCommand::Stop | SupervisorCommand::Restart =
+            command
+        {
+            let op = command.action_name();
+            let refusal = format!("'{op}' is a request of its own: send {{\"op\":\"{op}\"}}");
+            return self.reply(reply, Err((ErrorCode::BadRequest, refusal)));
+        }
         self.with_component(name, reply, |k, i| k.command(i, command, reply));
     }
 

@@ -558,7 +558,7 @@ depends_on = ["api"]
         .iter()
         .map(|n| w.pid(n).unwrap())
         .collect();
-    let id = w.request(Request::Shutdown);
+    let id = w.request(Request::Down);
     let terms: Vec<u32> = w
         .signals()
         .into_iter()
