@@ -8,6 +8,7 @@
 //! SIGINT or a `Shutdown` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
+pub mod cgroup;
 pub mod orphans;
 pub mod probe_runner;
 pub mod process;
