@@ -54,20 +54,22 @@
 //! moves other processes. Where it may not, readings are `None` and that is said in the log.
 //!
 //! # Getting a child into its cgroup without a race
-//! Measured on a 2-core VM (kernel 6.18, a hybrid hierarchy; `scripts/bench/cgroup.sh` prints
-//! these), median of 300 spawn-and-reap round trips of `cat` with stdin closed at once:
+//! Measured on a shared, busy 2-core VM (kernel 6.18, hybrid hierarchy): the median of 300
+//! spawn-and-reap round trips of `cat` (stdin closed at once), the methods interleaved.
+//! `scripts/bench/cgroup.sh` prints the first three rows; the two `unsafe` ones were measured
+//! with a throwaway program that is not in the repository (no unsafe code here).
 //!
-//! | method                                                  | median  | race-free | unsafe |
-//! |---------------------------------------------------------|---------|-----------|--------|
-//! | plain `Command::spawn` (posix_spawn, vfork-like)        | 0.71 ms | —         | no     |
-//! | spawn, then write the pid to `cgroup.procs`             | 0.87 ms | no        | no     |
-//! | `pre_exec` writes `0` to `cgroup.procs` (forces fork)   | 0.90 ms | yes       | yes    |
-//! | clone3 + `CLONE_INTO_CGROUP`, fork-like, hand-written   | 0.71 ms | yes       | yes    |
-//! | `sh -c 'echo 0 > …/cgroup.procs && exec "$@"'` (chosen) | 1.57 ms | yes       | no     |
+//! | method                                                  | median      | race-free | unsafe |
+//! |---------------------------------------------------------|-------------|-----------|--------|
+//! | plain `Command::spawn` (posix_spawn, vfork-like)        | 0.95 ms     | —         | no     |
+//! | spawn, then write the pid to `cgroup.procs` (`add`)     | +0.03 ms    | no        | no     |
+//! | `sh -c 'echo 0 > …/cgroup.procs; exec "$@"'` (chosen)   | +0.8 ms     | yes       | no     |
+//! | `pre_exec` writes `0` to `cgroup.procs` (forces fork)   | +0.2–0.5 ms | yes       | yes    |
+//! | clone3 + `CLONE_INTO_CGROUP`, fork-like, hand-written   | ±0          | yes       | yes    |
 //!
 //! Spawning then moving leaves a window (exec to the write) in which the program can fork a child
 //! that stays behind in the core's cgroup. `pre_exec` closes it but makes std fork the whole core
-//! instead of posix_spawn: cheap in a small benchmark, but fork copies the core's page tables and
+//! instead of posix_spawn: cheap in a small benchmark process, but fork copies the core's page tables and
 //! earlier tripled our restart latency, and it needs `unsafe`. clone3 with `CLONE_INTO_CGROUP` is
 //! the right primitive (no migration at all) but neither std, tokio, nix nor rustix offers a spawn
 //! on top of it (glibc 2.39's `posix_spawnattr_setcgroup_np` is newer than Debian 12's 2.36); doing
@@ -75,7 +77,8 @@
 //! itself: [`ComponentCgroup::command`] starts `/bin/sh`, which writes `0` (itself) into the
 //! component's `cgroup.procs` before it `exec`s the program. Nothing runs before the move, so
 //! nothing can escape, and the pid std and tokio see is the program's own. It costs one extra exec
-//! of sh, about 0.85 ms per spawn, next to a restart backoff of at least 100 ms.
+//! of sh, about 0.8 ms per spawn (1.75 ms instead of 0.95 ms), next to a restart backoff of at
+//! least 100 ms.
 //! Differences the caller sees: a program that cannot be run is not an `Err` from `spawn` but an
 //! exit with status 127 (not found) or 126 (not executable), with sh's message on stderr; a failed
 //! move exits with [`JOIN_FAILED`] before the program starts. `PATH` lookup uses the child's own
