@@ -35,6 +35,10 @@ fn main() {
         .unwrap_or(300);
     let containment = Containment::detect(&format!("bench-{}", std::process::id()));
     println!("containment: {}", containment.describe());
+    match containment.enable_controllers() {
+        Ok(enabled) => println!("controllers for components: {enabled:?}"),
+        Err(e) => println!("controllers not enabled: {e}"),
+    }
     let Ok(Some(cgroup)) = containment.create("bench") else {
         println!("no cgroup to spawn into; nothing to measure");
         return;

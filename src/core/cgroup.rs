@@ -339,7 +339,9 @@ impl Containment {
     }
 
     /// Kills everything, waits up to `timeout` for the cgroups to empty, and removes them and the
-    /// core's cgroup (which stays while the core itself lives in its leaf).
+    /// core's cgroup. If the core moved itself into its leaf, the (empty once it exits) tree stays:
+    /// the core cannot move back into a cgroup that hands out controllers; the next core's
+    /// [`Containment::sweep_stale`] removes it.
     pub fn cleanup(&self, timeout: Duration) -> Result<(), CgroupError> {
         let Some(root) = self.root() else {
             return Ok(());
