@@ -222,7 +222,11 @@ fn malformed_and_oversized_lines_get_errors_and_the_connection_goes_on() {
     let mut raw = Raw::connect(&core);
     raw.send(b"{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"ping\"}}\n");
     assert_eq!(raw.recv()["code"], "hello_required");
-    raw.send(b"{\"type\":\"hello\",\"version\":1,\"client\":\"raw\"}\n");
+    let hello = format!(
+        "{{\"type\":\"hello\",\"version\":{},\"client\":\"raw\"}}\n",
+        hms::protocol::PROTOCOL_VERSION
+    );
+    raw.send(hello.as_bytes());
     assert_eq!(raw.recv()["type"], "hello");
     raw.send(b"this is not json\n");
     assert_eq!(raw.recv()["code"], "bad_request");

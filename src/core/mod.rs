@@ -5,9 +5,10 @@
 //! start over a socket that answers, remove a stale one, kill what a SIGKILLed predecessor left
 //! behind, bind the socket (0600, in a 0700 directory), start the reaper that outlives a killed
 //! core, then start the fleet. Shutdown (SIGTERM,
-//! SIGINT or a `Shutdown` request): components stop in reverse dependency order, then the socket is
+//! SIGINT or a `Down` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
+pub mod cgroup;
 pub mod console_room;
 pub mod journal;
 pub mod logs;

@@ -1,7 +1,7 @@
 //! The actions pane (guide §3.1 "Actions" and §3.2 "System Actions"): the commands and recovery
 //! actions available, the outcome of the last command, and an input line with history.
 //!
-//! Enter parses the line with [`crate::console::parse`]: a valid line becomes an
+//! Enter parses the line with [`crate::command::parse`]: a valid line becomes an
 //! [`Effect::Send`] and its answer is shown when it comes back; an invalid line sends nothing and
 //! shows the parser's message; `help` is answered here. This module must not send anything
 //! itself: requests leave as effects.
@@ -14,7 +14,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::app::{Body, Effect, Model, clamp_position};
+use super::app::{Effect, Shared, clamp_position};
 use super::format;
 use crate::command::{ActionLine, ParseContext, Verb, help_text, parse, to_request};
 use crate::protocol::{Request, Response};
@@ -57,19 +57,6 @@ pub struct ActionsState {
     /// For a component's own input pane (`TerminalInterface`): `(component, panel)`; lines go to
     /// the component as typed instead of being parsed as commands.
     pub raw: Option<(String, String)>,
-}
-
-pub(super) fn on_key(model: &mut Model, key: KeyEvent) -> Vec<Effect> {
-    let ctx = ParseContext::new(model.fleet.names(), model.component.as_deref());
-    match &mut model.body {
-        Body::Actions(state) => state.on_key(key, &ctx, &mut model.next_id),
-        Body::Metrics(_)
-        | Body::Logs(_)
-        | Body::Status
-        | Body::SystemHealth(_)
-        | Body::Component(_)
-        | Body::Text(_) => Vec::new(),
-    }
 }
 
 impl ActionsState {
@@ -297,9 +284,9 @@ impl ActionsState {
 
 /// The commands and actions on offer, as text to wrap: what is particular to this pane first
 /// (the component's own recovery actions, or the components of the fleet), then the commands.
-fn available(model: &Model) -> Vec<String> {
+fn available(view: Shared<'_>) -> Vec<String> {
     let mut lines = Vec::new();
-    match (&model.component, model.status()) {
+    match (view.component, view.status()) {
         (Some(_), Some(status)) if !status.recovery_actions.is_empty() => {
             lines.push(format!(
                 "{} actions: {}",
@@ -309,7 +296,7 @@ fn available(model: &Model) -> Vec<String> {
         }
         (Some(_), Some(_) | None) => {}
         (None, _) => {
-            let names = model.fleet.names();
+            let names = view.fleet.names();
             lines.push(if names.is_empty() {
                 "components: none known yet".to_string()
             } else {
@@ -323,8 +310,8 @@ fn available(model: &Model) -> Vec<String> {
 }
 
 /// What the outcome looks like, as styled lines before wrapping.
-fn outcome_lines(model: &Model, outcome: &Outcome) -> Vec<(String, ratatui::style::Style)> {
-    let theme = &model.theme;
+fn outcome_lines(view: Shared<'_>, outcome: &Outcome) -> Vec<(String, ratatui::style::Style)> {
+    let theme = view.theme;
     let echo = |line: &str| (format!("{PROMPT}{line}"), theme.dim());
     match outcome {
         Outcome::None => vec![(
@@ -343,15 +330,15 @@ fn outcome_lines(model: &Model, outcome: &Outcome) -> Vec<(String, ratatui::styl
         }
         Outcome::Answer { line, response } => {
             let mut out = vec![echo(line)];
-            out.extend(describe(model, response));
+            out.extend(describe(view, response));
             out
         }
     }
 }
 
 /// A response in the operator's words.
-fn describe(model: &Model, response: &Response) -> Vec<(String, ratatui::style::Style)> {
-    let theme = &model.theme;
+fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::style::Style)> {
+    let theme = view.theme;
     let plain = ratatui::style::Style::new();
     match response {
         Response::Done { message } => vec![(message.clone(), theme.good())],
@@ -362,7 +349,7 @@ fn describe(model: &Model, response: &Response) -> Vec<(String, ratatui::style::
             .iter()
             .map(|c| {
                 let uptime = c
-                    .uptime(model.now)
+                    .uptime(view.now)
                     .map_or(String::new(), |u| format!(" · up {}", format::duration(u)));
                 let pid = c.pid.map_or(String::new(), |p| format!(" · pid {p}"));
                 (
@@ -398,18 +385,18 @@ fn describe(model: &Model, response: &Response) -> Vec<(String, ratatui::style::
     }
 }
 
-pub(super) fn render(model: &Model, state: &ActionsState, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(view: Shared<'_>, state: &ActionsState, area: Rect, buf: &mut Buffer) {
     let width = usize::from(area.width);
     let height = usize::from(area.height);
-    let theme = &model.theme;
+    let theme = view.theme;
     // The input takes the last row. The outcome of the last line matters most, so it gets the
     // rows it needs; the list of actions gets the rest, but always one row when there are three.
     let budget = height.saturating_sub(1);
-    let offered: Vec<String> = available(model)
+    let offered: Vec<String> = available(view)
         .iter()
         .flat_map(|l| format::wrap(l, width))
         .collect();
-    let outcome: Vec<(String, ratatui::style::Style)> = outcome_lines(model, &state.outcome)
+    let outcome: Vec<(String, ratatui::style::Style)> = outcome_lines(view, &state.outcome)
         .into_iter()
         .flat_map(|(text, style)| {
             format::wrap(&text, width)

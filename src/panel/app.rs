@@ -3,8 +3,10 @@
 //!
 //! One `Model` serves every [`PanelKind`]: what all panels share (the title, the connection, the
 //! clock, the fleet's statuses) lives here, and each kind keeps its own state in a [`Body`] variant
-//! handled by its module (`metrics`, `logs`, …). `update` must not do I/O or read the clock (time
-//! arrives as [`Msg::Tick`]); `view` must not change anything. The runtime owns all I/O.
+//! handled by its module (`metrics`, `logs`, …). A kind's module never sees the whole `Model`: it
+//! gets its own state and a [`Shared`] view of the common part, so it depends on what it draws and
+//! not on every other kind's state. `update` must not do I/O or read the clock (time arrives as
+//! [`Msg::Tick`]); `view` must not change anything. The runtime owns all I/O.
 
 use std::time::SystemTime;
 
@@ -17,6 +19,7 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::theme::Theme;
 use super::{actions, component, logs, metrics, status, system_health, text};
+use crate::command::ParseContext;
 use crate::model::{ComponentStatus, PanelKind};
 use crate::protocol::{Event, Request, Response, Topic};
 
@@ -106,6 +109,59 @@ pub enum Body {
     SystemHealth(system_health::HealthState),
     Component(component::TileState),
     Text(text::TextState),
+}
+
+/// What a panel kind may read while it draws: the part of the [`Model`] every kind shares,
+/// read-only. Never another kind's state.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shared<'a> {
+    pub(super) theme: &'a Theme,
+    /// The model's clock; panels measure time against it, never against the system's.
+    pub(super) now: SystemTime,
+    /// The component the panel is about; `None` for fleet-wide panels.
+    pub(super) component: Option<&'a str>,
+    pub(super) fleet: &'a Fleet,
+    conn: &'a Connection,
+    loaded: bool,
+    problem: Option<&'a str>,
+}
+
+impl Shared<'_> {
+    /// The status of the panel's own component, if known.
+    pub(super) fn status(&self) -> Option<&ComponentStatus> {
+        self.component.and_then(|c| self.fleet.get(c))
+    }
+
+    /// True when an empty body really is empty: connected, and the core did not refuse the
+    /// panel's request. Otherwise the panel shows [`Shared::placeholder`].
+    pub(super) fn live(&self) -> bool {
+        self.problem.is_none() && matches!(self.conn, Connection::Connected)
+    }
+
+    /// What a panel shows in place of its component while it has nothing to show.
+    pub(super) fn placeholder(&self) -> Line<'static> {
+        if let Some(problem) = self.problem {
+            return Line::styled(problem.to_string(), self.theme.error());
+        }
+        match (self.conn, self.loaded, self.component) {
+            (Connection::Unreachable { .. }, _, _) => {
+                Line::styled("core unreachable, retrying", self.theme.error())
+            }
+            (Connection::Connecting, _, _) | (Connection::Connected, false, _) => {
+                Line::styled("waiting for the core…", self.theme.dim())
+            }
+            (Connection::Connected, true, Some(c)) => {
+                Line::styled(format!("no component named '{c}'"), self.theme.warning())
+            }
+            (Connection::Connected, true, None) => Line::styled("no components", self.theme.dim()),
+        }
+    }
+
+    pub(super) fn render_placeholder(&self, area: Rect, buf: &mut Buffer) {
+        Paragraph::new(self.placeholder())
+            .wrap(Wrap { trim: true })
+            .render(area, buf);
+    }
 }
 
 /// A panel's whole state.
@@ -282,9 +338,17 @@ impl Model {
         }
     }
 
-    /// The status of the panel's own component, if known.
-    pub(super) fn status(&self) -> Option<&ComponentStatus> {
-        self.component.as_deref().and_then(|c| self.fleet.get(c))
+    /// The shared part of the model, as the kinds' modules see it.
+    pub(super) fn shared(&self) -> Shared<'_> {
+        Shared {
+            theme: &self.theme,
+            now: self.now,
+            component: self.component.as_deref(),
+            fleet: &self.fleet,
+            conn: &self.conn,
+            loaded: self.loaded,
+            problem: self.problem.as_deref(),
+        }
     }
 
     /// Rows inside the border.
@@ -354,8 +418,9 @@ impl Model {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        if let Body::Actions(_) = self.body {
-            return actions::on_key(self, key);
+        if let Body::Actions(state) = &mut self.body {
+            let ctx = ParseContext::new(self.fleet.names(), self.component.as_deref());
+            return state.on_key(key, &ctx, &mut self.next_id);
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
@@ -532,31 +597,6 @@ impl Model {
         }
         block
     }
-
-    /// What a panel shows in place of its component while it has nothing to show.
-    pub(super) fn placeholder(&self) -> Line<'static> {
-        if let Some(problem) = &self.problem {
-            return Line::styled(problem.clone(), self.theme.error());
-        }
-        match (&self.conn, self.loaded, &self.component) {
-            (Connection::Unreachable { .. }, _, _) => {
-                Line::styled("core unreachable, retrying", self.theme.error())
-            }
-            (Connection::Connecting, _, _) | (Connection::Connected, false, _) => {
-                Line::styled("waiting for the core…", self.theme.dim())
-            }
-            (Connection::Connected, true, Some(c)) => {
-                Line::styled(format!("no component named '{c}'"), self.theme.warning())
-            }
-            (Connection::Connected, true, None) => Line::styled("no components", self.theme.dim()),
-        }
-    }
-
-    pub(super) fn render_placeholder(&self, area: Rect, buf: &mut Buffer) {
-        Paragraph::new(self.placeholder())
-            .wrap(Wrap { trim: true })
-            .render(area, buf);
-    }
 }
 
 impl Widget for &Model {
@@ -567,14 +607,15 @@ impl Widget for &Model {
         if inner.is_empty() {
             return;
         }
+        let shared = self.shared();
         match &self.body {
-            Body::Metrics(state) => metrics::render(self, state, inner, buf),
-            Body::Logs(state) => logs::render(self, state, inner, buf),
-            Body::Status => status::render(self, inner, buf),
-            Body::Actions(state) => actions::render(self, state, inner, buf),
-            Body::SystemHealth(state) => system_health::render(self, state, inner, buf),
-            Body::Component(state) => component::render(self, state, inner, buf),
-            Body::Text(state) => text::render(self, state, inner, buf),
+            Body::Metrics(state) => metrics::render(shared, state, inner, buf),
+            Body::Logs(state) => logs::render(shared, state, inner, buf),
+            Body::Status => status::render(shared, inner, buf),
+            Body::Actions(state) => actions::render(shared, state, inner, buf),
+            Body::SystemHealth(state) => system_health::render(shared, state, inner, buf),
+            Body::Component(state) => component::render(shared, state, inner, buf),
+            Body::Text(state) => text::render(shared, state, inner, buf),
         }
     }
 }

@@ -12,7 +12,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::app::Model;
+use super::app::Shared;
 use super::{format, logs};
 use crate::model::LogLine;
 
@@ -38,12 +38,12 @@ impl TileState {
     }
 }
 
-pub(super) fn render(model: &Model, state: &TileState, area: Rect, buf: &mut Buffer) {
-    let Some(status) = model.status() else {
-        model.render_placeholder(area, buf);
+pub(super) fn render(view: Shared<'_>, state: &TileState, area: Rect, buf: &mut Buffer) {
+    let Some(status) = view.status() else {
+        view.render_placeholder(area, buf);
         return;
     };
-    let theme = &model.theme;
+    let theme = view.theme;
     let mut lines = vec![Line::from(vec![
         Span::raw(format!("{} ", theme.health_icon(&status.health))),
         Span::styled(status.state.word(), theme.state_style(status.state)),
@@ -56,7 +56,7 @@ pub(super) fn render(model: &Model, state: &TileState, area: Rect, buf: &mut Buf
     }
     let pid = status.pid.map_or("-".to_string(), |p| p.to_string());
     let uptime = status
-        .uptime(model.now)
+        .uptime(view.now)
         .map_or("-".to_string(), format::duration);
     lines.push(Line::from(vec![
         Span::styled("pid ", theme.label()),

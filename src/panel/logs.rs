@@ -14,7 +14,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::app::Model;
+use super::app::Shared;
 use super::format;
 use super::theme::Theme;
 use crate::model::{LogLine, LogStream};
@@ -112,35 +112,30 @@ pub(super) fn line_style(theme: &Theme, line: &LogLine) -> Style {
     }
 }
 
-pub(super) fn render(model: &Model, state: &LogsState, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(view: Shared<'_>, state: &LogsState, area: Rect, buf: &mut Buffer) {
     if state.lines.is_empty() {
-        match (&model.problem, &model.conn) {
-            (None, super::app::Connection::Connected) => {
-                Paragraph::new(Line::styled("no output yet", model.theme.dim())).render(area, buf)
-            }
-            (Some(_), _)
-            | (None, super::app::Connection::Connecting)
-            | (None, super::app::Connection::Unreachable { .. }) => {
-                model.render_placeholder(area, buf)
-            }
+        if view.live() {
+            Paragraph::new(Line::styled("no output yet", view.theme.dim())).render(area, buf)
+        } else {
+            view.render_placeholder(area, buf)
         }
         return;
     }
     let height = usize::from(area.height);
     let end = state.lines.len() - state.offset.min(state.lines.len());
     let start = end.saturating_sub(height);
-    let prefix = model.component.is_none();
-    let separator = if model.theme.ascii { "|" } else { "│" };
+    let prefix = view.component.is_none();
+    let separator = if view.theme.ascii { "|" } else { "│" };
     let lines: Vec<Line> = state
         .lines
         .range(start..end)
         .map(|line| {
-            let style = line_style(&model.theme, line);
+            let style = line_style(view.theme, line);
             let mut spans = Vec::with_capacity(2);
             if prefix {
                 spans.push(Span::styled(
                     format!("{} {separator} ", line.component),
-                    model.theme.dim(),
+                    view.theme.dim(),
                 ));
             }
             spans.push(Span::styled(format::clean(&line.text), style));

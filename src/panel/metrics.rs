@@ -13,7 +13,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::app::Model;
+use super::app::Shared;
 use super::format;
 use crate::model::{ComponentStatus, HealthMetrics, ProcessMetrics};
 
@@ -103,31 +103,31 @@ impl MetricsState {
     }
 }
 
-pub(super) fn render(model: &Model, state: &MetricsState, area: Rect, buf: &mut Buffer) {
-    let lines = match &model.component {
-        Some(name) => match (model.status(), state.samples.get(name)) {
+pub(super) fn render(view: Shared<'_>, state: &MetricsState, area: Rect, buf: &mut Buffer) {
+    let lines = match view.component {
+        Some(name) => match (view.status(), state.samples.get(name)) {
             (None, None) => {
-                model.render_placeholder(area, buf);
+                view.render_placeholder(area, buf);
                 return;
             }
-            (status, samples) => component_lines(model, status, samples, area.width),
+            (status, samples) => component_lines(view, status, samples, area.width),
         },
-        None if model.fleet.components.is_empty() => {
-            model.render_placeholder(area, buf);
+        None if view.fleet.components.is_empty() => {
+            view.render_placeholder(area, buf);
             return;
         }
-        None => fleet_lines(model, state, area.width),
+        None => fleet_lines(view, state, area.width),
     };
     Paragraph::new(lines).render(area, buf);
 }
 
 fn component_lines(
-    model: &Model,
+    view: Shared<'_>,
     status: Option<&ComponentStatus>,
     samples: Option<&Samples>,
     width: u16,
 ) -> Vec<Line<'static>> {
-    let theme = &model.theme;
+    let theme = view.theme;
     let spark_width = usize::from(width).saturating_sub(LABEL + VALUE + 1);
     let empty = Samples::default();
     let samples = samples.unwrap_or(&empty);
@@ -182,9 +182,9 @@ fn component_lines(
 }
 
 /// One line per component: icon, name, CPU, memory and a CPU sparkline.
-fn fleet_lines(model: &Model, state: &MetricsState, width: u16) -> Vec<Line<'static>> {
-    let theme = &model.theme;
-    let name_width = model
+fn fleet_lines(view: Shared<'_>, state: &MetricsState, width: u16) -> Vec<Line<'static>> {
+    let theme = view.theme;
+    let name_width = view
         .fleet
         .components
         .iter()
@@ -193,8 +193,7 @@ fn fleet_lines(model: &Model, state: &MetricsState, width: u16) -> Vec<Line<'sta
         .unwrap_or(0);
     let icon_width = if theme.ascii { 5 } else { 3 };
     let spark_width = usize::from(width).saturating_sub(icon_width + name_width + 1 + 8 + 11 + 1);
-    model
-        .fleet
+    view.fleet
         .components
         .iter()
         .map(|status| {

@@ -10,29 +10,29 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use super::app::Model;
+use super::app::Shared;
 use super::format;
 use super::system_health;
 use crate::model::{BreakerState, ComponentStatus};
 
 const LABEL: usize = 10;
 
-pub(super) fn render(model: &Model, area: Rect, buf: &mut Buffer) {
-    if model.component.is_none() {
-        system_health::render_table(model, area, buf);
+pub(super) fn render(view: Shared<'_>, area: Rect, buf: &mut Buffer) {
+    if view.component.is_none() {
+        system_health::render_table(view, area, buf);
         return;
     }
-    match model.status() {
-        Some(status) => Paragraph::new(lines(model, status))
+    match view.status() {
+        Some(status) => Paragraph::new(lines(view, status))
             .wrap(Wrap { trim: false })
             .render(area, buf),
-        None => model.render_placeholder(area, buf),
+        None => view.render_placeholder(area, buf),
     }
 }
 
-fn lines(model: &Model, status: &ComponentStatus) -> Vec<Line<'static>> {
-    let theme = &model.theme;
-    let now = model.now;
+fn lines(view: Shared<'_>, status: &ComponentStatus) -> Vec<Line<'static>> {
+    let theme = view.theme;
+    let now = view.now;
     let row = |label: &str, value: Span<'static>| {
         Line::from(vec![
             Span::styled(format!("{label:<LABEL$}"), theme.label()),

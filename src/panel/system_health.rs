@@ -12,7 +12,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 
-use super::app::Model;
+use super::app::Shared;
 use super::format;
 use crate::protocol::NoticeLevel;
 
@@ -49,15 +49,15 @@ impl HealthState {
     }
 }
 
-pub(super) fn render(model: &Model, state: &HealthState, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mut Buffer) {
     // Components come first: notices get what the table leaves, at most NOTICE_ROWS.
-    let table_rows = model.fleet.names().len() as u16 + 1;
+    let table_rows = view.fleet.names().len() as u16 + 1;
     let room = area.height.saturating_sub(table_rows);
     let notice_rows = (state.notices.len().min(NOTICE_ROWS) as u16).min(room);
     let [table_area, notice_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(notice_rows)]).areas(area);
-    render_table(model, table_area, buf);
-    let theme = &model.theme;
+    render_table(view, table_area, buf);
+    let theme = view.theme;
     let lines: Vec<Line> = state
         .notices
         .iter()
@@ -80,13 +80,13 @@ pub(super) fn render(model: &Model, state: &HealthState, area: Rect, buf: &mut B
 }
 
 /// The table alone; the status panel shows it too when it has no component.
-pub(super) fn render_table(model: &Model, area: Rect, buf: &mut Buffer) {
-    if model.fleet.components.is_empty() {
-        model.render_placeholder(area, buf);
+pub(super) fn render_table(view: Shared<'_>, area: Rect, buf: &mut Buffer) {
+    if view.fleet.components.is_empty() {
+        view.render_placeholder(area, buf);
         return;
     }
-    let theme = &model.theme;
-    let name_width = model
+    let theme = view.theme;
+    let name_width = view
         .fleet
         .components
         .iter()
@@ -109,7 +109,7 @@ pub(super) fn render_table(model: &Model, area: Rect, buf: &mut Buffer) {
     };
     let header =
         Row::new(["", "NAME", "STATE", "HEALTH", "RESTARTS", "PID"]).style(theme.heading());
-    let rows = model.fleet.components.iter().map(|c| {
+    let rows = view.fleet.components.iter().map(|c| {
         Row::new(vec![
             Cell::from(Span::styled(
                 theme.health_icon(&c.health),

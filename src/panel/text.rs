@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::app::{Connection, Model};
+use super::app::Shared;
 use super::format;
 
 /// Lines kept.
@@ -34,16 +34,12 @@ impl TextState {
     }
 }
 
-pub(super) fn render(model: &Model, state: &TextState, area: Rect, buf: &mut Buffer) {
+pub(super) fn render(view: Shared<'_>, state: &TextState, area: Rect, buf: &mut Buffer) {
     if state.lines.is_empty() {
-        match (&model.problem, &model.conn) {
-            (None, Connection::Connected) => {
-                Paragraph::new(Line::styled("nothing written yet", model.theme.dim()))
-                    .render(area, buf);
-            }
-            (Some(_), _) | (None, Connection::Connecting | Connection::Unreachable { .. }) => {
-                model.render_placeholder(area, buf);
-            }
+        if view.live() {
+            Paragraph::new(Line::styled("nothing written yet", view.theme.dim())).render(area, buf);
+        } else {
+            view.render_placeholder(area, buf);
         }
         return;
     }
