@@ -12,9 +12,10 @@
 //! component's code and keeps taking metrics and issues while an action works, and dropping a
 //! `heal` future ends its episode (and its turn) as it did before.
 //!
-//! The engine ([`RestartGovernor`], [`RecoveryEpisode`]) is driven in one place, the last section of
-//! this file ([`Restarts`] and [`LocalHealing::run_episode`]), so a shared per-component healer can
-//! replace it there. This module decides nothing itself and does not talk to the supervisor.
+//! The decisions are the engine's shared per-component [`Healer`] (the same one the core's
+//! supervisor kernel uses for every component it runs): the owner holds it, and the episode in a
+//! `heal` asks the owner for each step (the last section of this file). This module decides nothing
+//! itself and does not talk to the supervisor.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -29,8 +30,9 @@ use super::{
 };
 use crate::component::mailbox::{Mailbox, Stopped};
 use crate::healing::detect::{self, HeartbeatMonitor};
-use crate::healing::policy::{RestartDecision, RestartGovernor};
-use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate, RecoveryEpisode};
+use crate::healing::healer::{Healer, HealerConfig, NotStarted};
+use crate::healing::policy::{PolicyConfig, RestartDecision};
+use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate};
 use crate::model::{
     BreakerState, HealingAction, HealingStatus, HealthMetrics, HealthStatus, Issue, RecoveryRecord,
     RecoveryStep, Severity,
@@ -115,9 +117,31 @@ enum Command {
         name: String,
         reply: oneshot::Sender<Option<ActionHandler>>,
     },
-    /// The episode's restart point: its delay is over and its first action is due.
-    Restarted {
-        at: Instant,
+    /// The episode's restart point: its delay is over; begin the episode for `issue`.
+    Begin {
+        issue: Issue,
+        reply: oneshot::Sender<Result<(Vec<String>, EpisodeStep), NotStarted>>,
+    },
+    /// The next attempt's action is about to run: its serial.
+    Attempt {
+        reply: oneshot::Sender<u64>,
+    },
+    /// How attempt `serial`'s action went: `None` failed to run (no handler), else whether it did
+    /// what it should.
+    Outcome {
+        serial: u64,
+        ok: bool,
+        reply: oneshot::Sender<Option<EpisodeUpdate>>,
+    },
+    /// Attempt `serial`'s deadline came.
+    Deadline {
+        serial: u64,
+        reply: oneshot::Sender<Option<EpisodeUpdate>>,
+    },
+    /// The health after the attempt's action, for the episode.
+    Judge {
+        status: HealthStatus,
+        reply: oneshot::Sender<Option<EpisodeUpdate>>,
     },
     /// A `restart` action succeeded: the component started afresh.
     Started {
@@ -172,7 +196,7 @@ impl LocalHealing {
             .map(|s| s.policy.clone())
             .unwrap_or_default();
         let restarts = Restarts {
-            governor: RestartGovernor::new(policy),
+            healer: Healer::new(healer_config(&config, policy, settings.as_deref().ok())),
             last_start: Instant::now(),
         };
         let mut view = Published {
@@ -400,6 +424,11 @@ impl Owner {
         match command {
             Command::Initialize { settings, reply } => {
                 let now = Instant::now();
+                self.restarts.healer.set_config(healer_config(
+                    &self.config,
+                    settings.policy.clone(),
+                    Some(&settings),
+                ));
                 self.restarts.started(now);
                 let heartbeat = settings
                     .heartbeat_interval
@@ -438,6 +467,8 @@ impl Owner {
                 }
             },
             Command::EndHeal => {
+                // A `heal` that ended, or was dropped mid-episode: its episode ends with it.
+                self.restarts.healer.finish();
                 self.healing = false;
                 if let Some((owner, reply)) = self.waiting.pop_front() {
                     self.healing = true;
@@ -450,9 +481,36 @@ impl Owner {
             Command::Handler { name, reply } => {
                 let _ = reply.send(self.handlers.get(&name).cloned());
             }
-            Command::Restarted { at } => self.restarts.restarted(at),
+            Command::Begin { issue, reply } => {
+                let now = Instant::now();
+                let healer = &mut self.restarts.healer;
+                healer.governor_mut().on_restarted(now);
+                let _ = reply.send(healer.begin(issue, Vec::new(), None, false, now));
+            }
+            Command::Attempt { reply } => {
+                let _ = reply.send(self.restarts.healer.attempt(true));
+            }
+            Command::Outcome { serial, ok, reply } => {
+                let healer = &mut self.restarts.healer;
+                let update = healer.action_done(serial, ok, Instant::now());
+                let _ = reply.send(update);
+            }
+            Command::Deadline { serial, reply } => {
+                let update = self.restarts.healer.deadline(serial, Instant::now());
+                let _ = reply.send(update);
+            }
+            Command::Judge { status, reply } => {
+                let healer = &mut self.restarts.healer;
+                let update = if healer.wants_health(true) {
+                    healer.health(&status, Instant::now())
+                } else {
+                    None
+                };
+                let _ = reply.send(update);
+            }
             Command::Started { at } => self.restarts.started(at),
             Command::Record(record) => {
+                self.restarts.healer.keep(record.clone());
                 tracing::info!(
                     component = %self.id(),
                     strategy = %record.strategy,
@@ -605,6 +663,7 @@ impl Owner {
     }
 
     fn finish(&mut self, action: &HealingAction, ending: Ending) {
+        self.restarts.healer.finish();
         match ending {
             Ending::NoEpisode => {}
             Ending::Recovered { follow_up } => {
@@ -637,11 +696,28 @@ fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
     q.push_back(item);
 }
 
-// ----- The engine: the one place that drives RestartGovernor and RecoveryEpisode. -----
+// ----- The engine: the shared per-component healer, and the episode a `heal` runs. -----
 
-/// The restart governor and what it needs to know about the component; owned by the owner task.
+/// What the component's healer heals with.
+fn healer_config(
+    config: &UnifiedHealingConfig,
+    policy: PolicyConfig,
+    settings: Option<&Settings>,
+) -> HealerConfig {
+    HealerConfig {
+        policy,
+        level: config.level,
+        recovery_actions: settings.map_or_else(
+            || vec![recovery::RESTART.to_string()],
+            |s| s.recovery_actions.clone(),
+        ),
+        healing_timeout: Duration::from_secs(config.healing_timeout),
+    }
+}
+
+/// The component's healer and what it needs to know about the component; owned by the owner task.
 struct Restarts {
-    governor: RestartGovernor,
+    healer: Healer,
     /// When the component last (re)started, as far as the engine knows: initialization or the end
     /// of the last healing episode.
     last_start: Instant,
@@ -651,18 +727,14 @@ impl Restarts {
     /// A failure to heal: the half-open trial when the breaker's cooldown is over, else the
     /// governor's verdict on a failure after this run's uptime.
     fn on_failure(&mut self, now: Instant) -> RestartDecision {
-        let trial =
-            self.governor.breaker() == BreakerState::Open && self.governor.on_trial_due(now);
+        let governor = self.healer.governor_mut();
+        let trial = governor.breaker() == BreakerState::Open && governor.on_trial_due(now);
         if trial {
             RestartDecision::RestartNow
         } else {
             let up = now.saturating_duration_since(self.last_start);
-            self.governor.on_failure(now, up)
+            governor.on_failure(now, up)
         }
-    }
-
-    fn restarted(&mut self, at: Instant) {
-        self.governor.on_restarted(at);
     }
 
     fn started(&mut self, at: Instant) {
@@ -673,18 +745,19 @@ impl Restarts {
     fn saw_health(&mut self, now: Instant, healthy: bool, min_uptime: Duration) {
         let up = now.saturating_duration_since(self.last_start);
         if healthy && up >= min_uptime {
-            self.governor.on_stable(now);
+            self.healer.governor_mut().on_stable(now);
         }
     }
 
     fn breaker(&self) -> BreakerState {
-        self.governor.breaker()
+        self.healer.governor().breaker()
     }
 
     fn publish(&self, view: &mut Published) {
-        view.breaker = self.governor.breaker();
-        view.backoff = self.governor.current_backoff();
-        view.next_trial_at = self.governor.next_trial_at();
+        let governor = self.healer.governor();
+        view.breaker = governor.breaker();
+        view.backoff = governor.current_backoff();
+        view.next_trial_at = governor.next_trial_at();
     }
 }
 
@@ -700,22 +773,24 @@ impl LocalHealing {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let started = Instant::now();
-        self.owner.post(Command::Restarted { at: started });
-        let mut episode = RecoveryEpisode::new(
-            issue,
-            self.config.level,
-            &settings.recovery_actions,
-            Duration::from_secs(self.config.healing_timeout),
-            Vec::new(),
-        );
-        let mut step = episode.start(started);
+        let begun = self
+            .owner
+            .ask(|reply| Command::Begin { issue, reply })
+            .await?;
+        let mut step = match begun {
+            Ok((_plan, step)) => step,
+            Err(NotStarted::AlreadyHealing { issue_type, .. }) => {
+                // One `heal` at a time holds the turn, so this is a leftover: report it.
+                let action = HealingAction::NoAction {
+                    reason: format!("already healing {issue_type}"),
+                };
+                return self.finish(action, Ending::NoEpisode).await;
+            }
+        };
         loop {
             match step {
                 EpisodeStep::Act { action, deadline } => {
-                    let update = self
-                        .attempt(settings, &mut episode, &action, deadline)
-                        .await?;
+                    let update = self.attempt(settings, &action, deadline).await?;
                     if let Some(record) = update.record {
                         self.owner.post(Command::Record(record));
                     }
@@ -728,7 +803,7 @@ impl LocalHealing {
                     return self.finish(action, Ending::Escalated { plan }).await;
                 }
                 EpisodeStep::Wait => {
-                    // `start` and the updates below never leave the episode idle; if they did,
+                    // `begin` and the updates below never leave the episode idle; if they did,
                     // waiting would hang, so report instead.
                     let action = HealingAction::NoAction {
                         reason: "healing episode had nothing to do".into(),
@@ -743,26 +818,35 @@ impl LocalHealing {
     async fn attempt(
         &self,
         settings: &Settings,
-        episode: &mut RecoveryEpisode,
         action: &str,
         deadline: Instant,
     ) -> Result<EpisodeUpdate, HealingError> {
+        let serial = self.owner.ask(|reply| Command::Attempt { reply }).await?;
         let name = action.to_string();
         let handler = self
             .owner
             .ask(|reply| Command::Handler { name, reply })
             .await?;
-        let Some(handler) = handler else {
-            tracing::warn!(component = %self.id(), action, "no handler registered for recovery action");
-            return Ok(episode.on_action_failed(Instant::now()));
-        };
-        match tokio::time::timeout_at(deadline, handler()).await {
-            Err(_) => return Ok(episode.on_deadline(Instant::now())),
-            Ok(Err(why)) => {
-                tracing::warn!(component = %self.id(), action, cause = %why, "recovery action failed");
-                return Ok(episode.on_action_failed(Instant::now()));
+        let ok = match handler {
+            None => {
+                tracing::warn!(component = %self.id(), action, "no handler registered for recovery action");
+                false
             }
-            Ok(Ok(())) => {}
+            Some(handler) => match tokio::time::timeout_at(deadline, handler()).await {
+                Err(_) => return self.deadline(serial).await,
+                Ok(Err(why)) => {
+                    tracing::warn!(component = %self.id(), action, cause = %why, "recovery action failed");
+                    false
+                }
+                Ok(Ok(())) => true,
+            },
+        };
+        let failed = self
+            .owner
+            .ask(|reply| Command::Outcome { serial, ok, reply })
+            .await?;
+        if let Some(update) = failed {
+            return Ok(update);
         }
         if action == recovery::RESTART {
             self.owner.post(Command::Started { at: Instant::now() });
@@ -775,7 +859,7 @@ impl LocalHealing {
             let own = match check {
                 Some(check) => match tokio::time::timeout_at(deadline, check()).await {
                     Ok(status) => status,
-                    Err(_) => return Ok(episode.on_deadline(Instant::now())),
+                    Err(_) => return self.deadline(serial).await,
                 },
                 None => HealthStatus::Healthy,
             };
@@ -783,15 +867,29 @@ impl LocalHealing {
                 .owner
                 .ask(|reply| Command::EngineHealth { own, reply })
                 .await?;
-            let update = episode.on_health(Instant::now(), &status);
-            if update.step != EpisodeStep::Wait {
+            let update = self
+                .owner
+                .ask(|reply| Command::Judge { status, reply })
+                .await?;
+            if let Some(update) = update.filter(|u| u.step != EpisodeStep::Wait) {
                 return Ok(update);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(episode.on_deadline(now));
+            if Instant::now() >= deadline {
+                return self.deadline(serial).await;
             }
-            tokio::time::sleep_until((now + settings.health_poll).min(deadline)).await;
+            tokio::time::sleep_until((Instant::now() + settings.health_poll).min(deadline)).await;
         }
+    }
+
+    /// The attempt's deadline passed: the episode moves on.
+    async fn deadline(&self, serial: u64) -> Result<EpisodeUpdate, HealingError> {
+        let update = self
+            .owner
+            .ask(|reply| Command::Deadline { serial, reply })
+            .await?;
+        Ok(update.unwrap_or(EpisodeUpdate {
+            record: None,
+            step: EpisodeStep::Wait,
+        }))
     }
 }
