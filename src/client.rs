@@ -87,6 +87,8 @@ pub struct CoreInfo {
     pub version: u32,
     pub pid: u32,
     pub data_dir: PathBuf,
+    /// How the core contains its components, as it says.
+    pub containment: Option<String>,
 }
 
 /// One connection to the core.
@@ -131,6 +133,7 @@ impl Client {
                 version,
                 pid,
                 data_dir,
+                containment,
             } => {
                 if version != PROTOCOL_VERSION {
                     return Err(ClientError::Version {
@@ -142,6 +145,7 @@ impl Client {
                     version,
                     pid,
                     data_dir: PathBuf::from(data_dir),
+                    containment,
                 }
             }
             ServerMessage::Error { code, message, .. } => {
@@ -495,6 +499,7 @@ mod tests {
                     version: PROTOCOL_VERSION,
                     pid: 1,
                     data_dir: "/tmp".into(),
+                    containment: None,
                 },
                 ClientMessage::Request { id, .. } => ServerMessage::Response {
                     id,

@@ -60,6 +60,9 @@ pub enum ServerMessage {
         pid: u32,
         /// Where the core keeps logs and state.
         data_dir: String,
+        /// How the core contains its components (cgroups or process groups, and why).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        containment: Option<String>,
     },
     Response {
         id: u64,
@@ -635,6 +638,7 @@ mod tests {
             version: 1,
             pid: 1,
             data_dir: "/tmp".into(),
+            containment: Some("cgroup v2 at /sys/fs/cgroup/hms-1".into()),
         });
         round_trip(ServerMessage::Error {
             id: None,

@@ -179,6 +179,9 @@ enum Command {
     Reaper {
         #[arg(long)]
         core_id: String,
+        /// The core's cgroup tree, killed whole when the core is gone.
+        #[arg(long)]
+        cgroup: Option<std::path::PathBuf>,
     },
 }
 
@@ -242,9 +245,9 @@ const DETACHED_ENV: &str = "HMS_DETACHED";
 /// Runs the command line; the binary's `main` is just this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Reaper { core_id } = &cli.command {
+    if let Command::Reaper { core_id, cgroup } = &cli.command {
         // Plain blocking code: no runtime, no logging setup, nothing to slow the sweep.
-        crate::core::orphans::reaper_main(core_id);
+        crate::core::orphans::reaper_main(core_id, cgroup.as_deref());
         return ExitCode::SUCCESS;
     }
     let detached_core =
@@ -548,12 +551,13 @@ async fn detach(
     loop {
         if let Ok(client) = Client::connect(socket, "cli").await {
             println!(
-                "core running in the background (pid {}), {} components from {}\n  socket: {}\n  logs:   {}",
+                "core running in the background (pid {}), {} components from {}\n  socket: {}\n  logs:   {}\n  containment: {}",
                 client.core().pid,
                 fleet.components.len(),
                 fleet.source,
                 socket.display(),
-                crate::paths::core_log(data_dir).display()
+                crate::paths::core_log(data_dir).display(),
+                client.core().containment.as_deref().unwrap_or("unknown")
             );
             return Ok(());
         }
@@ -609,7 +613,11 @@ async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<
     let text = if json {
         serde_json::to_string_pretty(&components)? + "\n"
     } else {
-        output::status_table(&components, std::time::SystemTime::now())
+        let mut table = output::status_table(&components, std::time::SystemTime::now());
+        if let Some(containment) = &client.core().containment {
+            table.push_str(&format!("\ncontainment: {containment}\n"));
+        }
+        table
     };
     use std::io::Write;
     std::io::stdout().write_all(text.as_bytes())?;

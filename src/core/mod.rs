@@ -108,11 +108,20 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let fd_limit = raise_fd_limit();
 
     let core_id = uuid::Uuid::new_v4().to_string();
+    // A cgroup per component when the machine lets us make one; else process groups, with the core
+    // as the subreaper of whatever its children leave behind.
+    let containment = std::sync::Arc::new(cgroup::Containment::detect(&core_id));
+    if containment.root().is_none()
+        && let Err(e) = cgroup::become_subreaper()
+    {
+        tracing::warn!(cause = %e, "cannot become a child subreaper");
+    }
     orphans::write_record(
         &data_dir,
         &orphans::CoreRecord {
             id: core_id.clone(),
             pid: std::process::id(),
+            cgroup: containment.root().map(Path::to_path_buf),
         },
     )
     .map_err(io_err("writing core.json"))?;
@@ -121,12 +130,14 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         data_dir = %data_dir.display(),
         fleet = %fleet.source,
         components = fleet.components.len(),
+        containment = %containment.describe(),
         "core starting"
     );
 
     let cancel = CancellationToken::new();
     let reaper = tokio::spawn(orphans::keep_reaper(
         core_id.clone(),
+        containment.root().map(Path::to_path_buf),
         crate::paths::core_log(&data_dir),
         cancel.clone(),
     ));
@@ -138,6 +149,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         &fleet,
         supervisor::SupervisorParts {
             core_id,
+            containment: containment.clone(),
             origin: origin.clone(),
             bus: bus.clone(),
             logs: logs.clone(),
@@ -166,6 +178,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         handle.clone(),
         server::ServerInfo {
             data_dir: data_dir.clone(),
+            containment: containment.describe(),
         },
         limits,
         cancel.clone(),
@@ -202,6 +215,10 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     // Exit only once nothing the fleet ran is left, so `down` returns to a clean machine.
     if !process::wait_groups_gone(&ended_groups, std::time::Duration::from_secs(3)).await {
         tracing::warn!("some processes of stopped components were still alive at exit");
+    }
+    // Anything a component left in its cgroup goes with it, and the cgroups with them.
+    if let Err(e) = containment.cleanup(std::time::Duration::from_secs(2)) {
+        tracing::warn!(cause = %e, "cannot clean up the components' cgroups");
     }
     cancel.cancel();
     signals.abort();

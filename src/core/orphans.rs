@@ -25,6 +25,9 @@ use super::process::CORE_ID_ENV;
 pub struct CoreRecord {
     pub id: String,
     pub pid: u32,
+    /// The core's cgroup tree (`…/hms-<id>`), when it contained its components in one.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
 }
 
 fn record_path(data_dir: &Path) -> PathBuf {
@@ -58,6 +61,9 @@ pub fn sweep(data_dir: &Path) -> Vec<u32> {
         // The old core is alive (the data-dir lock should have stopped us before this).
         return Vec::new();
     }
+    if let Some(tree) = &old.cgroup {
+        kill_tree(tree);
+    }
     let killed = kill_core_children(&old.id);
     if !killed.is_empty() {
         tracing::warn!(count = killed.len(), pids = ?killed, "killed processes left behind by a core that was killed");
@@ -83,14 +89,30 @@ pub fn kill_core_children(core_id: &str) -> Vec<u32> {
     killed
 }
 
-/// The reaper's main loop (`hms-console reaper --core-id ID`): wait for standard input to close,
-/// which happens when the core exits however it exits, then kill what it left.
-pub fn reaper_main(core_id: &str) {
+/// Kills everything in a core's cgroup tree, waits a moment for it to empty, and removes it.
+pub fn kill_tree(tree: &Path) {
+    let tree = super::cgroup::ComponentCgroup::at(tree);
+    if let Err(e) = tree.kill() {
+        tracing::warn!(cause = %e, "cannot kill a core's cgroup tree");
+        return;
+    }
+    if tree.wait_empty(std::time::Duration::from_secs(2)) {
+        let _ = tree.remove();
+    }
+}
+
+/// The reaper's main loop (`hms-console reaper --core-id ID [--cgroup TREE]`): wait for standard
+/// input to close, which happens when the core exits however it exits, then kill what it left:
+/// its cgroup tree (which nothing in it can leave) and whatever carries its id.
+pub fn reaper_main(core_id: &str, cgroup: Option<&Path>) {
     use std::io::Read;
     let mut sink = [0u8; 64];
     let mut stdin = std::io::stdin();
     // Anything the core writes is ignored; only the end of the stream matters.
     while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    if let Some(tree) = cgroup {
+        kill_tree(tree);
+    }
     let killed = kill_core_children(core_id);
     if !killed.is_empty() {
         eprintln!(
@@ -103,6 +125,7 @@ pub fn reaper_main(core_id: &str) {
 /// Starts the reaper for this core and keeps one running until `cancel`; then lets it exit.
 pub async fn keep_reaper(
     core_id: String,
+    cgroup: Option<PathBuf>,
     log: PathBuf,
     cancel: tokio_util::sync::CancellationToken,
 ) {
@@ -114,8 +137,12 @@ pub async fn keep_reaper(
             .map(std::process::Stdio::from)
             .unwrap_or_else(|_| std::process::Stdio::null());
         // /proc/self/exe still works when the binary was replaced on disk since we started.
-        let spawned = tokio::process::Command::new("/proc/self/exe")
-            .args(["reaper", "--core-id", &core_id])
+        let mut command = tokio::process::Command::new("/proc/self/exe");
+        command.args(["reaper", "--core-id", &core_id]);
+        if let Some(tree) = &cgroup {
+            command.arg("--cgroup").arg(tree);
+        }
+        let spawned = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)

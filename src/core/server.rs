@@ -35,6 +35,8 @@ use crate::protocol::{
 #[derive(Clone)]
 pub struct ServerInfo {
     pub data_dir: PathBuf,
+    /// How the components are contained, for `status` and `up`.
+    pub containment: String,
 }
 
 /// The bounds on what clients can make the core hold.
@@ -350,6 +352,7 @@ async fn connection(
                     version: PROTOCOL_VERSION,
                     pid: std::process::id(),
                     data_dir: info.data_dir.display().to_string(),
+                    containment: Some(info.containment.clone()),
                 }))
                 .await;
             }

@@ -444,6 +444,7 @@ mod tests {
                     version: PROTOCOL_VERSION,
                     pid: 1,
                     data_dir: "/tmp".into(),
+                    containment: None,
                 },
                 ClientMessage::Request { id, request } => {
                     let response = answer(&request);
@@ -588,6 +589,7 @@ mod tests {
                         version: PROTOCOL_VERSION,
                         pid: 1,
                         data_dir: "/tmp".into(),
+                        containment: None,
                     },
                     ClientMessage::Request {
                         id,

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 pub use kernel::{Answer, Clock, ConnId, Effect, Input, Kernel, NO_CONN, Refusal, ReplyTo};
 
+use super::cgroup::{ComponentCgroup, Containment};
 use super::journal::IssueJournal;
 use super::logs::LogStore;
 use super::probe_runner::ProbeRunner;
@@ -78,12 +79,14 @@ impl SupervisorHandle {
     }
 }
 
-/// A running process as the shell knows it: for sampling /proc.
+/// A running process as the shell knows it: for sampling /proc (and its cgroup, where it has one).
 struct Live {
     generation: u64,
     pid: u32,
     started: std::time::Instant,
     last: Option<procinfo::Reading>,
+    /// The cgroup's CPU time at the last reading: the whole tree's CPU %, not only the leader's.
+    last_cpu_usec: Option<(std::time::Instant, u64)>,
 }
 
 /// The supervisor's shell: the kernel and the means to carry out its effects.
@@ -102,6 +105,10 @@ pub struct Supervisor {
     live: HashMap<String, Live>,
     /// Runs exec probes in a helper process (started with the first one).
     probe_runner: ProbeRunner,
+    /// Cgroups per component, or process groups (and the core a subreaper).
+    containment: Arc<Containment>,
+    /// Each component's cgroup, made at its first spawn and kept across restarts.
+    cgroups: HashMap<String, ComponentCgroup>,
     /// Where the config is read again on reload.
     origin: FleetOrigin,
 }
@@ -112,6 +119,8 @@ const SAMPLE_FRESH: Duration = Duration::from_millis(250);
 /// What the supervisor needs from the core.
 pub struct SupervisorParts {
     pub core_id: String,
+    /// Cgroups per component, or process groups.
+    pub containment: Arc<Containment>,
     pub origin: FleetOrigin,
     pub bus: broadcast::Sender<Event>,
     pub logs: LogStore,
@@ -138,6 +147,8 @@ impl Supervisor {
             Supervisor {
                 kernel: Kernel::new(fleet, clock),
                 probe_runner: ProbeRunner::new(&parts.core_id),
+                containment: parts.containment,
+                cgroups: HashMap::new(),
                 core_id: parts.core_id,
                 tx,
                 bus: parts.bus,
@@ -264,8 +275,25 @@ impl Supervisor {
                 .last
                 .is_some_and(|r| now.saturating_duration_since(r.at) < SAMPLE_FRESH);
             if !fresh && let Some(reading) = procinfo::read(pid) {
-                let metrics = procinfo::metrics(&reading, live.last.as_ref(), live.started);
+                let mut metrics = procinfo::metrics(&reading, live.last.as_ref(), live.started);
                 live.last = Some(reading);
+                // The cgroup counts the component's whole tree, children included.
+                if let Some(cg) = self.cgroups.get(&name) {
+                    let usage = cg.usage();
+                    if let Some(usec) = usage.cpu_usec {
+                        if let Some((at, before)) = live.last_cpu_usec {
+                            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+                            if elapsed > 0.0 {
+                                metrics.cpu_percent =
+                                    usec.saturating_sub(before) as f64 / 1e6 / elapsed * 100.0;
+                            }
+                        }
+                        live.last_cpu_usec = Some((now, usec));
+                    }
+                    if let Some(bytes) = usage.memory_bytes {
+                        metrics.rss_bytes = bytes;
+                    }
+                }
                 samples.push((name, generation, metrics));
             }
         }
@@ -298,9 +326,16 @@ impl Supervisor {
                     result,
                 });
             }
-            Effect::Signal { pgid, signal } => {
+            Effect::Signal {
+                component,
+                pgid,
+                signal,
+            } => {
                 if let Err(e) = process::signal_group(pgid, signal) {
                     tracing::warn!(pgid, %signal, cause = %e, "cannot signal the process group");
+                }
+                if signal == nix::sys::signal::Signal::SIGKILL {
+                    self.kill_contained(&component);
                 }
             }
             Effect::Arm { at, timer } => {
@@ -315,13 +350,25 @@ impl Supervisor {
                     let _ = reply.send(answer);
                 }
             }
-            Effect::ReplyWhenGone { to, groups, answer } => {
+            Effect::ReplyWhenGone {
+                component,
+                to,
+                groups,
+                answer,
+            } => {
                 let replies: Vec<_> = to
                     .iter()
                     .filter_map(|t| self.replies.remove(&t.0))
                     .collect();
+                let cgroup = self.cgroups.get(&component).cloned();
                 tokio::spawn(async move {
+                    let deadline = Instant::now() + Duration::from_secs(2);
                     process::wait_groups_gone(&groups, Duration::from_secs(2)).await;
+                    if let Some(cg) = cgroup {
+                        while !cg.is_empty().unwrap_or(true) && Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    }
                     for reply in replies {
                         let _ = reply.send(answer.clone());
                     }
@@ -423,6 +470,7 @@ impl Supervisor {
         match process::spawn(spec, &self.core_id, sink, on_line) {
             Ok(spawned) => {
                 let pid = spawned.pid;
+                self.contain(&name, pid);
                 self.live.insert(
                     name.clone(),
                     Live {
@@ -430,6 +478,7 @@ impl Supervisor {
                         pid,
                         started: std::time::Instant::now(),
                         last: None,
+                        last_cpu_usec: None,
                     },
                 );
                 let mut child = spawned.child;
@@ -459,6 +508,62 @@ impl Supervisor {
             Err(e) => {
                 tracing::error!(component = %name, cause = %e, "cannot start");
                 Err(e.to_string())
+            }
+        }
+    }
+
+    /// Puts a freshly spawned process (and whatever it already forked) into its component's cgroup,
+    /// made at the component's first spawn. Without cgroups the process group is all there is.
+    fn contain(&mut self, name: &str, pid: u32) {
+        if self.containment.root().is_none() {
+            return;
+        }
+        if !self.cgroups.contains_key(name) {
+            match self.containment.create(name) {
+                Ok(Some(cg)) => {
+                    self.cgroups.insert(name.to_string(), cg);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(component = %name, cause = %e, "cannot make the component's cgroup; its process group contains it");
+                    return;
+                }
+            }
+        }
+        if let Some(cg) = self.cgroups.get(name)
+            && let Err(e) = cg.add_tree(pid)
+        {
+            tracing::warn!(component = %name, pid, cause = %e, "cannot move the process into its cgroup");
+        }
+    }
+
+    /// Kills whatever of the component is left beyond its process group: its whole cgroup; or,
+    /// without cgroups, the processes the core adopted as subreaper that carry the component's
+    /// name (a double fork or a `setsid` left its group). Without cgroups an action command of
+    /// the component that runs at that moment is among them: the fallback cannot tell them apart.
+    fn kill_contained(&self, name: &str) {
+        if let Some(cg) = self.cgroups.get(name) {
+            if let Err(e) = cg.kill() {
+                tracing::warn!(component = %name, cause = %e, "cannot kill the component's cgroup");
+            }
+            return;
+        }
+        if self.containment.root().is_some() {
+            return;
+        }
+        let me = format!("{}={}", process::CORE_ID_ENV, self.core_id);
+        let component = format!("{}={name}", process::COMPONENT_ENV);
+        let spawned: Vec<u32> = self.live.values().map(|l| l.pid).collect();
+        for pid in super::cgroup::adopted_orphans(&spawned) {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let carries = |entry: &str| env.split(|b| *b == 0).any(|v| v == entry.as_bytes());
+            if carries(&me) && carries(&component) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                // Adopted, so ours to reap; it is gone once SIGKILL lands.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
             }
         }
     }

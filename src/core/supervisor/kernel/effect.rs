@@ -146,14 +146,21 @@ pub enum Effect {
         spec: Arc<ComponentSpec>,
         generation: u64,
     },
-    /// Send `signal` to the process group `pgid`.
-    Signal { pgid: u32, signal: Signal },
+    /// Send `signal` to the component's process group `pgid`; a SIGKILL reaches everything the
+    /// component contains (its cgroup, where it has one), not only the group.
+    Signal {
+        component: String,
+        pgid: u32,
+        signal: Signal,
+    },
     /// Fire `timer` at `at` as [`Input::TimerFired`].
     Arm { at: Instant, timer: Timer },
     /// Answer a requester.
     Reply { to: ReplyTo, answer: Answer },
-    /// Answer requesters once no live process of `groups` is left (a `stop` answers only then).
+    /// Answer requesters once no live process of `groups` (and of the component's cgroup) is left
+    /// (a `stop` answers only then).
     ReplyWhenGone {
+        component: String,
         to: Vec<ReplyTo>,
         groups: Vec<u32>,
         answer: Answer,

@@ -453,7 +453,7 @@ impl Kernel {
                     .pid
                     .expect("a running component has a pid");
                 self.log(i, "healing: SIGKILL to the process group (hung)");
-                self.signal(pid, nix::sys::signal::Signal::SIGKILL);
+                self.signal(i, pid, nix::sys::signal::Signal::SIGKILL);
                 self.components[i].epoch += 1;
                 self.set_state(i, RunState::Stopping);
             } else {

@@ -308,8 +308,12 @@ impl Kernel {
         self.arm(at, timer);
     }
 
-    fn signal(&mut self, pgid: u32, signal: Signal) {
-        self.effects.push(Effect::Signal { pgid, signal });
+    fn signal(&mut self, i: usize, pgid: u32, signal: Signal) {
+        self.effects.push(Effect::Signal {
+            component: self.components[i].spec.name.clone(),
+            pgid,
+            signal,
+        });
     }
 
     fn log(&mut self, i: usize, text: &str) {
@@ -670,7 +674,7 @@ impl Kernel {
             let Some(pid) = self.components[i].pid else {
                 return Err((ErrorCode::Rejected, format!("{name} is not running")));
             };
-            self.signal(pid, sig.0);
+            self.signal(i, pid, sig.0);
             self.log(
                 i,
                 &format!("action {action}: sent SIG{sig} to the process group"),
@@ -862,7 +866,7 @@ impl Kernel {
                 let sig = c.spec.stop_signal;
                 let grace = c.spec.stop_grace;
                 c.epoch += 1;
-                self.signal(pid, sig);
+                self.signal(i, pid, sig);
                 self.log(
                     i,
                     &format!("stopping: {} to process group {pid}", sig.as_str()),
@@ -893,6 +897,7 @@ impl Kernel {
         if !waiters.is_empty() {
             // `stop` answers once nothing of the component is left running.
             self.effects.push(Effect::ReplyWhenGone {
+                component: name.clone(),
                 to: waiters,
                 groups: group.into_iter().collect(),
                 answer: Ok(Response::Done {
@@ -930,7 +935,7 @@ impl Kernel {
         let pid = self.components[i].pid.take();
         // No grandchild outlives its component's main process.
         if let Some(pid) = pid {
-            self.signal(pid, Signal::SIGKILL);
+            self.signal(i, pid, Signal::SIGKILL);
             if self.shutdown.is_some() {
                 self.ended_groups.push(pid);
             }
@@ -1079,7 +1084,7 @@ impl Kernel {
                     (self.components[i].state, self.components[i].pid)
                 {
                     self.log(i, "grace period over: SIGKILL to the process group");
-                    self.signal(pid, Signal::SIGKILL);
+                    self.signal(i, pid, Signal::SIGKILL);
                 }
             }
             TimerKind::Stable => {

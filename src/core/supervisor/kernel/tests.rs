@@ -72,7 +72,7 @@ impl World {
                             result: Ok(self.next_pid),
                         });
                     }
-                    Effect::Signal { pgid, signal } => {
+                    Effect::Signal { pgid, signal, .. } => {
                         let target = self
                             .running
                             .iter()
@@ -209,7 +209,7 @@ impl World {
         self.effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Signal { pgid, signal } => Some((*pgid, *signal)),
+                Effect::Signal { pgid, signal, .. } => Some((*pgid, *signal)),
                 _ => None,
             })
             .collect()
