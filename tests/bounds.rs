@@ -1,0 +1,147 @@
+//! Nothing a client does grows the core without bound: a client that pipelines requests and never
+//! reads, subscribers that never read while a component floods its output, and the answers that
+//! are larger than a request may be. Each against a real core over its real socket.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use common::*;
+use hms::model::RunState;
+use hms::protocol::PROTOCOL_VERSION;
+
+const SECS10: Duration = Duration::from_secs(10);
+
+/// The core's resident memory, from /proc.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// A raw connection that has said hello.
+fn greeted(core: &Core) -> UnixStream {
+    let mut s = UnixStream::connect(&core.socket).unwrap();
+    s.set_read_timeout(Some(SECS10)).unwrap();
+    writeln!(
+        s,
+        "{{\"type\":\"hello\",\"version\":{PROTOCOL_VERSION},\"client\":\"bounds\"}}"
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(s.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("\"hello\""), "{line}");
+    s
+}
+
+#[test]
+fn a_client_that_pipelines_requests_without_reading_is_held_back_not_buffered() {
+    let core = Core::start("[[component]]\nname = \"one\"\ncommand = [\"sleep\", \"1000\"]\n");
+    core.wait_component("one", "running", SECS10, |c| c.state == RunState::Running);
+    let before = rss_mb(core.pid());
+    let mut greedy = greeted(&core);
+    greedy.set_nonblocking(true).unwrap();
+    // Write until the core stops reading (the socket's buffers fill), at most 200,000 requests.
+    let request = b"{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"status\"}}\n";
+    let mut sent = 0;
+    let mut stalled = 0;
+    while sent < 200_000 && stalled < 200 {
+        match greedy.write(request) {
+            Ok(n) if n == request.len() => {
+                sent += 1;
+                stalled = 0;
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                stalled += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        sent < 200_000,
+        "the core kept reading requests it could not answer ({sent} sent)"
+    );
+    // The core still answers everyone else, and holds only a bounded backlog.
+    let status = core.cli_ok(&["status", "one"]);
+    assert!(status.contains("running"), "{status}");
+    let grown = rss_mb(core.pid()) - before;
+    assert!(
+        grown < 64.0,
+        "the core grew by {grown:.1} MB for {sent} unread requests"
+    );
+    drop(greedy);
+}
+
+#[test]
+fn subscribers_that_never_read_cost_a_bounded_amount_while_a_component_floods() {
+    let core = Core::start(
+        "[[component]]\nname = \"flood\"\ncommand = [\"sh\", \"-c\", \"while :; do head -c 16000 /dev/zero | tr '\\\\0' x; echo; done\"]\nlog_lines = 100\n",
+    );
+    core.wait_component("flood", "running", SECS10, |c| c.state == RunState::Running);
+    let before = rss_mb(core.pid());
+    let subscribe = "{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"subscribe\",\"topics\":[\"logs\"]}}\n";
+    let sleepers: Vec<UnixStream> = (0..20)
+        .map(|_| {
+            let mut s = greeted(&core);
+            s.write_all(subscribe.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Let the flood run well past what the bounds allow to queue: 20 × 4 MiB.
+    wait_for("the flood to pass 100 MB of output", SECS10 * 3, || {
+        let log = std::fs::metadata(core.data.join("logs/flood.log"))
+            .ok()?
+            .len();
+        let rotated = std::fs::metadata(core.data.join("logs/flood.log.1")).map_or(0, |m| m.len());
+        (log + rotated > 20 * 1024 * 1024).then_some(())
+    });
+    let grown = rss_mb(core.pid()) - before;
+    assert!(
+        grown < 200.0,
+        "20 subscribers that never read cost the core {grown:.1} MB"
+    );
+    // The log on disk stays within its rotation: 10 MB × (3 backups + the live file).
+    let on_disk: u64 = std::fs::read_dir(core.data.join("logs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("flood.log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        on_disk <= 4 * 10 * 1024 * 1024 + 64 * 1024,
+        "{on_disk} bytes on disk"
+    );
+    drop(sleepers);
+    core.cli_ok(&["stop", "flood"]);
+}
+
+#[test]
+fn an_answer_larger_than_a_request_line_arrives_whole() {
+    // 3,000 components' status is well over the 1 MiB a request may be.
+    let mut config = String::from("[defaults]\nstop_grace = \"1s\"\n");
+    for i in 0..3000 {
+        config.push_str(&format!(
+            "[[component]]\nname = \"component-with-a-long-name-{i:04}\"\ncommand = [\"sleep\", \"1000\"]\nrecovery_actions = [\"restart\"]\n"
+        ));
+    }
+    let core = Core::start(&config);
+    wait_for("3,000 components running", SECS10 * 6, || {
+        let s = core.status();
+        (s.iter().filter(|c| c.state == RunState::Running).count() == 3000).then_some(())
+    });
+    let json = core.cli_ok(&["status", "--json"]);
+    assert!(json.len() > 1024 * 1024, "{} bytes", json.len());
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed.len(), 3000);
+    core.cli_ok(&["down"]);
+}
