@@ -40,11 +40,14 @@ impl PrivateTmux {
 
 impl Drop for PrivateTmux {
     fn drop(&mut self) {
-        let path = self.run(&["display", "-p", "#{socket_path}"]);
         let _ = Command::new("tmux")
             .args(["-L", &self.name, "kill-server"])
             .output();
-        let _ = std::fs::remove_file(path.trim());
+        // The server ends by itself when the service closes the only session, so its socket
+        // path is known from tmux's rule rather than asked for.
+        let dir = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
+        let uid = nix::unistd::getuid();
+        let _ = std::fs::remove_file(Path::new(&dir).join(format!("tmux-{uid}")).join(&self.name));
     }
 }
 
