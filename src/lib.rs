@@ -9,6 +9,7 @@
 //! - [`client`]: the typed async client for the control socket.
 //! - [`component`]: the library side for Rust services: the guide's `SupervisorClient` (§4),
 //!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
+//! - [`prelude`]: every guide name in one import, `use hms::prelude::*;`.
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: control socket, supervisor, processes.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
@@ -50,3 +51,61 @@ pub use component::{
     TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
+
+/// Every name of the integration guide a Rust component uses, in one import:
+///
+/// ```
+/// use hms::prelude::*;
+///
+/// let level = HealingLevel::Advanced;
+/// let config = UnifiedHealingConfig {
+///     component_id: "my-component".to_string(),
+///     level,
+///     auto_healing_enabled: true,
+///     circuit_breaker_enabled: true,
+///     healing_timeout: 30,
+///     implementation_config: ImplementationConfig::Standalone(HashMap::new()),
+/// };
+/// let healing: Box<dyn SelfHealing> = HealingFactory::create(config);
+/// let terminal = TerminalInterface::new("my-component", TerminalLayout::TwoByTwo, TerminalMode::Observe);
+/// let supervisor = SupervisorClient::new("my-component");
+/// let step = RecoveryStep::notify_operator("cache rebuilt");
+/// # let _ = (healing, terminal, supervisor, step);
+/// ```
+///
+/// It brings §2's `HealingLevel`, `UnifiedHealingConfig`, `ImplementationConfig`,
+/// `HealingFactory`, `SelfHealing`, `HealthStatus`, `HealthMetrics`, `Issue`, `Severity`,
+/// `HealingAction`, `RecoveryRecord` and `IssuePattern`; §3's `TerminalInterface`,
+/// `TerminalLayout` and `TerminalMode`; §4's `SupervisorClient`, `ComponentCapabilities`,
+/// `SupervisorCommand` and `RecoveryStep`; the errors a component meets (`HealingError`,
+/// `SupervisorClientError`, `CommandError` — the guide's `Error::UnsupportedCommand` —,
+/// `TerminalError`, `ActionError`); the helpers `action` and `health_check` that wrap async
+/// closures for `SelfHealing::on_action` / `on_health_check`; and, because the guide's snippets
+/// use them unqualified, `HashMap`, `BTreeMap` (what `custom_metrics`, `Issue::context` and
+/// `UpdateConfig` hold), `Arc`, `Duration` and `SystemTime`.
+///
+/// Where a guide type differs only for Rust's sake, its own documentation says how and what to
+/// write instead ([`ComponentCapabilities`](crate::model::ComponentCapabilities),
+/// [`HealthMetrics`](crate::model::HealthMetrics), [`Issue`](crate::model::Issue),
+/// [`RecoveryStep`](crate::model::RecoveryStep),
+/// [`SupervisorCommand`](crate::model::SupervisorCommand)).
+///
+/// Not here yet: the guide's `KnowledgeClient` (§5), `MacClient` (§6) and `HmsComponent` (§7) do
+/// not exist in the library so far; they join this prelude when they are built.
+pub mod prelude {
+    pub use std::collections::{BTreeMap, HashMap};
+    pub use std::sync::Arc;
+    pub use std::time::{Duration, SystemTime};
+
+    pub use crate::component::supervisor_client::{CommandError, SupervisorClientError};
+    pub use crate::component::{
+        ActionError, HealingError, HealingFactory, ImplementationConfig, InputOutcome, SelfHealing,
+        SupervisorClient, TerminalError, TerminalInterface, TerminalLayout, TerminalMode,
+        UnifiedHealingConfig, action, health_check,
+    };
+    pub use crate::model::{
+        BreakerState, ComponentCapabilities, HealingAction, HealingLevel, HealingStatus,
+        HealthMetrics, HealthStatus, Issue, IssuePattern, RecoveryRecord, RecoveryStep, Severity,
+        SupervisorCommand,
+    };
+}

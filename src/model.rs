@@ -138,6 +138,10 @@ impl fmt::Display for HealthStatus {
 /// A component's metrics as the guide reports them (§2.1 step 4). Units: `cpu_usage` in percent of
 /// one core, `memory_usage` in MiB, `response_time` in milliseconds, `error_rate` in percent,
 /// `throughput` in operations per second.
+///
+/// Where the guide's literal differs, for Rust's sake: `custom_metrics` is a `BTreeMap` (the guide
+/// writes `HashMap::new()`; a sorted map keeps the JSON stable): write `BTreeMap::new()`, or
+/// `..HealthMetrics::default()` for every field not given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthMetrics {
     #[serde(with = "rfc3339")]
@@ -167,6 +171,14 @@ impl Default for HealthMetrics {
 
 /// A problem detected in a component (§2.1 step 4): a crash, a failed probe, a threshold crossed, a
 /// log line that matched a pattern, or an error a linked component reported itself.
+///
+/// Where the guide's literal differs, for Rust's sake: `context` is a `BTreeMap<String, String>`
+/// (the guide's `error.context()` is unspecified; a sorted map keeps issues comparable and their
+/// JSON stable), and [`Issue::new`] fills `id` (a UUID v4) and `detected_at` so a component needs
+/// no `uuid` dependency. The guide's struct literal still works with `context: BTreeMap::new()`.
+///
+/// An issue that local healing already dealt with carries [`Issue::HEALED_BY`]; the supervisor
+/// records and shows it but does not heal it again (§7 heals locally, then reports).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Issue {
     /// A UUID v4.
@@ -199,9 +211,30 @@ impl Issue {
         self.context.insert(key.to_string(), value.to_string());
         self
     }
+
+    /// The context key that says local healing already dealt with the issue; its value is the
+    /// [`HealingAction`] that worked (its `Display`, e.g. `recover: clear_cache`).
+    /// `SupervisorClient::report_issue` sets it when the component's own `SelfHealing` recovered
+    /// after the issue was detected.
+    pub const HEALED_BY: &'static str = "healed_by";
+
+    /// Marks the issue as healed locally by `action` (see [`Issue::HEALED_BY`]).
+    pub fn healed_by(self, action: &HealingAction) -> Issue {
+        self.with(Issue::HEALED_BY, action)
+    }
+
+    /// What healed the issue locally, if anything did.
+    pub fn healed_locally(&self) -> Option<&str> {
+        self.context.get(Issue::HEALED_BY).map(String::as_str)
+    }
 }
 
 /// What a component can do, as it tells the supervisor when it registers (§4.1 step 2).
+///
+/// Where the guide's literal differs, for Rust's sake: `supported_recovery_actions` is a
+/// `Vec<String>` (the guide writes `vec!["restart", "clear_cache", "reconnect"]`, a `Vec<&str>`,
+/// which a serde type sent over the socket cannot hold); write `vec!["restart".into(), …]`, or
+/// build the list with [`ComponentCapabilities::actions`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentCapabilities {
     pub can_restart: bool,
@@ -212,8 +245,35 @@ pub struct ComponentCapabilities {
     pub healing_level: HealingLevel,
 }
 
+impl ComponentCapabilities {
+    /// The guide's `vec!["restart", "clear_cache"]` as the `Vec<String>` the field holds.
+    pub fn actions<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+        names.into_iter().map(Into::into).collect()
+    }
+}
+
 /// A command the supervisor sends to a component (§4.1 step 4), and what an operator's line in the
 /// actions pane becomes.
+///
+/// What a linked component (one that registered with `SupervisorClient`) receives for each
+/// operator command:
+///
+/// | operator | delivered |
+/// |---|---|
+/// | `stop c`, `shutdown c`, `down` (and a reload that removes it) | [`SupervisorCommand::Shutdown`] |
+/// | `restart c` (when it registered `can_restart`) | [`SupervisorCommand::Restart`] |
+/// | `clear-cache c` | [`SupervisorCommand::ClearCache`] |
+/// | `config c key=value …` | [`SupervisorCommand::UpdateConfig`] |
+/// | `action c NAME` | [`SupervisorCommand::from_action`]`(NAME)`, e.g. `Action("reconnect")` |
+/// | `start c` | [`SupervisorCommand::Start`] |
+/// | `heal c`, and healing after an issue of severity Error | each recovery action in turn, as `from_action` maps it |
+///
+/// So the guide's handler, with arms for `Restart`, `ClearCache`, `UpdateConfig` and `Shutdown`
+/// and `_ => Err(UnsupportedCommand(command))`, handles the operator's stop. `Stop` is delivered
+/// only when a component lists `stop` among its own recovery actions. The guide's
+/// `Error::UnsupportedCommand(command)` is `CommandError::UnsupportedCommand(command)` in
+/// `hms::component::supervisor_client`; `UpdateConfig` carries a `BTreeMap` (sorted, for stable
+/// JSON) where the guide leaves the map type open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", content = "args", rename_all = "snake_case")]
 pub enum SupervisorCommand {
@@ -272,6 +332,19 @@ pub enum RecoveryStep {
     NotifyOperator {
         message: String,
     },
+}
+
+/// The guide writes `RecoveryStep::NotifyOperator(message)`, a tuple variant; ours has a named
+/// field because the steps travel as internally tagged JSON (`{"step": "notify_operator",
+/// "message": …}`), which cannot carry a bare string. Match it with `NotifyOperator { message }`
+/// and build it with [`RecoveryStep::notify_operator`].
+impl RecoveryStep {
+    /// `NotifyOperator { message }`, from anything that becomes a `String`.
+    pub fn notify_operator(message: impl Into<String>) -> RecoveryStep {
+        RecoveryStep::NotifyOperator {
+            message: message.into(),
+        }
+    }
 }
 
 /// What a healing attempt did (§2.1 step 4, `heal()`'s result).

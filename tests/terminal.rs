@@ -72,7 +72,8 @@ async fn a_linked_component_builds_its_view_writes_text_and_reads_input() {
         "-F",
         "#{pane_id} #{pane_title}",
     ]);
-    assert_eq!(panes.lines().count(), 4, "{panes}");
+    // The guide's four panels; the actions cell holds its text and, under it, the input pane.
+    assert_eq!(panes.lines().count(), 5, "{panes}");
     let pane = |title: &str| {
         panes
             .lines()
@@ -84,10 +85,12 @@ async fn a_linked_component_builds_its_view_writes_text_and_reads_input() {
     let metrics = pane("Component Metrics");
     let logs = pane("Component Logs");
     let actions = pane("Actions");
+    let input = pane("Input");
 
     terminal.update_panel("metrics", "CPU: 3%\nMemory: 41MB\nErrors: 0%");
     terminal.append_to_panel("logs", "connected to db");
     terminal.append_to_panel("logs", "serving requests");
+    terminal.update_panel("actions", "restart\nstatus\nhelp");
     wait_for(
         "the metrics text in its pane",
         Duration::from_secs(10),
@@ -106,17 +109,27 @@ async fn a_linked_component_builds_its_view_writes_text_and_reads_input() {
         },
     );
 
+    wait_for(
+        "the actions text in its pane",
+        Duration::from_secs(10),
+        || {
+            tmux.run(&["capture-pane", "-p", "-t", &actions])
+                .contains("status")
+                .then_some(())
+        },
+    );
+
     // What the operator types reaches the component's handler as typed.
     wait_for(
         "the input pane to be ready",
         Duration::from_secs(10),
         || {
-            tmux.run(&["capture-pane", "-p", "-t", &actions])
+            tmux.run(&["capture-pane", "-p", "-t", &input])
                 .contains('>')
                 .then_some(())
         },
     );
-    tmux.run(&["send-keys", "-t", &actions, "restart please", "Enter"]);
+    tmux.run(&["send-keys", "-t", &input, "restart please", "Enter"]);
     wait_for(
         "the typed line at the handler",
         Duration::from_secs(10),

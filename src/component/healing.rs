@@ -12,15 +12,17 @@
 //! [`ImplementationConfig`] for what is wired and what is not), and decides nothing the engine
 //! does not.
 //!
-//! ```no_run
-//! use std::collections::HashMap;
-//! use hms::{HealingFactory, HealingLevel, ImplementationConfig, UnifiedHealingConfig};
-//! use hms::component::healing::action;
+//! In the guide's order (§2.1 steps 1-4); this runs as it is, no core needed:
 //!
-//! # async fn demo() -> Result<(), hms::component::healing::HealingError> {
-//! let healing = HealingFactory::create(UnifiedHealingConfig {
+//! ```
+//! use hms::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), HealingError> {
+//! let level = HealingLevel::Advanced;
+//! let config = UnifiedHealingConfig {
 //!     component_id: "my-component".to_string(),
-//!     level: HealingLevel::Advanced,
+//!     level,
 //!     auto_healing_enabled: true,
 //!     circuit_breaker_enabled: true,
 //!     healing_timeout: 30,
@@ -28,15 +30,23 @@
 //!         "recovery_actions".to_string(),
 //!         "clear_cache,restart".to_string(),
 //!     )])),
-//! });
+//! };
+//! let healing = HealingFactory::create(config);
 //! healing.on_action("clear_cache", action(|| async { Ok(()) }));
 //! healing.on_action("restart", action(|| async { Ok(()) }));
 //! healing.initialize().await?;
+//!
+//! healing.report_issue(Issue::new("my-component", "cache_corrupt", Severity::Error)).await?;
 //! let taken = healing.heal().await?;
-//! println!("healing: {taken}");
+//! assert_eq!(taken, HealingAction::Recover { name: "clear_cache".into() });
+//! assert_eq!(healing.check_health().await?, HealthStatus::Healthy);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Reporting the issue to the supervisor afterwards (§7) with
+//! [`SupervisorClient::report_issue`](crate::component::SupervisorClient::report_issue) marks it
+//! [`Issue::HEALED_BY`] this action, so the core does not heal it a second time.
 
 mod local;
 

@@ -7,13 +7,16 @@
 //!   and its input pane.
 //! - [`healing`]: the guide's `HealingFactory` / `SelfHealing`: in-process self-healing driven by
 //!   the engine in [`crate::healing`].
+//! - `healed`: what local healing recovered, so a report made afterwards says so (§7).
 //!
-//! The guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
+//! Authors import all of it, and the guide's data types, with `use hms::prelude::*;`. The
+//! guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
 //!
 //! Each is a cheap handle on one background task that owns the state; the core is reached only
 //! through [`crate::client`] and the protocol. Nothing here decides about supervision: the core
 //! does, and the healing decisions are the engine's.
 
+mod healed;
 pub mod healing;
 mod mailbox;
 pub mod supervisor_client;
@@ -21,7 +24,7 @@ pub mod terminal;
 
 pub use healing::{
     ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
-    SelfHealing, UnifiedHealingConfig,
+    SelfHealing, UnifiedHealingConfig, action, health_check,
 };
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
-pub use terminal::{TerminalError, TerminalInterface, TerminalLayout, TerminalMode};
+pub use terminal::{InputOutcome, TerminalError, TerminalInterface, TerminalLayout, TerminalMode};

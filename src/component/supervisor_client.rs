@@ -16,37 +16,64 @@
 //! runs in the owner, so a slow handler delays neither heartbeats nor reports) and hands the
 //! outcome back to the owner to report.
 //!
-//! ```no_run
-//! use hms::SupervisorClient;
-//! use hms::component::supervisor_client::CommandError;
-//! use hms::model::{ComponentCapabilities, HealingLevel, HealthStatus, SupervisorCommand};
+//! The guide's §4.1 in its order. The guide's handler is a closure that uses `self`; Rust wants a
+//! `'static` handler, so the component lives behind an `Arc` and the closure moves a clone in:
 //!
-//! # async fn demo() -> Result<(), hms::component::SupervisorClientError> {
+//! ```no_run
+//! // no_run: needs a running core (`hms-console up`); examples/guide_service.rs and
+//! // tests/guide_service.rs run this against a real one.
+//! use std::sync::Arc;
+//! use hms::prelude::*;
+//!
+//! struct MyComponent;
+//!
+//! impl MyComponent {
+//!     fn restart(&self) -> Result<(), CommandError> { Ok(()) }
+//!     fn clear_cache(&self) -> Result<(), CommandError> { Ok(()) }
+//!     fn apply_config(&self, _config: std::collections::BTreeMap<String, String>) -> Result<(), CommandError> { Ok(()) }
+//!     fn graceful_shutdown(&self) -> Result<(), CommandError> { Ok(()) }
+//! }
+//!
+//! # async fn demo() -> Result<(), SupervisorClientError> {
+//! let component = Arc::new(MyComponent);
 //! let supervisor = SupervisorClient::new("my-component");
 //! supervisor.connect().await?;
-//! supervisor
-//!     .register_component(
-//!         "my-component",
-//!         ComponentCapabilities {
-//!             can_restart: true,
-//!             can_scale: false,
-//!             can_failover: true,
-//!             supported_recovery_actions: vec!["restart".into(), "clear_cache".into()],
-//!             healing_level: HealingLevel::Advanced,
-//!         },
-//!     )
-//!     .await?;
-//! supervisor.set_command_handler(|command| match command {
-//!     SupervisorCommand::Restart | SupervisorCommand::ClearCache => Ok(()),
-//!     SupervisorCommand::UpdateConfig(_) => Err("this component reads no config".into()),
-//!     other => Err(CommandError::UnsupportedCommand(other)),
+//!
+//! let capabilities = ComponentCapabilities {
+//!     can_restart: true,
+//!     can_scale: false,
+//!     can_failover: true,
+//!     supported_recovery_actions: ComponentCapabilities::actions(["restart", "clear_cache", "reconnect"]),
+//!     healing_level: HealingLevel::Advanced,
+//! };
+//! supervisor.register_component("my-component", capabilities).await?;
+//!
+//! let this = component.clone();
+//! supervisor.set_command_handler(move |command| {
+//!     match command {
+//!         SupervisorCommand::Restart => this.restart(),
+//!         SupervisorCommand::ClearCache => this.clear_cache(),
+//!         SupervisorCommand::UpdateConfig(config) => this.apply_config(config),
+//!         SupervisorCommand::Shutdown => this.graceful_shutdown(),
+//!         _ => Err(CommandError::UnsupportedCommand(command)),
+//!     }
 //! });
 //! supervisor.start_command_handling().await?;
 //! supervisor.report_health(HealthStatus::Healthy).await?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A handler that must await uses [`SupervisorClient::set_async_command_handler`]. What each
+//! operator command delivers is listed on [`SupervisorCommand`]: the operator's `stop`,
+//! `shutdown` and `down` all deliver `Shutdown`.
+//!
+//! # Settings
+//! The core is found at `HMS_SOCKET` (else the default socket, see [`crate::paths`]), or at the
+//! path given to [`SupervisorClient::with_socket`]; the heartbeat interval is
+//! [`DEFAULT_HEARTBEAT`] unless [`SupervisorClient::with_heartbeat`] says otherwise.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +82,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::healing::BoxFuture;
 use super::mailbox::{Mailbox, Stopped, ask_weak};
 use crate::client::{Client, ClientError};
 use crate::model::{ComponentCapabilities, HealthMetrics, HealthStatus, Issue, SupervisorCommand};
@@ -116,8 +144,10 @@ impl From<&str> for CommandError {
     }
 }
 
-/// The component's command handler: carries out one command, `Err` says why it could not.
-pub type CommandHandler = Arc<dyn Fn(SupervisorCommand) -> Result<(), CommandError> + Send + Sync>;
+/// The component's command handler as the client keeps it: carries out one command, `Err` says why
+/// it could not. Synchronous handlers are wrapped into a ready future.
+pub type CommandHandler =
+    Arc<dyn Fn(SupervisorCommand) -> BoxFuture<'static, Result<(), CommandError>> + Send + Sync>;
 
 /// A component's link to the supervisor (the core): a handle on the task that owns the link.
 pub struct SupervisorClient {
@@ -260,9 +290,14 @@ impl SupervisorClient {
     }
 
     /// Reports an issue (§2.2). Severity Error or worse is escalated by the core and, at
-    /// Advanced/Full, healed: the recovery actions arrive as commands.
+    /// Advanced/Full, healed: the recovery actions arrive as commands. When this component's own
+    /// `SelfHealing` (same component id, same process) recovered after the issue was detected,
+    /// the issue is sent marked [`Issue::HEALED_BY`] with the action that worked, and the core
+    /// records and shows it without healing again (§7 heals locally, then reports). An issue
+    /// already marked by the component is sent as it is.
     pub async fn report_issue(&self, issue: &Issue) -> Result<(), SupervisorClientError> {
-        let issue = issue.clone();
+        let mut issue = issue.clone();
+        super::healed::mark(&mut issue);
         self.owner
             .ask(|reply| Command::ReportIssue { issue, reply })
             .await?
@@ -271,12 +306,37 @@ impl SupervisorClient {
     /// Installs the handler that carries out supervisor commands; it takes effect for the next
     /// command, also once command handling has started. `Err("why".into())` reports a failure,
     /// `Err(CommandError::UnsupportedCommand(command))` a command the component does not support.
+    /// Commands are handled one at a time, in order, on the client's command task.
+    ///
+    /// What arrives for each operator command is listed on [`SupervisorCommand`]: `stop c`,
+    /// `shutdown c` and `down` deliver [`SupervisorCommand::Shutdown`] (the component finishes,
+    /// disconnects and exits; the core marks it Stopped), `restart c` delivers `Restart`,
+    /// `clear-cache c` `ClearCache`, `config c k=v` `UpdateConfig`, `action c NAME` the named
+    /// action, and healing delivers each recovery action in turn.
     pub fn set_command_handler<F, E>(&self, handler: F)
     where
         F: Fn(SupervisorCommand) -> Result<(), E> + Send + Sync + 'static,
         E: Into<CommandError>,
     {
-        let handler: CommandHandler = Arc::new(move |command| handler(command).map_err(Into::into));
+        let handler: CommandHandler = Arc::new(move |command| {
+            Box::pin(std::future::ready(handler(command).map_err(Into::into)))
+        });
+        self.owner.post(Command::SetHandler(handler));
+    }
+
+    /// [`SupervisorClient::set_command_handler`] for a handler that returns a future, e.g.
+    /// `move |command| { let this = this.clone(); async move { this.handle(command).await } }`.
+    /// The outcome is reported once the future ends; the next command waits for it.
+    pub fn set_async_command_handler<F, Fut, E>(&self, handler: F)
+    where
+        F: Fn(SupervisorCommand) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<CommandError>,
+    {
+        let handler: CommandHandler = Arc::new(move |command| {
+            let outcome = handler(command);
+            Box::pin(async move { outcome.await.map_err(Into::into) })
+        });
         self.owner.post(Command::SetHandler(handler));
     }
 
@@ -516,7 +576,7 @@ async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSend
         let Some(handler) = handler else {
             continue;
         };
-        let error = handler(command.clone()).err().map(|e| e.to_string());
+        let error = handler(command.clone()).await.err().map(|e| e.to_string());
         let Some(owner) = owner.upgrade() else {
             return;
         };

@@ -1,46 +1,77 @@
 //! The guide's `TerminalInterface` (§3): a linked Rust component builds its own tmux view, writes
 //! text into its panels, and receives what the operator types into its input pane.
 //!
+//! In the guide's order (§3.1: create, `initialize`, define the panels, update them, handle input):
+//!
 //! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
-//! use hms::{TerminalInterface, TerminalLayout, TerminalMode};
+//! // no_run: needs a running core (`hms-console up`) and tmux; examples/guide_service.rs and
+//! // tests/guide_service.rs run this against real ones.
+//! use hms::prelude::*;
+//!
+//! # async fn demo() -> Result<(), TerminalError> {
 //! let terminal = TerminalInterface::new("my-component", TerminalLayout::TwoByTwo, TerminalMode::Observe);
 //! terminal.initialize().await?;
 //! terminal.define_panel("metrics", 0, 0, "Component Metrics");
 //! terminal.define_panel("logs", 0, 1, "Component Logs");
 //! terminal.define_panel("status", 1, 0, "Health Status");
 //! terminal.define_panel("actions", 1, 1, "Actions");
-//! terminal.update_panel("metrics", "CPU: 3%\nMemory: 41MB");
+//! terminal.update_panel("metrics", format!("CPU: {}%\nMemory: {}MB", 3, 41));
 //! terminal.append_to_panel("logs", "connected to db");
-//! terminal.set_input_handler(|line| println!("operator typed {line}"));
+//! terminal.update_panel("actions", ["restart", "status", "help"].join("\n"));
+//! terminal.set_input_handler(|input: String| match input.trim() {
+//!     "help" => Ok(()),
+//!     other => Err(format!("unknown command {other}")),
+//! });
 //! terminal.start_input_handling().await?;
 //! # Ok(()) }
 //! ```
 //!
-//! How it maps onto hms-console: the view is a tmux session `hms-<id>` whose panes run
-//! `hms-console panel` processes. A panel named `actions` is an input pane; `system-health` /
-//! `system_health` shows the fleet; [`TerminalInterface::add_component_panel`] adds another
-//! component's live tile; every other panel is a `text` panel showing what this component writes
-//! with [`TerminalInterface::update_panel`] and [`TerminalInterface::append_to_panel`]. The text
-//! travels through the core (`PanelUpdate`), which keeps the latest text, so a pane started later
-//! or reconnected shows it too. Typed lines travel back through the core as `PanelInput` events.
+//! How it maps onto hms-console: the view is a tmux session `hms-<id>` (on the tmux server named
+//! by `HMS_TMUX_SOCKET`, else the default one) whose panes run `hms-console panel` processes.
+//! Every panel the component names is a `text` panel showing what it writes with
+//! [`TerminalInterface::update_panel`] and [`TerminalInterface::append_to_panel`], whatever the
+//! order of definitions, `initialize` and updates: definitions made after `initialize` rebuild
+//! the view (a burst of them once). The panel named `actions` shows its text too, and under it
+//! the input pane where the operator types (in grids of more than six rows there is no room to
+//! split it: there `actions` is the input pane alone). `system-health` / `system_health` shows
+//! the fleet; [`TerminalInterface::add_component_panel`] adds another component's live tile. The
+//! text travels through the core (`PanelUpdate`), which keeps the latest text, so a pane started
+//! later or reconnected shows it too. Typed lines travel back through the core as `PanelInput`
+//! events. With no panel defined, a `TwoByTwo` view shows the guide's four.
+//!
+//! # The panel program
+//! Panes never run the component's own program. They run `hms-console`, found in this order: the
+//! path given to [`TerminalInterface::with_program`]; the `HMS_CONSOLE_BIN` environment variable;
+//! this program itself when it is `hms-console`; an `hms-console` beside this program, or one
+//! directory up from it (what `cargo run --example` and `cargo test` build:
+//! `target/<profile>/hms-console` beside `target/<profile>/examples/` and `deps/`); `hms-console`
+//! on `PATH`. Without one, `initialize` fails with [`TerminalError::NoPanelProgram`], naming
+//! every place it looked.
+//!
+//! # Handlers
+//! The guide's input handler is a closure that uses `self`. Rust wants it `'static`, so share
+//! the component behind an `Arc` and move a clone in (see examples/guide_service.rs):
+//! `let svc = service.clone(); terminal.set_input_handler(move |input| svc.on_input(&input));`.
+//! A handler may return `()` or a `Result` (an `Err` is logged), and
+//! [`TerminalInterface::set_async_input_handler`] takes one that returns a future.
 //!
 //! # Shape
 //! A [`TerminalInterface`] is a cheap handle on one background task that owns the view's running
-//! state: the connection that carries panel text, the input handler, whether the view is built,
-//! and the pending rebuild. The calls the guide writes without `.await` (update, append, set
-//! handler) queue a command for it, in order; `initialize`, `start_input_handling` and `refresh`
+//! state: the connection that carries panel text, the input handler, what was built, and the
+//! pending rebuild. The calls the guide writes without `.await` (update, append, set handler)
+//! queue a command for it, in order; `initialize`, `start_input_handling`, `refresh` and `close`
 //! wait for its answer. Panel definitions are the one thing the handle keeps: it is their only
 //! writer and publishes them on a watch channel, because [`TerminalInterface::grid`] is
 //! synchronous and must see a definition just made; the task watches them and rebuilds the view
-//! when they change after `initialize` (once input handling has started). Typed lines are read by
-//! a helper task that asks the owner for the current handler for each line, so the component's
-//! handler never runs in the owner and a handler set later takes effect.
+//! when they differ from what it built. Typed lines are read by a helper task that asks the owner
+//! for the current handler for each line, so the component's handler never runs in the owner and
+//! a handler set later takes effect.
 //!
-//! This module never parses what the operator types and never talks to tmux except to build the
-//! view's own session.
+//! This module never parses what the operator types and never talks to tmux except to build and
+//! close the view's own session.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +79,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::healing::BoxFuture;
 use super::mailbox::{Mailbox, Stopped, ask_weak};
 use crate::client::{Client, ClientError};
 use crate::console::session::{ConsoleOptions, panel_command, sh_quote, this_program};
 use crate::model::PanelKind;
 use crate::protocol::{Event, Topic};
 use crate::tmux::driver::{NewSession, Tmux, TmuxDriver, TmuxError, build_window, ensure_session};
-use crate::tmux::layout::{Grid, LayoutError, Panel};
+use crate::tmux::layout::{Grid, LayoutError, MAX_TRACKS, Panel};
+
+/// The panel program's name.
+const PANEL_PROGRAM: &str = "hms-console";
+
+/// The environment variable that names the panel program.
+pub const HMS_CONSOLE_BIN: &str = "HMS_CONSOLE_BIN";
 
 /// How long definitions made after `initialize` are gathered before the view is rebuilt once.
 const REBUILD_DEBOUNCE: Duration = Duration::from_millis(50);
@@ -98,9 +136,13 @@ pub enum TerminalError {
     /// The core could not be reached, refused, or answered something unexpected.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// This program's path could not be found (needed to start panel processes).
-    #[error("cannot find the hms-console program: {0}")]
-    Program(std::io::Error),
+    /// No `hms-console` program was found to run in the panes; `looked` lists where.
+    #[error(
+        "cannot find the hms-console program to run the view's panels (looked at: {looked}); \
+         build it (`cargo build --bin hms-console`), put it on PATH, set HMS_CONSOLE_BIN, or call \
+         TerminalInterface::with_program"
+    )]
+    NoPanelProgram { looked: String },
     /// The interface's background task has ended (it panicked); make a new interface.
     #[error("the terminal interface's background task has stopped")]
     Stopped,
@@ -112,9 +154,29 @@ impl From<Stopped> for TerminalError {
     }
 }
 
-type InputHandler = Arc<dyn Fn(String) + Send + Sync>;
+/// The input handler as the owner keeps it: every handler is run as a future.
+type InputHandler = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
-#[derive(Debug, Clone)]
+/// What an input handler may return: nothing, or a `Result` whose `Err` is logged (so the guide's
+/// arms, `"restart" => self.restart()`, need no `;`).
+pub trait InputOutcome {
+    /// Deals with the outcome of handling `line`.
+    fn finish(self, line: &str);
+}
+
+impl InputOutcome for () {
+    fn finish(self, _line: &str) {}
+}
+
+impl<T, E: std::fmt::Display> InputOutcome for Result<T, E> {
+    fn finish(self, line: &str) {
+        if let Err(e) = self {
+            tracing::warn!(line, cause = %e, "the input handler failed");
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 struct PanelDef {
     name: String,
     row: u16,
@@ -136,7 +198,8 @@ struct View {
     socket: PathBuf,
     data_dir: PathBuf,
     tmux: Tmux,
-    /// The panel program (`HMS_CONSOLE_BIN`, or this program).
+    /// The panel program given with `with_program` (else it is found at build, see the module
+    /// docs).
     program: Option<PathBuf>,
 }
 
@@ -155,7 +218,7 @@ type Answer<T> = oneshot::Sender<Result<T, TerminalError>>;
 
 /// What the owner task is asked to do.
 enum Command {
-    /// Text for one of the view's text panels (dropped before `initialize`).
+    /// Text for one of the view's text panels (kept until `initialize` has connected).
     Text {
         panel: String,
         text: String,
@@ -180,6 +243,10 @@ enum Command {
         view: Arc<View>,
         reply: Answer<()>,
     },
+    Close {
+        view: Arc<View>,
+        reply: Answer<()>,
+    },
 }
 
 impl TerminalInterface {
@@ -191,10 +258,10 @@ impl TerminalInterface {
             view: None,
             panels: definitions,
             updates: None,
-            initialized: false,
+            unsent: Vec::new(),
+            built: None,
             handler: None,
             listener: None,
-            rebuild_on_change: false,
             rebuild_at: None,
         };
         TerminalInterface {
@@ -205,7 +272,7 @@ impl TerminalInterface {
                 socket: crate::paths::socket_path(None),
                 data_dir: crate::paths::data_dir(None),
                 tmux: Tmux::from_env(),
-                program: std::env::var_os("HMS_CONSOLE_BIN").map(PathBuf::from),
+                program: None,
             }),
             mode,
             panels,
@@ -228,7 +295,8 @@ impl TerminalInterface {
         self
     }
 
-    /// Starts panels with this `hms-console` program (call before `initialize`).
+    /// Starts panels with this `hms-console` program (call before `initialize`); otherwise it is
+    /// found as the module docs say.
     pub fn with_program(mut self, program: impl Into<PathBuf>) -> Self {
         Arc::make_mut(&mut self.view).program = Some(program.into());
         self
@@ -243,12 +311,14 @@ impl TerminalInterface {
         self.mode
     }
 
-    /// Defines a panel in one cell.
+    /// Defines a panel in one cell; after `initialize` the view is rebuilt to show it.
     pub fn define_panel(&self, name: &str, row: u16, col: u16, title: &str) {
         self.define_spanning_panel(name, row, col, 1, 1, title);
     }
 
-    /// Defines a panel spanning `rowspan` × `colspan` cells (the guide's six-argument form).
+    /// Defines a panel spanning `rowspan` × `colspan` cells: the guide's six-argument
+    /// `define_panel(name, row, col, rowspan, colspan, title)` (§3.2), under its own name because
+    /// Rust has no overloading.
     pub fn define_spanning_panel(
         &self,
         name: &str,
@@ -296,14 +366,14 @@ impl TerminalInterface {
         });
     }
 
-    /// Replaces a text panel's content.
+    /// Replaces a panel's text (`&str`, `String` or `&String`).
     pub fn update_panel(&self, name: &str, text: impl Into<String>) {
         self.send_text(name, text.into(), false);
     }
 
-    /// Appends a line to a text panel.
-    pub fn append_to_panel(&self, name: &str, line: &str) {
-        self.send_text(name, line.to_string(), true);
+    /// Appends a line to a panel's text (`&str`, `String` or `&String`).
+    pub fn append_to_panel(&self, name: &str, line: impl Into<String>) {
+        self.send_text(name, line.into(), true);
     }
 
     fn send_text(&self, panel: &str, text: String, append: bool) {
@@ -315,13 +385,39 @@ impl TerminalInterface {
     }
 
     /// What to call with each line the operator types into this view's input pane; it takes
-    /// effect for the next line, also once input handling has started.
-    pub fn set_input_handler(&self, handler: impl Fn(String) + Send + Sync + 'static) {
-        self.owner.post(Command::SetHandler(Arc::new(handler)));
+    /// effect for the next line, also once input handling has started. It may return `()` or a
+    /// `Result` (an `Err` is logged). It runs on the interface's input task, one line at a time.
+    pub fn set_input_handler<R: InputOutcome + 'static>(
+        &self,
+        handler: impl Fn(String) -> R + Send + Sync + 'static,
+    ) {
+        let handler: InputHandler = Arc::new(move |line: String| {
+            let outcome = handler(line.clone());
+            outcome.finish(&line);
+            Box::pin(std::future::ready(()))
+        });
+        self.owner.post(Command::SetHandler(handler));
+    }
+
+    /// [`TerminalInterface::set_input_handler`] for a handler that returns a future (awaited
+    /// before the next line is handled).
+    pub fn set_async_input_handler<F, Fut>(&self, handler: F)
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: InputOutcome,
+    {
+        let handler: InputHandler = Arc::new(move |line: String| {
+            let outcome = handler(line.clone());
+            Box::pin(async move { outcome.await.finish(&line) })
+        });
+        self.owner.post(Command::SetHandler(handler));
     }
 
     /// Creates the tmux session with the panels defined so far (the guide's four TwoByTwo
-    /// panels when none are), and starts delivering panel text.
+    /// panels when none are), and starts delivering panel text. Panels defined later are added
+    /// by rebuilding the view. Fails with [`TerminalError::NoPanelProgram`] when no `hms-console`
+    /// program can be found for the panes.
     pub async fn initialize(&self) -> Result<(), TerminalError> {
         let view = self.view.clone();
         self.owner
@@ -334,8 +430,7 @@ impl TerminalInterface {
         self.view.grid(&self.panels.borrow())
     }
 
-    /// Starts delivering typed lines to the input handler, and rebuilding the view when panels
-    /// are defined after `initialize`.
+    /// Starts delivering typed lines to the input handler.
     pub async fn start_input_handling(&self) -> Result<(), TerminalError> {
         let view = self.view.clone();
         let owner = self.owner.weak();
@@ -344,11 +439,20 @@ impl TerminalInterface {
             .await?
     }
 
-    /// Rebuilds the view now, after panel definitions changed.
+    /// Rebuilds the view now (it is rebuilt by itself shortly after definitions change).
     pub async fn refresh(&self) -> Result<(), TerminalError> {
         let view = self.view.clone();
         self.owner
             .ask(|reply| Command::Refresh { view, reply })
+            .await?
+    }
+
+    /// Stops input handling and closes the view: its tmux session and every pane in it (their
+    /// panel processes end with them). A component calls it on its way out.
+    pub async fn close(&self) -> Result<(), TerminalError> {
+        let view = self.view.clone();
+        self.owner
+            .ask(|reply| Command::Close { view, reply })
             .await?
     }
 }
@@ -361,35 +465,42 @@ struct Owner {
     panels: watch::Receiver<Vec<PanelDef>>,
     /// The connection that carries panel text, once `initialize` has connected.
     updates: Option<Client>,
-    /// The view has been built.
-    initialized: bool,
+    /// Text written before `initialize` connected, in order: (panel, text, append).
+    unsent: Vec<(String, String, bool)>,
+    /// The definitions the view was last built from; `None` until `initialize` built it (and
+    /// after `close`). Definitions that differ from these are built after [`REBUILD_DEBOUNCE`].
+    built: Option<Vec<PanelDef>>,
     handler: Option<InputHandler>,
     /// The task reading typed lines.
     listener: Option<JoinHandle<()>>,
-    /// Rebuild when the definitions change: set by `start_input_handling` after `initialize`.
-    rebuild_on_change: bool,
     /// When the gathered definition changes are built.
     rebuild_at: Option<Instant>,
 }
 
 impl Owner {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        let mut watching = true;
         loop {
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
-                changed = self.panels.changed(), if self.rebuild_on_change => match changed {
+                changed = self.panels.changed(), if watching => match changed {
                     Ok(()) => {
-                        self.rebuild_at.get_or_insert(Instant::now() + REBUILD_DEBOUNCE);
+                        if self.built.is_some() {
+                            self.rebuild_at.get_or_insert(Instant::now() + REBUILD_DEBOUNCE);
+                        }
                     }
                     // The handle is gone; the inbox closes next.
-                    Err(_) => self.rebuild_on_change = false,
+                    Err(_) => watching = false,
                 },
                 () = sleep_until(self.rebuild_at) => {
                     self.rebuild_at = None;
-                    if let Err(e) = self.build().await {
+                    let current = self.view().effective(&self.panels.borrow_and_update());
+                    if self.built.as_ref().is_some_and(|built| *built != current)
+                        && let Err(e) = self.build().await
+                    {
                         tracing::warn!(cause = %e, "rebuilding the terminal view failed");
                     }
                 }
@@ -408,6 +519,7 @@ impl Owner {
                 append,
             } => {
                 let (Some(client), Some(view)) = (self.updates.as_mut(), &self.view) else {
+                    self.unsent.push((panel, text, append));
                     return;
                 };
                 if let Err(e) = client.panel_update(&view.id, &panel, text, append).await {
@@ -430,6 +542,10 @@ impl Owner {
                 self.view = Some(view);
                 let _ = reply.send(self.build().await);
             }
+            Command::Close { view, reply } => {
+                self.view = Some(view);
+                let _ = reply.send(self.close().await);
+            }
         }
     }
 
@@ -441,7 +557,12 @@ impl Owner {
 
     async fn initialize(&mut self) -> Result<(), TerminalError> {
         let view = self.view();
-        let client = Client::connect(&view.socket, &format!("terminal:{}", view.id)).await?;
+        // Before anything is created, so a missing program leaves nothing behind.
+        view.panel_program()?;
+        let mut client = Client::connect(&view.socket, &format!("terminal:{}", view.id)).await?;
+        for (panel, text, append) in std::mem::take(&mut self.unsent) {
+            client.panel_update(&view.id, &panel, text, append).await?;
+        }
         self.updates = Some(client);
         ensure_session(
             &view.tmux,
@@ -460,7 +581,6 @@ impl Owner {
                 view.tmux.kill_window(w.id).await?;
             }
         }
-        self.initialized = true;
         Ok(())
     }
 
@@ -480,17 +600,38 @@ impl Owner {
         {
             old.abort();
         }
-        // Definitions made from now on rebuild the window, a burst at a time.
-        if self.initialized {
-            self.panels.mark_unchanged();
-            self.rebuild_on_change = true;
-        }
         Ok(())
     }
 
-    async fn build(&self) -> Result<(), TerminalError> {
-        let defs = self.panels.borrow().clone();
-        self.view().build(&defs).await
+    /// Builds the view from the current definitions and remembers them as built.
+    async fn build(&mut self) -> Result<(), TerminalError> {
+        let view = self.view();
+        let defs = view.effective(&self.panels.borrow_and_update());
+        view.build(&defs).await?;
+        self.built = Some(defs);
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), TerminalError> {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+        self.rebuild_at = None;
+        if self.built.take().is_none() {
+            return Ok(());
+        }
+        let view = self.view();
+        let args = ["kill-session", "-t", &format!("={}", view.session)].map(String::from);
+        match view.tmux.run(&args).await {
+            Ok(_) => Ok(()),
+            // Already gone (the operator closed it, or the tmux server ended).
+            Err(TmuxError::Command { stderr, .. })
+                if stderr.contains("can't find session") || stderr.contains("no server") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -515,79 +656,144 @@ async fn listen(mut listener: Client, id: String, owner: mpsc::WeakUnboundedSend
                 return;
             };
             if let Some(handler) = handler {
-                handler(line);
+                handler(line).await;
             }
         }
     }
 }
 
+/// The panel named `actions`: its text, and the input pane under it.
+const ACTIONS: &str = "actions";
+
+/// One pane of the view: a tmux grid panel and the name of the component's panel it shows.
+struct Pane {
+    panel: Panel,
+    /// The `--panel` name given to text panels and the input pane.
+    name: Option<String>,
+}
+
 impl View {
-    fn grid(&self, defs: &[PanelDef]) -> Result<Grid, LayoutError> {
+    /// The definitions the view shows: those made, or the guide's four TwoByTwo panels (§3.1
+    /// step 2) when none are.
+    fn effective(&self, defs: &[PanelDef]) -> Vec<PanelDef> {
+        if !defs.is_empty() || self.layout != TerminalLayout::TwoByTwo {
+            return defs.to_vec();
+        }
+        [
+            ("metrics", 0, 0, "Component Metrics"),
+            ("logs", 0, 1, "Component Logs"),
+            ("status", 1, 0, "Health Status"),
+            (ACTIONS, 1, 1, "Actions"),
+        ]
+        .into_iter()
+        .map(|(name, row, col, title)| PanelDef {
+            name: name.into(),
+            row,
+            col,
+            rowspan: 1,
+            colspan: 1,
+            title: title.into(),
+            tile_of: None,
+        })
+        .collect()
+    }
+
+    /// The panes for the definitions. Rows are doubled (while that fits tmux's grid limit) so
+    /// the `actions` cell can hold its text above the input pane.
+    fn panes(&self, defs: &[PanelDef]) -> (u16, u16, Vec<Pane>) {
         let (rows, cols) = self.layout.size();
-        let mut defs = defs.to_vec();
-        if defs.is_empty() && self.layout == TerminalLayout::TwoByTwo {
-            for (name, row, col, title) in [
-                ("metrics", 0, 0, "Component Metrics"),
-                ("logs", 0, 1, "Component Logs"),
-                ("status", 1, 0, "Health Status"),
-                ("actions", 1, 1, "Actions"),
-            ] {
-                defs.push(PanelDef {
-                    name: name.into(),
-                    row,
-                    col,
-                    rowspan: 1,
-                    colspan: 1,
-                    title: title.into(),
-                    tile_of: None,
-                });
+        let defs = self.effective(defs);
+        let split = rows.saturating_mul(2) <= MAX_TRACKS;
+        let scale = if split { 2 } else { 1 };
+        let mut panes = Vec::new();
+        for d in &defs {
+            let (row, rowspan) = (d.row.saturating_mul(scale), d.rowspan.saturating_mul(scale));
+            let panel = |kind: PanelKind, row: u16, rowspan: u16, title: &str| {
+                let panel = Panel::new(kind, row, d.col)
+                    .span(rowspan, d.colspan)
+                    .title(title);
+                match kind {
+                    PanelKind::SystemHealth => panel,
+                    _ => panel.component(d.tile_of.clone().unwrap_or_else(|| self.id.clone())),
+                }
+            };
+            let named = Some(d.name.clone());
+            match (&d.tile_of, d.name.as_str()) {
+                (Some(_), _) => panes.push(Pane {
+                    panel: panel(PanelKind::Component, row, rowspan, &d.title),
+                    name: None,
+                }),
+                (None, "system-health" | "system_health") => panes.push(Pane {
+                    panel: panel(PanelKind::SystemHealth, row, rowspan, &d.title),
+                    name: None,
+                }),
+                (None, ACTIONS) if split => {
+                    panes.push(Pane {
+                        panel: panel(PanelKind::Text, row, rowspan - 1, &d.title),
+                        name: named.clone(),
+                    });
+                    panes.push(Pane {
+                        panel: panel(PanelKind::Actions, row + rowspan - 1, 1, "Input"),
+                        name: named,
+                    });
+                }
+                (None, ACTIONS) => panes.push(Pane {
+                    panel: panel(PanelKind::Actions, row, rowspan, &d.title),
+                    name: named,
+                }),
+                (None, _) => panes.push(Pane {
+                    panel: panel(PanelKind::Text, row, rowspan, &d.title),
+                    name: named,
+                }),
             }
         }
-        let panels = defs
-            .iter()
-            .map(|d| {
-                let (kind, component) = match (&d.tile_of, d.name.as_str()) {
-                    (Some(c), _) => (PanelKind::Component, c.clone()),
-                    (None, "actions") => (PanelKind::Actions, self.id.clone()),
-                    (None, "system-health" | "system_health") => {
-                        (PanelKind::SystemHealth, self.id.clone())
-                    }
-                    (None, _) => (PanelKind::Text, self.id.clone()),
-                };
-                let mut panel = Panel::new(kind, d.row, d.col)
-                    .span(d.rowspan, d.colspan)
-                    .title(d.title.clone());
-                if kind != PanelKind::SystemHealth {
-                    panel = panel.component(component);
-                }
-                panel
-            })
-            .collect();
-        Grid::new(&self.id, rows, cols, panels)
+        (rows.saturating_mul(scale), cols, panes)
+    }
+
+    fn grid(&self, defs: &[PanelDef]) -> Result<Grid, LayoutError> {
+        let (rows, cols, panes) = self.panes(defs);
+        Grid::new(
+            &self.id,
+            rows,
+            cols,
+            panes.into_iter().map(|p| p.panel).collect(),
+        )
+    }
+
+    /// The `hms-console` program the panes run (see the module docs for where it is looked for).
+    fn panel_program(&self) -> Result<PathBuf, TerminalError> {
+        if let Some(p) = &self.program {
+            return Ok(p.clone());
+        }
+        let env = std::env::var_os(HMS_CONSOLE_BIN).map(PathBuf::from);
+        let exe = this_program().ok();
+        let path = std::env::var_os("PATH");
+        find_panel_program(env, exe.as_deref(), path.as_deref())
     }
 
     async fn build(&self, defs: &[PanelDef]) -> Result<(), TerminalError> {
-        let grid = self.grid(defs)?;
-        let exe = match &self.program {
-            Some(p) => p.clone(),
-            None => this_program().map_err(TerminalError::Program)?,
-        };
+        let (rows, cols, panes) = self.panes(defs);
+        let grid = Grid::new(
+            &self.id,
+            rows,
+            cols,
+            panes.iter().map(|p| p.panel.clone()).collect(),
+        )?;
         let opts = ConsoleOptions {
             session: self.session.clone(),
             socket: std::path::absolute(&self.socket).unwrap_or(self.socket.clone()),
-            data_dir: self.data_dir.clone(),
-            exe,
+            data_dir: std::path::absolute(&self.data_dir).unwrap_or(self.data_dir.clone()),
+            exe: self.panel_program()?,
             ascii: false,
         };
         build_window(&self.tmux, &self.session, &self.id, &grid, |p| {
             let mut cmd = panel_command(&opts, p);
-            // Text panels and the input pane name which of our panels they are.
-            if matches!(p.kind, PanelKind::Text | PanelKind::Actions) {
-                let name = defs
-                    .iter()
-                    .find(|d| d.row == p.row && d.col == p.col)
-                    .map_or_else(|| default_name(p), |d| d.name.clone());
-                cmd.push_str(&format!(" --panel {}", sh_quote(&name)));
+            let name = panes
+                .iter()
+                .find(|pane| pane.panel.row == p.row && pane.panel.col == p.col)
+                .and_then(|pane| pane.name.as_deref());
+            if let Some(name) = name {
+                cmd.push_str(&format!(" --panel {}", sh_quote(name)));
             }
             cmd
         })
@@ -596,6 +802,148 @@ impl View {
     }
 }
 
-fn default_name(p: &Panel) -> String {
-    p.kind.name().to_string()
+/// Finds the panel program: `env` (`HMS_CONSOLE_BIN`) when set; `exe` itself when it is
+/// `hms-console`; `hms-console` beside `exe` or one directory up (cargo's `examples/` and
+/// `deps/`); then on `path`.
+fn find_panel_program(
+    env: Option<PathBuf>,
+    exe: Option<&Path>,
+    path: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, TerminalError> {
+    let mut looked = Vec::new();
+    if let Some(p) = env {
+        if is_program(&p) {
+            return Ok(p);
+        }
+        looked.push(format!(
+            "{HMS_CONSOLE_BIN}={} (not an executable file)",
+            p.display()
+        ));
+    }
+    let mut candidates = Vec::new();
+    if let Some(exe) = exe {
+        if exe.file_name().is_some_and(|n| n == PANEL_PROGRAM) {
+            candidates.push(exe.to_path_buf());
+        }
+        let dir = exe.parent();
+        candidates.extend(dir.map(|d| d.join(PANEL_PROGRAM)));
+        candidates.extend(dir.and_then(Path::parent).map(|d| d.join(PANEL_PROGRAM)));
+    }
+    if let Some(path) = path {
+        candidates.extend(std::env::split_paths(path).map(|d| d.join(PANEL_PROGRAM)));
+    }
+    for c in candidates {
+        if is_program(&c) {
+            return Ok(c);
+        }
+        looked.push(c.display().to_string());
+    }
+    Err(TerminalError::NoPanelProgram {
+        looked: if looked.is_empty() {
+            "nowhere: no HMS_CONSOLE_BIN, no path for this program, no PATH".into()
+        } else {
+            looked.join(", ")
+        },
+    })
+}
+
+fn is_program(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(dir: &Path, rel: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_example_finds_the_hms_console_cargo_built_beside_its_examples_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = program(dir.path(), "target/debug/hms-console");
+        let example = program(dir.path(), "target/debug/examples/guide_service");
+        assert_eq!(
+            find_panel_program(None, Some(&example), None).unwrap(),
+            console
+        );
+    }
+
+    #[test]
+    fn the_components_own_program_is_never_the_panel_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = program(dir.path(), "bin/my-service");
+        match find_panel_program(None, Some(&service), Some(std::ffi::OsStr::new(""))) {
+            Err(TerminalError::NoPanelProgram { looked }) => {
+                assert!(looked.contains("bin/hms-console"), "{looked}");
+                let message = TerminalError::NoPanelProgram { looked }.to_string();
+                assert!(message.contains("HMS_CONSOLE_BIN"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_setting_comes_first_then_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = program(dir.path(), "opt/hms-console");
+        let on_path = program(dir.path(), "usr/bin/hms-console");
+        let service = program(dir.path(), "srv/my-service");
+        assert_eq!(
+            find_panel_program(Some(set.clone()), Some(&service), None).unwrap(),
+            set
+        );
+        let path = std::env::join_paths([on_path.parent().unwrap()]).unwrap();
+        assert_eq!(
+            find_panel_program(None, Some(&service), Some(&path)).unwrap(),
+            on_path
+        );
+    }
+
+    #[test]
+    fn panels_defined_in_the_guides_order_are_text_panes_named_as_defined() {
+        let t = TerminalInterface::new("svc", TerminalLayout::TwoByTwo, TerminalMode::Observe);
+        let defaults = t.view.panes(&[]);
+        for (name, row, col, title) in [
+            ("metrics", 0, 0, "Component Metrics"),
+            ("logs", 0, 1, "Component Logs"),
+            ("status", 1, 0, "Health Status"),
+            ("actions", 1, 1, "Actions"),
+        ] {
+            t.define_panel(name, row, col, title);
+        }
+        let defined = t.view.panes(&t.panels.borrow());
+        for (rows, cols, panes) in [defaults, defined] {
+            assert_eq!((rows, cols), (4, 2));
+            let shown: Vec<(PanelKind, Option<&str>, u16, u16)> = panes
+                .iter()
+                .map(|p| {
+                    (
+                        p.panel.kind,
+                        p.name.as_deref(),
+                        p.panel.row,
+                        p.panel.rowspan,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                shown,
+                [
+                    (PanelKind::Text, Some("metrics"), 0, 2),
+                    (PanelKind::Text, Some("logs"), 0, 2),
+                    (PanelKind::Text, Some("status"), 2, 2),
+                    (PanelKind::Text, Some("actions"), 2, 1),
+                    (PanelKind::Actions, Some("actions"), 3, 1),
+                ]
+            );
+        }
+        assert!(t.grid().is_ok());
+    }
 }

@@ -668,6 +668,8 @@ impl Owner {
             Ending::NoEpisode => {}
             Ending::Recovered { follow_up } => {
                 self.restarts.started(Instant::now());
+                // A report of the issue made from now on says it was healed here (§7).
+                crate::component::healed::recovered(self.id(), action, SystemTime::now());
                 if !follow_up.is_empty() {
                     // In-process there is no supervisor to hand these to (see Hybrid).
                     tracing::info!(component = %self.id(), steps = ?follow_up, "coordination steps for the supervisor");

@@ -276,7 +276,9 @@ impl Kernel {
     }
 
     /// `ReportIssue`: recorded; Error or worse is escalated to the operator and, at Advanced/Full,
-    /// healed with a recovery episode.
+    /// healed with a recovery episode, unless the issue says the component already healed it
+    /// locally ([`Issue::HEALED_BY`], guide §7: heal, then report): then it is recorded and shown
+    /// with what healed it, and the core does not repeat an action that worked.
     pub(super) fn report_issue(&mut self, issue: Issue) -> Result<Response, Refusal> {
         let i = self.find(&issue.component)?;
         let name = issue.component.clone();
@@ -284,6 +286,19 @@ impl Kernel {
         if issue.severity < Severity::Error {
             return Ok(Response::Done {
                 message: "issue recorded".into(),
+            });
+        }
+        if let Some(healed_by) = issue.healed_locally() {
+            let what = format!(
+                "{name} reports {} ({}), already healed locally: {healed_by}",
+                issue.issue_type, issue.severity
+            );
+            self.log(i, &what);
+            self.notice(NoticeLevel::Warning, what);
+            return Ok(Response::Done {
+                message: format!(
+                    "issue recorded; healed locally ({healed_by}), so the core does not heal it again"
+                ),
             });
         }
         self.notice(

@@ -518,13 +518,16 @@ impl Kernel {
         }
     }
 
+    /// The operator's `stop`: a linked component is asked for the guide's graceful `Shutdown`
+    /// (§4.1 step 4 has no `Stop`), as `shutdown c` and `down` ask it.
     fn stop_request(&mut self, name: &str, reply: ReplyTo) {
         self.with_component(name, reply, |k, i| {
-            k.stop_by_request(i, SupervisorCommand::Stop, reply)
+            k.stop_by_request(i, SupervisorCommand::Shutdown, reply)
         });
     }
 
-    /// The operator's (or a plan's) stop; a linked component is sent `command`.
+    /// The operator's (or a plan's) stop; a linked component is sent `command` (`Shutdown` for the
+    /// operator's `stop` and `shutdown`).
     fn stop_by_request(&mut self, i: usize, command: SupervisorCommand, reply: ReplyTo) {
         self.components[i].goal = Goal::Down;
         if self.components[i].kind == ComponentKind::Linked {
@@ -852,8 +855,9 @@ impl Kernel {
     /// Asks a component to stop: its stop signal to the process group, SIGKILL after the grace.
     fn stop(&mut self, i: usize) {
         if self.components[i].kind == ComponentKind::Linked {
-            // The core cannot stop a process it does not own: it asks, and forgets it.
-            let _ = self.send_command(i, SupervisorCommand::Stop);
+            // The core cannot stop a process it does not own: it asks for the guide's graceful
+            // shutdown, and forgets it.
+            let _ = self.send_command(i, SupervisorCommand::Shutdown);
             self.components[i].epoch += 1;
             self.set_state(i, RunState::Stopped);
             self.stopped(i);

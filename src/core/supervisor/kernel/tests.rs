@@ -611,3 +611,85 @@ async fn a_program_that_cannot_start_fails_and_backs_off() {
         }
     )));
 }
+
+/// The commands published to linked component `name` so far, in order.
+fn commands_to(w: &World, name: &str) -> Vec<SupervisorCommand> {
+    w.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Publish(Event::Command { component, command }) if component == name => {
+                Some(command.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn register_linked(w: &mut World, name: &str) {
+    let id = w.request(Request::Register {
+        component: name.to_string(),
+        capabilities: crate::model::ComponentCapabilities {
+            can_restart: true,
+            can_scale: false,
+            can_failover: false,
+            supported_recovery_actions: vec!["clear_cache".into(), "restart".into()],
+            healing_level: crate::model::HealingLevel::Advanced,
+        },
+        heartbeat_ms: None,
+    });
+    assert!(matches!(w.answer(id), Some(Ok(_))), "{:?}", w.answer(id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operators_stop_shutdown_and_down_deliver_the_guides_shutdown_to_a_linked_component() {
+    let mut w = World::new(ONE);
+    register_linked(&mut w, "svc");
+    let id = w.request(Request::Stop {
+        component: "svc".into(),
+    });
+    assert!(matches!(w.answer(id), Some(Ok(_))));
+    assert_eq!(commands_to(&w, "svc"), [SupervisorCommand::Shutdown]);
+
+    register_linked(&mut w, "svc");
+    w.request(Request::Command {
+        component: "svc".into(),
+        command: SupervisorCommand::Shutdown,
+    });
+    assert_eq!(commands_to(&w, "svc").len(), 2);
+
+    register_linked(&mut w, "svc");
+    w.request(Request::Down);
+    assert_eq!(
+        commands_to(&w, "svc"),
+        [const { SupervisorCommand::Shutdown }; 3],
+        "never Stop, which the guide's handler does not know"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_issue_healed_locally_is_recorded_and_not_healed_again() {
+    let mut w = World::new(ONE);
+    register_linked(&mut w, "svc");
+    let healed =
+        Issue::new("svc", "cache_corrupt", Severity::Error).healed_by(&HealingAction::Recover {
+            name: "clear_cache".into(),
+        });
+    let id = w.request(Request::ReportIssue {
+        issue: healed.clone(),
+    });
+    match w.answer(id) {
+        Some(Ok(Response::Done { message })) => {
+            assert!(message.contains("healed locally"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(commands_to(&w, "svc").is_empty(), "no second healing");
+    assert!(w.effects.iter().any(|e| matches!(e,
+        Effect::Publish(Event::Issue { issue }) if issue.id == healed.id)));
+
+    // The same issue not healed locally is healed by the core: its first recovery action.
+    w.request(Request::ReportIssue {
+        issue: Issue::new("svc", "cache_corrupt", Severity::Error),
+    });
+    assert_eq!(commands_to(&w, "svc"), [SupervisorCommand::ClearCache]);
+}
