@@ -11,11 +11,15 @@
 //!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
 //! - [`prelude`]: every guide name in one import, `use hms::prelude::*;`.
 //! - [`cli`]: the `hms-console` command line.
-//! - [`core`]: the daemon: control socket, supervisor, processes.
+//! - [`core`]: the daemon: the control socket and the router, and the rooms requests go to (the
+//!   supervisor — a pure kernel in an async shell —, the log store, the issue journal, the console
+//!   room), processes, cgroup containment and the reaper.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
 //!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.
-//! - [`healing`]: the self-healing engine: backoff, circuit breakers, probes, detection, recovery.
+//! - [`healing`]: the self-healing engine, pure: backoff and circuit breakers, probes, detection,
+//!   recovery episodes, and the per-component healer that combines them for the core and the
+//!   library alike.
 //! - [`tmux`]: grid layouts (`tmux/layout/`: layout files and their validation, the guillotine
 //!   cut, tmux layout strings and their checksum, the compiler from grid to string), the tmux
 //!   driver (`tmux/driver/`: the trait, the real driver over the `tmux` binary, building windows
@@ -25,6 +29,8 @@
 //! - [`console`]: builds the operator's tmux session of panel windows and watches it (re-lays
 //!   out resized windows, rebuilds windows whose layout file changed); talks to tmux and the core.
 //! - [`panel`]: the ratatui panels shown in tmux panes (metrics, logs, status, actions …).
+//!
+//! docs/ARCHITECTURE.md says how the parts fit and how a request travels through them.
 //!
 //! Layers point one way: `model` ← `protocol` ← `core` and `client` ← the CLI, panels, tmux and
 //! `component` (which reaches the core only through `client`).
