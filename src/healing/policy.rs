@@ -3,7 +3,7 @@
 //!
 //! This is a plain state machine: every method takes `now` and returns its decision as data. It does
 //! no I/O, spawns nothing, arms no timers and never reads the clock itself; the caller (the core's
-//! supervisor for processes, the [`crate::healing::api`] engine for linked components) carries out
+//! supervisor for processes, the [`crate::component`] `SelfHealing` engine for linked components) carries out
 //! the decision and arms the timers it names. That is what lets the tests drive it with paused time.
 //!
 //! The rules (issue 3, after OTP, systemd and Kubernetes):

@@ -215,6 +215,17 @@ impl World {
             .collect()
     }
 
+    /// `max_restarts = 3` in [`ONE`]: three short runs restarted after their backoff, and the
+    /// fourth failure opens the breaker.
+    async fn crash_until_the_breaker_opens(&mut self, name: &str) {
+        for _ in 0..3 {
+            self.exits(name, 1);
+            let delay = self.pending_restart_delay(name).unwrap();
+            self.advance(delay).await;
+        }
+        self.exits(name, 1);
+    }
+
     /// The delay of the last restart timer armed for the component, measured from now.
     fn pending_restart_delay(&self, name: &str) -> Option<Duration> {
         self.timers
@@ -285,13 +296,7 @@ async fn short_runs_back_off_longer_each_time() {
 #[tokio::test(start_paused = true)]
 async fn too_many_restarts_open_the_breaker_whose_trial_closes_it_when_the_run_is_stable() {
     let mut w = World::new(ONE);
-    // max_restarts = 3 in 10 s: the fourth failure opens the breaker.
-    for _ in 0..3 {
-        w.exits("api", 1);
-        let delay = w.pending_restart_delay("api").unwrap();
-        w.advance(delay).await;
-    }
-    w.exits("api", 1);
+    w.crash_until_the_breaker_opens("api").await;
     let s = w.status("api");
     assert_eq!(s.state, RunState::BreakerOpen);
     assert_eq!(s.healing.breaker, BreakerState::Open);
@@ -313,12 +318,7 @@ async fn too_many_restarts_open_the_breaker_whose_trial_closes_it_when_the_run_i
 #[tokio::test(start_paused = true)]
 async fn a_failed_trial_reopens_the_breaker_with_a_doubled_cooldown() {
     let mut w = World::new(ONE);
-    for _ in 0..3 {
-        w.exits("api", 1);
-        let delay = w.pending_restart_delay("api").unwrap();
-        w.advance(delay).await;
-    }
-    w.exits("api", 1);
+    w.crash_until_the_breaker_opens("api").await;
     assert_eq!(w.state("api"), RunState::BreakerOpen);
     w.advance(Duration::from_secs(5)).await;
     assert_eq!(w.state("api"), RunState::Running);
