@@ -19,7 +19,7 @@ use super::{
     ActionConfig, BackoffConfig, CompiledLogPattern, ComponentSpec, ConfigError, FleetConfig,
     IntensityConfig,
 };
-use crate::text::{nearest, valid_name};
+use crate::text::{NAME_RULE, nearest, valid_name};
 
 /// Checks a parsed config, applies the defaults and orders the components.
 pub(super) fn validate(
@@ -112,7 +112,7 @@ fn check_name(
         return Err(at.error(
             c.name.span(),
             "name",
-            format!("invalid component name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
+            format!("invalid component name \"{name}\": {NAME_RULE} (tmux and the CLI would read it as a flag or a target)"),
         ));
     }
     let line = line_col(at.text, c.name.span().start).0;
