@@ -38,6 +38,79 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A size in bytes written with a unit, e.g. `"512KB"`, `"10MB"`, `"1GB"`; `0` alone (a TOML
+/// integer or string) means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigSize(pub u64);
+
+impl<'de> Deserialize<'de> for ConfigSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A size is a string, or the integer 0.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(i64),
+            Text(String),
+        }
+        let text = match Written::deserialize(d)? {
+            Written::Number(n) => n.to_string(),
+            Written::Text(t) => t,
+        };
+        parse_size(&text)
+            .map(ConfigSize)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The units a size may be written in, with their multipliers: 1024-based, as supervisord's
+/// `logfile_maxbytes` reads `KB`, `MB` and `GB`; the `KiB` spellings mean the same.
+const SIZE_UNITS: [(&str, u64); 10] = [
+    ("b", 1),
+    ("k", 1 << 10),
+    ("kb", 1 << 10),
+    ("kib", 1 << 10),
+    ("m", 1 << 20),
+    ("mb", 1 << 20),
+    ("mib", 1 << 20),
+    ("g", 1 << 30),
+    ("gb", 1 << 30),
+    ("gib", 1 << 30),
+];
+
+/// Parses a size: a whole number and a unit (`B`, `KB`, `MB`, `GB`, any case, 1024-based), or
+/// `0` alone. A bare number other than 0 is refused because `10` could mean anything.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(digits_end);
+    let unit = unit.trim();
+    if digits.is_empty() {
+        return Err(format!(
+            "invalid size \"{text}\": write a whole number with a unit, e.g. \"512KB\", \"10MB\", \"1GB\""
+        ));
+    }
+    let Ok(number) = digits.parse::<u64>() else {
+        return Err(format!("invalid size \"{text}\": the number is too large"));
+    };
+    if unit.is_empty() {
+        if number == 0 {
+            return Ok(0);
+        }
+        return Err(format!(
+            "invalid size \"{text}\": a unit is required, e.g. \"{number}KB\" or \"{number}MB\""
+        ));
+    }
+    let lower = unit.to_ascii_lowercase();
+    let Some((_, multiplier)) = SIZE_UNITS.iter().find(|(u, _)| *u == lower) else {
+        return Err(format!(
+            "invalid size \"{text}\": unknown unit \"{unit}\"; use B, KB, MB or GB (1KB = 1024 bytes), e.g. \"10MB\""
+        ));
+    };
+    number
+        .checked_mul(*multiplier)
+        .ok_or_else(|| format!("invalid size \"{text}\": the number is too large"))
+}
+
 /// A signal name as written in config: `TERM`, `SIGTERM`, `hup` …
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalName(pub nix::sys::signal::Signal);
@@ -348,5 +421,58 @@ mod tests {
                 .contains("unit is required")
         );
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes_need_units_except_zero() {
+        assert_eq!(parse_size("10MB"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("512KB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size(" 4 mib "), Ok(4 << 20));
+        assert_eq!(parse_size("100B"), Ok(100));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("0MB"), Ok(0));
+        assert!(parse_size("10").unwrap_err().contains("a unit is required"));
+        assert!(parse_size("1.5MB").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("10 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("MB").unwrap_err().contains("whole number"));
+        assert!(parse_size("-1MB").unwrap_err().contains("whole number"));
+        assert!(
+            parse_size("99999999999999GB")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_size("99999999999999999999999")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_number_and_a_unit_parse_to_their_product(
+            n in 0u64..(1 << 33),
+            unit in proptest::sample::select(SIZE_UNITS.to_vec()),
+            upper in proptest::bool::ANY,
+            space in proptest::bool::ANY,
+        ) {
+            let (name, multiplier) = unit;
+            let name = if upper { name.to_ascii_uppercase() } else { name.to_string() };
+            let text = format!("{n}{}{name}", if space { " " } else { "" });
+            proptest::prop_assert_eq!(parse_size(&text), Ok(n * multiplier));
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_with_the_text_quoted(text in "\\PC{0,24}") {
+            if let Err(message) = parse_size(&text) {
+                proptest::prop_assert!(message.starts_with("invalid size \""), "{}", message);
+                proptest::prop_assert!(message.contains(&text), "{}", message);
+            }
+        }
     }
 }
