@@ -30,8 +30,8 @@ mod values;
 pub use reload::ReloadPlan;
 pub use values::{
     ActionConfig, BackoffConfig, BreakerConfig, CommandLine, ConfigDuration, ConfigSize,
-    IntensityConfig, LogPattern, ProbeConfig, ProbeTarget, SignalName, Threshold, ThresholdsConfig,
-    parse_duration, parse_size,
+    IntensityConfig, LogPattern, ProbeConfig, ProbeTarget, SignalName, TcpCheck, Threshold,
+    ThresholdsConfig, parse_duration, parse_size, unescape,
 };
 
 /// The demo fleet that runs when no config is given, compiled in.

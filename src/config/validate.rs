@@ -348,7 +348,7 @@ fn check_probes(c: &RawComponent, name: &str, at: &At) -> Result<(), ConfigError
                     format!("{key} probe of \"{name}\": `exec` is empty"),
                 ));
             }
-            if let Some(addr) = &inner.tcp
+            if let Some(addr) = inner.tcp.as_ref().map(|t| &t.address)
                 && addr
                     .rsplit_once(':')
                     .and_then(|(_, port)| port.parse::<u16>().ok())
@@ -359,6 +359,19 @@ fn check_probes(c: &RawComponent, name: &str, at: &At) -> Result<(), ConfigError
                     key,
                     format!(
                         "{key} probe of \"{name}\": tcp address \"{addr}\" needs a host and a port, e.g. \"127.0.0.1:6379\""
+                    ),
+                ));
+            }
+            if inner
+                .tcp
+                .as_ref()
+                .is_some_and(|t| t.expect.as_ref().is_some_and(Vec::is_empty))
+            {
+                return Err(at.error(
+                    p.span(),
+                    key,
+                    format!(
+                        "{key} probe of \"{name}\": tcp `expect` is empty, so any answer would pass; give the bytes the answer must contain, e.g. expect = \"+PONG\", or leave it out"
                     ),
                 ));
             }
