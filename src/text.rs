@@ -91,11 +91,19 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     })
 }
 
+/// The rule [`valid_name`] checks, in words, for error messages.
+pub const NAME_RULE: &str =
+    "use 1-64 letters, digits, '-', '_' or '.', and do not start with '-' or '.'";
+
 /// Is `name` acceptable as a component name: 1–[`MAX_NAME`] ASCII letters, digits, `-`, `_` or
-/// `.`.
+/// `.`, not starting with `-` or `.`. Every consumer of a name must accept it as it is: tmux and
+/// the CLI read a leading `-` as a flag (`rename-window -rf` fails half-way through building a
+/// session) and a leading `.` as part of a target, so such names are refused where they enter
+/// (config, Procfile import, linked registration).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
+        && !name.starts_with(['-', '.'])
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
@@ -147,5 +155,16 @@ mod tests {
         assert!(!valid_name(""));
         assert!(!valid_name("a b"));
         assert!(!valid_name(&"a".repeat(MAX_NAME + 1)));
+    }
+
+    #[test]
+    fn names_that_tmux_or_the_cli_would_read_as_flags_or_targets_are_refused() {
+        for name in ["-rf", "-", ".", ".hidden", "--help"] {
+            assert!(!valid_name(name), "{name}");
+        }
+        assert!(valid_name("a-"));
+        assert!(valid_name("a."));
+        assert!(valid_name("_private"));
+        assert!(NAME_RULE.contains(&MAX_NAME.to_string()));
     }
 }

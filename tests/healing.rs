@@ -370,3 +370,74 @@ cpu_percent = { degraded = 5.0, critical = 20.0 }
     // Basic level reports a threshold; it does not restart for one.
     assert_eq!(c.restarts, 0);
 }
+
+/// A line server in the manner of redis: answers `PING` with `+PONG`, anything else with `-ERR`.
+const PONG_SERVER: &str = r#"
+import socketserver, sys
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            answer = b"+PONG\r\n" if line.strip() == b"PING" else b"-ERR unknown command\r\n"
+            self.wfile.write(answer)
+            self.wfile.flush()
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn ping(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"PING\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    answer.starts_with("+PONG").then_some(answer)
+}
+
+#[test]
+fn a_stopped_tcp_server_fails_its_send_expect_probe_and_is_restarted() {
+    let port = free_port();
+    let script = toml::Value::String(PONG_SERVER.to_string());
+    let core = Core::start(&format!(
+        r#"
+[[component]]
+name = "cache"
+command = ["python3", "-c", {script}, "{port}"]
+min_uptime = "100ms"
+stop_grace = "500ms"
+[component.liveness]
+tcp = {{ address = "127.0.0.1:{port}", send = 'PING\r\n', expect = "+PONG" }}
+period = "200ms"
+timeout = "150ms"
+initial_delay = "1s"
+failure_threshold = 3
+"#
+    ));
+    let first = core.wait_component("cache", "running", SECS10, |c| c.state == RunState::Running);
+    wait_for("the server to answer PING", SECS10, || ping(port));
+    let old = first.pid.unwrap();
+    // Stopped, the kernel still completes connections to it: only an answer tells.
+    kill(Pid::from_raw(old as i32), Signal::SIGSTOP).unwrap();
+    let stopped = std::time::Instant::now();
+    let again = core.wait_component("cache", "a new pid", SECS10, |c| {
+        c.state == RunState::Running && c.pid.is_some_and(|p| p != old)
+    });
+    // Three failed probes 200 ms apart, a 500 ms grace and the restart: well inside 5 s (a
+    // connect-only probe took minutes, until the accept queue filled).
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "restarted after {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(again.healing.last_action, Some(HealingAction::Restart));
+    let issue = core.wait_issue("cache", "liveness_failed", SECS10);
+    assert_eq!(issue.context["failures"], "3");
+    assert_eq!(
+        issue.context["reason"],
+        format!("expected \"+PONG\" from 127.0.0.1:{port} within 150ms, got nothing")
+    );
+    wait_for("the frozen process to be gone", SECS10, || {
+        (!alive(old)).then_some(())
+    });
+    wait_for("the new server to answer PING", SECS10, || ping(port));
+}

@@ -379,3 +379,49 @@ async fn hooks_options_and_keys_stay_on_our_session_and_panes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_attach_that_fails_half_way_leaves_no_session_and_the_next_attach_builds_it_whole() {
+    use hms::console::session::{ConsoleOptions, attach_session};
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::new();
+    // The "panel" every pane runs: a script that ignores its arguments and waits.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("panel");
+    std::fs::write(&exe, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let opts = ConsoleOptions {
+        session: "hms".into(),
+        socket: dir.path().join("core.sock"),
+        data_dir: dir.path().to_path_buf(),
+        exe,
+        ascii: true,
+    };
+    let fleet: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    // A terminal too small for the overview's grid: the session is made, its windows cannot be.
+    let err = attach_session(&server.tmux, &opts, &fleet, (6, 4))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("too small"), "{err}");
+    assert!(
+        !server.tmux.has_session("hms").await.unwrap(),
+        "the half-built session was removed"
+    );
+    let console = attach_session(&server.tmux, &opts, &fleet, (200, 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        console.state,
+        SessionState::Created,
+        "not the half-built one"
+    );
+    let names: Vec<String> = server
+        .tmux
+        .list_windows("hms")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["overview", "a", "b", "c", "d"]);
+}

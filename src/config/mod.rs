@@ -29,8 +29,9 @@ mod values;
 
 pub use reload::ReloadPlan;
 pub use values::{
-    ActionConfig, BackoffConfig, BreakerConfig, CommandLine, ConfigDuration, IntensityConfig,
-    LogPattern, ProbeConfig, ProbeTarget, SignalName, Threshold, ThresholdsConfig, parse_duration,
+    ActionConfig, BackoffConfig, BreakerConfig, CommandLine, ConfigDuration, ConfigSize,
+    IntensityConfig, LogPattern, ProbeConfig, ProbeTarget, SignalName, TcpCheck, Threshold,
+    ThresholdsConfig, parse_duration, parse_size, unescape,
 };
 
 /// The demo fleet that runs when no config is given, compiled in.
@@ -105,6 +106,12 @@ pub struct ComponentSpec {
     pub breaker: BreakerConfig,
     /// How many output lines the core keeps in memory for `logs`.
     pub log_lines: usize,
+    /// The size in bytes at which the component's log file is rotated; 0: never rotated.
+    /// Either 0 or at least [`MIN_LOG_MAX_SIZE`].
+    pub log_max_size: u64,
+    /// How many rotated log files are kept (`name.log.1` … `name.log.N`); 0: the file is cut
+    /// and nothing is kept. At most [`MAX_LOG_BACKUPS`].
+    pub log_backups: u32,
     /// Recovery actions in the order the healing engine tries them.
     pub recovery_actions: Vec<String>,
     /// How custom actions are carried out (built-in ones — restart, stop, start — need no entry).
@@ -121,6 +128,54 @@ impl ComponentSpec {
     /// ordered, so equal specs print equally.
     pub fn same_as(&self, other: &ComponentSpec) -> bool {
         format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// The size at which a component's log file is rotated unless the config says otherwise (as
+/// supervisord's `logfile_maxbytes`).
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
+
+/// How many rotated log files are kept unless the config says otherwise (supervisord keeps 10;
+/// three is enough to read back past a flood and bounds the disk at four times the size).
+pub const DEFAULT_LOG_BACKUPS: u32 = 3;
+
+/// The smallest rotation size other than 0: below it a file would rotate every few lines.
+pub const MIN_LOG_MAX_SIZE: u64 = 1024;
+
+/// The most rotated log files a component may keep.
+pub const MAX_LOG_BACKUPS: u32 = 100;
+
+/// The core's bounds on what its clients can make it hold (`[limits]`), plain data: the core
+/// maps them onto its connection limits. Each has a default that a config may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Client connections open at once; one more is told so and closed. At least 1.
+    pub max_connections: usize,
+    /// A connection that has not said hello by then is closed. Longer than zero.
+    pub hello_timeout: Duration,
+    /// Requests of one connection handled at once; the next line is read only when there is
+    /// room. At least 1.
+    pub max_requests_in_flight: usize,
+    /// Bytes waiting to be written to one connection; past it events are dropped (and the
+    /// client told). Between [`Limits::MIN_QUEUED_BYTES`] and [`Limits::MAX_QUEUED_BYTES`].
+    pub max_queued_bytes: usize,
+}
+
+impl Limits {
+    /// The smallest per-connection queue: smaller ones would drop events all the time.
+    pub const MIN_QUEUED_BYTES: u64 = 64 * 1024;
+    /// The largest per-connection queue.
+    pub const MAX_QUEUED_BYTES: u64 = 1024 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            hello_timeout: Duration::from_secs(5),
+            max_requests_in_flight: 32,
+            max_queued_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -168,6 +223,9 @@ pub struct FleetConfig {
     /// Where it came from: a path, or [`DEMO_FLEET_NAME`].
     pub source: String,
     pub components: Vec<ComponentSpec>,
+    /// The core's bounds (`[limits]`); a Procfile or a config without the table gets the
+    /// defaults.
+    pub limits: Limits,
 }
 
 impl FleetConfig {
@@ -217,5 +275,19 @@ mod tests {
     fn the_demo_fleet_is_valid_and_has_at_least_four_components() {
         let fleet = FleetConfig::demo();
         assert!(fleet.components.len() >= 4, "{:?}", fleet.names());
+    }
+
+    #[test]
+    fn a_config_without_bounds_gets_the_defaults() {
+        let fleet = FleetConfig::parse(
+            "[[component]]\nname = \"a\"\ncommand = \"true\"\n",
+            "t",
+            None,
+        )
+        .unwrap();
+        assert_eq!(fleet.limits, Limits::default());
+        let a = fleet.get("a").unwrap();
+        assert_eq!(a.log_max_size, 10 * 1024 * 1024);
+        assert_eq!(a.log_backups, 3);
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{ConfigError, FleetConfig};
-use crate::text::valid_name;
+use crate::text::{NAME_RULE, valid_name};
 
 impl FleetConfig {
     /// Imports a Procfile (foreman/overmind format: `name: command` per line, `#` comments).
@@ -48,7 +48,7 @@ impl FleetConfig {
             let name = name.trim();
             if !valid_name(name) {
                 return Err(invalid(format!(
-                    "invalid process name \"{name}\": use letters, digits, '-' and '_'"
+                    "invalid process name \"{name}\": {NAME_RULE}"
                 )));
             }
             if let Some(first) = lines_seen.insert(name.to_string(), i + 1) {
@@ -97,5 +97,16 @@ mod tests {
         );
         let err = FleetConfig::parse_procfile("web python\n", "Procfile", None).unwrap_err();
         assert_eq!(err.line(), Some(1));
+    }
+
+    #[test]
+    fn a_process_named_like_a_flag_is_refused() {
+        let err = FleetConfig::parse_procfile("web: true\n-rf: true\n", "Procfile", None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "Procfile:2:1: invalid process name \"-rf\": use 1-64 letters, digits, '-', '_' or '.', and do not start with '-' or '.'"
+        );
     }
 }

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::{
     ActionConfig, BackoffConfig, BreakerConfig, CommandLine, ConfigDuration, ConfigError,
-    IntensityConfig, LogPattern, ProbeConfig, SignalName, ThresholdsConfig,
+    ConfigSize, IntensityConfig, LogPattern, ProbeConfig, SignalName, ThresholdsConfig,
 };
 use crate::model::{HealingLevel, RestartPolicy};
 use crate::text::nearest;
@@ -33,6 +33,18 @@ pub(super) struct RawDefaults {
     pub(super) intensity: Option<IntensityConfig>,
     pub(super) breaker: Option<BreakerConfig>,
     pub(super) log_lines: Option<usize>,
+    pub(super) log_max_size: Option<Spanned<ConfigSize>>,
+    pub(super) log_backups: Option<Spanned<u32>>,
+}
+
+/// The core's own bounds (`[limits]`), each optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_connections: Option<Spanned<usize>>,
+    pub(super) hello_timeout: Option<Spanned<ConfigDuration>>,
+    pub(super) max_requests_in_flight: Option<Spanned<usize>>,
+    pub(super) max_queued_bytes: Option<Spanned<ConfigSize>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +70,8 @@ pub(super) struct RawComponent {
     pub(super) intensity: Option<IntensityConfig>,
     pub(super) breaker: Option<BreakerConfig>,
     pub(super) log_lines: Option<usize>,
+    pub(super) log_max_size: Option<Spanned<ConfigSize>>,
+    pub(super) log_backups: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) recovery_actions: Vec<Spanned<String>>,
     #[serde(default)]
@@ -75,6 +89,8 @@ pub(super) struct RawComponent {
 pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) defaults: RawDefaults,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) component: Vec<RawComponent>,
 }

@@ -85,4 +85,26 @@ mod tests {
         assert_eq!(plan.summary(), "added: d; changed: b; removed: c");
         assert!(ReloadPlan::new(&old, &old).is_empty());
     }
+
+    #[test]
+    fn a_changed_log_rotation_is_a_change_of_the_component() {
+        let fleet = |extra: &str| {
+            FleetConfig::parse(
+                &format!(
+                    "{extra}\n[[component]]\nname = \"a\"\ncommand = \"sleep 1\"\n[[component]]\nname = \"b\"\ncommand = \"sleep 1\"\nlog_backups = 3\n"
+                ),
+                "t",
+                None,
+            )
+            .unwrap()
+        };
+        let old = fleet("");
+        // The default written out changes nothing.
+        assert!(ReloadPlan::new(&old, &fleet("[defaults]\nlog_max_size = \"10MB\"")).is_empty());
+        let bigger = ReloadPlan::new(&old, &fleet("[defaults]\nlog_max_size = \"20MB\""));
+        assert_eq!(bigger.changed, ["a", "b"]);
+        let fewer = ReloadPlan::new(&old, &fleet("[defaults]\nlog_backups = 1"));
+        assert_eq!(fewer.changed, ["a"], "b sets its own log_backups");
+        assert_eq!(fewer.unchanged, ["b"]);
+    }
 }

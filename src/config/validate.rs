@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawComponent, RawConfig, RawDefaults, line_col};
+use super::raw::{RawComponent, RawConfig, RawDefaults, RawLimits, line_col};
 use super::{
-    ActionConfig, BackoffConfig, CompiledLogPattern, ComponentSpec, ConfigError, FleetConfig,
-    IntensityConfig,
+    ActionConfig, BackoffConfig, CompiledLogPattern, ComponentSpec, ConfigError, ConfigSize,
+    DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAX_SIZE, FleetConfig, IntensityConfig, Limits,
+    MAX_LOG_BACKUPS, MIN_LOG_MAX_SIZE,
 };
-use crate::text::{nearest, valid_name};
+use crate::text::{NAME_RULE, nearest, valid_name};
 
 /// Checks a parsed config, applies the defaults and orders the components.
 pub(super) fn validate(
@@ -36,13 +37,27 @@ pub(super) fn validate(
     }
     let RawConfig {
         defaults,
+        limits,
         component,
     } = raw;
+    let limits = check_limits(&limits, &at)?;
+    check_log_files(
+        &defaults.log_max_size,
+        &defaults.log_backups,
+        "[defaults]",
+        &at,
+    )?;
     let mut entries = Vec::with_capacity(component.len());
     let mut first_line: HashMap<String, usize> = HashMap::new();
     for c in component {
         let name = check_name(&c, &at, &mut first_line)?;
         check_command(&c, &name, &at)?;
+        check_log_files(
+            &c.log_max_size,
+            &c.log_backups,
+            &format!("component \"{name}\""),
+            &at,
+        )?;
         let (backoff, intensity) = restart_limits(&c, &defaults, &name, &at)?;
         let actions = actions(&c, &name, &at)?;
         check_probes(&c, &name, &at)?;
@@ -61,6 +76,7 @@ pub(super) fn validate(
     Ok(FleetConfig {
         source: file.to_string(),
         components,
+        limits,
     })
 }
 
@@ -112,7 +128,7 @@ fn check_name(
         return Err(at.error(
             c.name.span(),
             "name",
-            format!("invalid component name \"{name}\": use 1-64 letters, digits, '-', '_' or '.'"),
+            format!("invalid component name \"{name}\": {NAME_RULE} (tmux and the CLI would read it as a flag or a target)"),
         ));
     }
     let line = line_col(at.text, c.name.span().start).0;
@@ -138,6 +154,96 @@ fn check_command(c: &RawComponent, name: &str, at: &At) -> Result<(), ConfigErro
         ));
     }
     Ok(())
+}
+
+/// Log rotation, where it is written (`whose`: `[defaults]` or `component "x"`): a size of 0
+/// (never rotate) or at least [`MIN_LOG_MAX_SIZE`], and at most [`MAX_LOG_BACKUPS`] backups.
+fn check_log_files(
+    max_size: &Option<Spanned<ConfigSize>>,
+    backups: &Option<Spanned<u32>>,
+    whose: &str,
+    at: &At,
+) -> Result<(), ConfigError> {
+    if let Some(size) = max_size
+        && size.get_ref().0 != 0
+        && size.get_ref().0 < MIN_LOG_MAX_SIZE
+    {
+        return Err(at.error(
+            size.span(),
+            "log_max_size",
+            format!(
+                "{whose}: a log_max_size of {} bytes would rotate every few lines; use 0 (never rotate) or at least 1KB, e.g. \"10MB\"",
+                size.get_ref().0
+            ),
+        ));
+    }
+    if let Some(n) = backups
+        && *n.get_ref() > MAX_LOG_BACKUPS
+    {
+        return Err(at.error(
+            n.span(),
+            "log_backups",
+            format!(
+                "{whose}: log_backups = {} is more than {MAX_LOG_BACKUPS}; keep at most {MAX_LOG_BACKUPS} rotated files (0 keeps none)",
+                n.get_ref()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The core's bounds: counts of at least 1, a hello timeout longer than zero, and a queue per
+/// connection within [`Limits::MIN_QUEUED_BYTES`] and [`Limits::MAX_QUEUED_BYTES`].
+fn check_limits(raw: &RawLimits, at: &At) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    for (key, value, field) in [
+        (
+            "max_connections",
+            &raw.max_connections,
+            &mut limits.max_connections,
+        ),
+        (
+            "max_requests_in_flight",
+            &raw.max_requests_in_flight,
+            &mut limits.max_requests_in_flight,
+        ),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 {
+                return Err(at.error(
+                    v.span(),
+                    key,
+                    format!("[limits] {key} must be at least 1 (default {})", *field),
+                ));
+            }
+            *field = *v.get_ref();
+        }
+    }
+    if let Some(t) = &raw.hello_timeout {
+        if t.get_ref().0.is_zero() {
+            return Err(at.error(
+                t.span(),
+                "hello_timeout",
+                "[limits] hello_timeout must be longer than zero (default \"5s\")".to_string(),
+            ));
+        }
+        limits.hello_timeout = t.get_ref().0;
+    }
+    if let Some(q) = &raw.max_queued_bytes {
+        let bytes = q.get_ref().0;
+        if !(Limits::MIN_QUEUED_BYTES..=Limits::MAX_QUEUED_BYTES).contains(&bytes) {
+            return Err(at.error(
+                q.span(),
+                "max_queued_bytes",
+                format!(
+                    "[limits] max_queued_bytes of {bytes} bytes is out of range; use 64KB to 1GB (default \"4MB\")"
+                ),
+            ));
+        }
+        limits.max_queued_bytes =
+            usize::try_from(bytes).expect("at most 1 GiB, which fits a usize");
+    }
+    Ok(limits)
 }
 
 /// Backoff and restart intensity, the fleet's defaults applied: a backoff that does not shrink,
@@ -242,7 +348,7 @@ fn check_probes(c: &RawComponent, name: &str, at: &At) -> Result<(), ConfigError
                     format!("{key} probe of \"{name}\": `exec` is empty"),
                 ));
             }
-            if let Some(addr) = &inner.tcp
+            if let Some(addr) = inner.tcp.as_ref().map(|t| &t.address)
                 && addr
                     .rsplit_once(':')
                     .and_then(|(_, port)| port.parse::<u16>().ok())
@@ -253,6 +359,19 @@ fn check_probes(c: &RawComponent, name: &str, at: &At) -> Result<(), ConfigError
                     key,
                     format!(
                         "{key} probe of \"{name}\": tcp address \"{addr}\" needs a host and a port, e.g. \"127.0.0.1:6379\""
+                    ),
+                ));
+            }
+            if inner
+                .tcp
+                .as_ref()
+                .is_some_and(|t| t.expect.as_ref().is_some_and(Vec::is_empty))
+            {
+                return Err(at.error(
+                    p.span(),
+                    key,
+                    format!(
+                        "{key} probe of \"{name}\": tcp `expect` is empty, so any answer would pass; give the bytes the answer must contain, e.g. expect = \"+PONG\", or leave it out"
                     ),
                 ));
             }
@@ -372,6 +491,16 @@ fn with_defaults(
                 .or(d.log_lines)
                 .unwrap_or(1000)
                 .clamp(10, 100_000),
+            log_max_size: c
+                .log_max_size
+                .as_ref()
+                .or(d.log_max_size.as_ref())
+                .map_or(DEFAULT_LOG_MAX_SIZE, |s| s.get_ref().0),
+            log_backups: c
+                .log_backups
+                .as_ref()
+                .or(d.log_backups.as_ref())
+                .map_or(DEFAULT_LOG_BACKUPS, |n| *n.get_ref()),
             recovery_actions,
             actions,
             liveness: c.liveness.map(Spanned::into_inner),
@@ -555,5 +684,65 @@ stop_signal = "INT"
         assert_eq!(b.min_uptime, Duration::from_secs(10));
         assert_eq!(b.stop_signal, nix::sys::signal::Signal::SIGINT);
         assert_eq!(a.intensity.max_restarts, 5);
+    }
+
+    #[test]
+    fn log_rotation_comes_from_the_component_then_the_defaults() {
+        let fleet = FleetConfig::parse(
+            r#"
+[defaults]
+log_max_size = "512KB"
+log_backups = 5
+[[component]]
+name = "a"
+command = "true"
+[[component]]
+name = "b"
+command = "true"
+log_max_size = 0
+log_backups = 0
+[[component]]
+name = "c"
+command = "true"
+log_max_size = "1GB"
+"#,
+            "t.toml",
+            None,
+        )
+        .unwrap();
+        let size_and_backups = |n: &str| {
+            let c = fleet.get(n).unwrap();
+            (c.log_max_size, c.log_backups)
+        };
+        assert_eq!(size_and_backups("a"), (512 * 1024, 5));
+        assert_eq!(size_and_backups("b"), (0, 0));
+        assert_eq!(size_and_backups("c"), (1 << 30, 5));
+    }
+
+    #[test]
+    fn limits_are_read_and_the_rest_keep_their_defaults() {
+        let fleet = FleetConfig::parse(
+            r#"
+[limits]
+max_connections = 64
+hello_timeout = "250ms"
+max_queued_bytes = "1MB"
+[[component]]
+name = "a"
+command = "true"
+"#,
+            "t.toml",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            fleet.limits,
+            crate::config::Limits {
+                max_connections: 64,
+                hello_timeout: Duration::from_millis(250),
+                max_requests_in_flight: 32,
+                max_queued_bytes: 1 << 20,
+            }
+        );
     }
 }

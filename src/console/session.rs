@@ -299,6 +299,11 @@ pub struct Console {
 
 /// Makes the operator's session: reuses it when it exists (never a duplicate); otherwise creates
 /// it with the overview and one TwoByTwo window per component, overview selected.
+///
+/// A session this call created and could not finish (tmux refused a window, the terminal is too
+/// small for a grid) is killed before the error is returned: a half-built session would
+/// otherwise be taken as the console by the next attach. A session that existed before is never
+/// killed, only added to.
 pub async fn attach_session<D: TmuxDriver>(
     driver: &D,
     opts: &ConsoleOptions,
@@ -325,6 +330,30 @@ pub async fn attach_session<D: TmuxDriver>(
             });
         }
     }
+    match build_console(driver, opts, fleet).await {
+        Ok(windows) => Ok(Console { state, windows }),
+        Err(e) => {
+            if state == SessionState::Created
+                && let Err(kill) = driver.kill_session(&opts.session).await
+            {
+                tracing::warn!(
+                    session = %opts.session,
+                    cause = %kill,
+                    "cannot remove the half-built session"
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The console's windows in a session that has none of them yet: the overview and one TwoByTwo
+/// window per component, the placeholder window removed, the overview selected.
+async fn build_console<D: TmuxDriver>(
+    driver: &D,
+    opts: &ConsoleOptions,
+    fleet: &[String],
+) -> Result<Vec<ManagedWindow>, ConsoleError> {
     let mut windows = vec![build(driver, opts, &LayoutSource::Overview, fleet).await?];
     for c in fleet {
         windows.push(
@@ -344,7 +373,7 @@ pub async fn attach_session<D: TmuxDriver>(
         }
     }
     driver.select_window(windows[0].window).await?;
-    Ok(Console { state, windows })
+    Ok(windows)
 }
 
 /// Rebuilds a managed window's grid from tmux alone (its `@hms-layout` tag and pane list), for
@@ -401,6 +430,66 @@ pub fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(session: &str) -> ConsoleOptions {
+        ConsoleOptions {
+            session: session.into(),
+            socket: "/tmp/core.sock".into(),
+            data_dir: "/tmp/d".into(),
+            exe: "/usr/bin/hms-console".into(),
+            ascii: false,
+        }
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn an_attach_that_fails_half_way_removes_the_session_it_created() {
+        let tmux = crate::tmux::fake::FakeTmux::new();
+        // Too small for the overview's grid: the session exists, its first window cannot.
+        let err = attach_session(&tmux, &options("hms"), &names(4), (6, 4))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConsoleError::Tmux(_)), "{err:?}");
+        let state = tmux.state();
+        let windows: Vec<usize> = state.sessions.iter().map(|s| s.windows.len()).collect();
+        assert_eq!(windows, [0], "nothing of the session is left: {state:?}");
+        assert!(
+            state.calls.iter().any(|c| c.starts_with("kill_window")),
+            "{:?}",
+            state.calls
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attach_that_fails_on_an_existing_session_leaves_it_alone() {
+        let tmux = crate::tmux::fake::FakeTmux::new();
+        let spec = NewSession {
+            name: "hms".into(),
+            window_name: "mine".into(),
+            width: 6,
+            height: 4,
+            command: None,
+        };
+        tmux.new_session(&spec).await.unwrap();
+        attach_session(&tmux, &options("hms"), &names(4), (6, 4))
+            .await
+            .unwrap_err();
+        let state = tmux.state();
+        assert_eq!(state.sessions.len(), 1);
+        assert_eq!(
+            state.sessions[0].windows.len(),
+            1,
+            "the user's window stays"
+        );
+        assert!(
+            !state.calls.iter().any(|c| c.starts_with("kill")),
+            "{:?}",
+            state.calls
+        );
+    }
 
     #[test]
     fn tags_round_trip() {

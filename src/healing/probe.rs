@@ -4,7 +4,9 @@
 //! [`run_probe`] is the only I/O here: it runs an exec, TCP or HTTP check under a timeout and always
 //! returns an outcome, never an error (a probe that cannot even be attempted has failed). A hung
 //! probe fails at its timeout, and an exec probe runs in its own process group that is killed with
-//! it, so a hung probe's children die too. [`ProbeTracker`] is a plain state machine taking `now`:
+//! it, so a hung probe's children die too. A TCP probe with `send`/`expect` sees a hung server
+//! (the kernel accepts connections for a stopped process until its queue fills; only an answer
+//! tells it is alive) and says, when it fails, what it expected and what came. [`ProbeTracker`] is a plain state machine taking `now`:
 //! it does no I/O and arms no timers; the caller runs the probe when [`ProbeTracker::next_due`] says
 //! and feeds the outcome back.
 
@@ -14,10 +16,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::config::{ProbeConfig, ProbeTarget};
+use crate::config::{ProbeConfig, ProbeTarget, TcpCheck};
 
 /// The largest HTTP response head (status line and headers) a probe reads.
 const MAX_HTTP_HEAD: usize = 16 * 1024;
+
+/// The most a TCP probe reads while looking for its `expect`: a peer that talks on without
+/// saying it has failed.
+const MAX_TCP_ANSWER: usize = 16 * 1024;
+
+/// How many characters of a wrong answer a failure reason quotes.
+const SHOWN_ANSWER: usize = 64;
 
 /// The result of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +65,8 @@ pub async fn run_probe(target: &ProbeTarget, timeout: Duration) -> ProbeOutcome 
     let check = async {
         match target {
             ProbeTarget::Exec(argv) => exec_probe(argv).await,
-            ProbeTarget::Tcp(addr) => tcp_probe(addr).await,
+            // It keeps its own deadline, to say what came before it.
+            ProbeTarget::Tcp(check) => tcp_probe(check, timeout).await,
             ProbeTarget::Http { url, expect_status } => http_probe(url, *expect_status).await,
         }
     };
@@ -122,10 +132,101 @@ async fn exec_probe(argv: &[String]) -> ProbeOutcome {
     }
 }
 
-async fn tcp_probe(addr: &str) -> ProbeOutcome {
-    match TcpStream::connect(addr).await {
-        Ok(_) => ProbeOutcome::Success,
-        Err(e) => ProbeOutcome::Failed(format!("connect to {addr}: {e}")),
+/// Connects; sends `check.send` if any; then, if `check.expect` is set, reads until it appears
+/// (success), the peer closes, [`MAX_TCP_ANSWER`] bytes came without it, or `timeout` has passed
+/// since the start (failures that quote what came). A connection still not made at the timeout
+/// is [`ProbeOutcome::TimedOut`]. Returns by the timeout: [`run_probe`]'s own timeout around it
+/// is only a backstop.
+async fn tcp_probe(check: &TcpCheck, timeout: Duration) -> ProbeOutcome {
+    let addr = &check.address;
+    let deadline = Instant::now() + timeout;
+    let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return ProbeOutcome::Failed(format!("connect to {addr}: {e}")),
+        Err(_) => return ProbeOutcome::TimedOut(timeout),
+    };
+    let Some(expect) = &check.expect else {
+        if check.send.is_empty() {
+            return ProbeOutcome::Success;
+        }
+        return match tokio::time::timeout_at(deadline, stream.write_all(&check.send)).await {
+            Ok(Ok(())) => ProbeOutcome::Success,
+            Ok(Err(e)) => ProbeOutcome::Failed(format!("send to {addr}: {e}")),
+            Err(_) => ProbeOutcome::Failed(format!(
+                "send to {addr}: not taken within {}",
+                humantime::format_duration(timeout)
+            )),
+        };
+    };
+    let mut answer = Vec::new();
+    let exchange = async {
+        if !check.send.is_empty() {
+            stream
+                .write_all(&check.send)
+                .await
+                .map_err(|e| format!("send to {addr}: {e}"))?;
+        }
+        let mut chunk = [0u8; 2048];
+        loop {
+            if contains(&answer, expect) {
+                return Ok(());
+            }
+            if answer.len() >= MAX_TCP_ANSWER {
+                return Err(format!(
+                    "expected {} from {addr}, got {MAX_TCP_ANSWER} bytes without it: {}",
+                    shown(expect),
+                    shown(&answer)
+                ));
+            }
+            let room = (MAX_TCP_ANSWER - answer.len()).min(chunk.len());
+            match stream.read(&mut chunk[..room]).await {
+                Ok(0) => {
+                    return Err(format!(
+                        "expected {} from {addr}, but it closed the connection after {}",
+                        shown(expect),
+                        got(&answer)
+                    ));
+                }
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e) => {
+                    return Err(format!(
+                        "expected {} from {addr}, but reading failed ({e}) after {}",
+                        shown(expect),
+                        got(&answer)
+                    ));
+                }
+            }
+        }
+    };
+    let result = tokio::time::timeout_at(deadline, exchange).await;
+    match result {
+        Ok(Ok(())) => ProbeOutcome::Success,
+        Ok(Err(why)) => ProbeOutcome::Failed(why),
+        Err(_) => ProbeOutcome::Failed(format!(
+            "expected {} from {addr} within {}, got {}",
+            shown(&expect[..]),
+            humantime::format_duration(timeout),
+            got(&answer)
+        )),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Bytes quoted for a reason: as text with escapes, cut to [`SHOWN_ANSWER`] characters.
+fn shown(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    format!("{:?}", crate::text::truncate(&text, SHOWN_ANSWER))
+}
+
+/// What came: `nothing`, or the bytes quoted.
+fn got(answer: &[u8]) -> String {
+    if answer.is_empty() {
+        "nothing".to_string()
+    } else {
+        shown(answer)
     }
 }
 
@@ -467,11 +568,138 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         assert_eq!(
-            probe(ProbeTarget::Tcp(addr.clone()), DEADLINE).await,
+            probe(ProbeTarget::Tcp(TcpCheck::connect(&addr)), DEADLINE).await,
             ProbeOutcome::Success
         );
         drop(listener);
-        assert!(!probe(ProbeTarget::Tcp(addr), DEADLINE).await.is_success());
+        assert!(
+            !probe(ProbeTarget::Tcp(TcpCheck::connect(addr)), DEADLINE)
+                .await
+                .is_success()
+        );
+    }
+
+    fn ping(addr: &str) -> ProbeTarget {
+        ProbeTarget::Tcp(TcpCheck {
+            address: addr.to_string(),
+            send: b"PING\r\n".to_vec(),
+            expect: Some(b"+PONG".to_vec()),
+        })
+    }
+
+    /// A server on 127.0.0.1 that reads one line from each connection and answers `answer`
+    /// (if any), then holds the connection open, or closes it when `close`. Returns its address.
+    async fn line_server(answer: Option<Vec<u8>>, close: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while !seen.contains(&b'\n') {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    if let Some(answer) = answer {
+                        // Two writes: the probe must read on until the expectation is whole.
+                        let (head, tail) = answer.split_at(answer.len() / 2);
+                        let _ = sock.write_all(head).await;
+                        let _ = sock.flush().await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let _ = sock.write_all(tail).await;
+                    }
+                    if !close {
+                        // Hold the connection until the probe hangs up.
+                        let _ = sock.read(&mut buf).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_passes_when_the_answer_contains_the_expectation() {
+        let addr = line_server(Some(b"+PONG\r\n".to_vec()), false).await;
+        assert_eq!(probe(ping(&addr), DEADLINE).await, ProbeOutcome::Success);
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_against_a_server_that_accepts_but_never_answers_fails_at_its_timeout() {
+        // The SIGSTOPped redis: the kernel completes the connection, nobody answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let timeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let outcome = probe(ping(&addr), timeout).await;
+        let took = started.elapsed();
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Failed(format!(
+                "expected \"+PONG\" from {addr} within 300ms, got nothing"
+            ))
+        );
+        assert!(took >= timeout, "failed before its timeout: {took:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_with_a_wrong_answer_fails_and_says_what_came() {
+        let addr = line_server(Some(b"-ERR unknown command 'PING'\r\n".to_vec()), false).await;
+        assert_eq!(
+            probe(ping(&addr), Duration::from_millis(300)).await,
+            ProbeOutcome::Failed(format!(
+                "expected \"+PONG\" from {addr} within 300ms, got \"-ERR unknown command 'PING'\\r\\n\""
+            ))
+        );
+        let closing = line_server(Some(b"-ERR\r\n".to_vec()), true).await;
+        assert_eq!(
+            probe(ping(&closing), DEADLINE).await,
+            ProbeOutcome::Failed(format!(
+                "expected \"+PONG\" from {closing}, but it closed the connection after \"-ERR\\r\\n\""
+            ))
+        );
+        let silent = line_server(None, true).await;
+        assert_eq!(
+            probe(ping(&silent), DEADLINE).await,
+            ProbeOutcome::Failed(format!(
+                "expected \"+PONG\" from {silent}, but it closed the connection after nothing"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_reads_a_bounded_answer_and_quotes_it_cut() {
+        let addr = line_server(Some(vec![b'x'; 3 * MAX_TCP_ANSWER]), false).await;
+        match probe(ping(&addr), DEADLINE).await {
+            ProbeOutcome::Failed(why) => {
+                assert!(
+                    why.starts_with(&format!(
+                        "expected \"+PONG\" from {addr}, got {MAX_TCP_ANSWER} bytes without it: \"xxx"
+                    )),
+                    "{why}"
+                );
+                assert!(why.ends_with("x…\""), "{why}");
+                assert!(why.len() < 200, "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_that_only_sends_passes_once_the_bytes_are_taken() {
+        let addr = line_server(None, false).await;
+        let target = ProbeTarget::Tcp(TcpCheck {
+            address: addr,
+            send: b"QUIT\r\n".to_vec(),
+            expect: None,
+        });
+        assert_eq!(probe(target, DEADLINE).await, ProbeOutcome::Success);
     }
 
     #[tokio::test]

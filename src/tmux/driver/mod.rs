@@ -319,6 +319,17 @@ pub trait TmuxDriver: Send + Sync {
     /// Kills a window.
     fn kill_window(&self, window: WindowId) -> impl Future<Output = Result<(), TmuxError>> + Send;
 
+    /// Kills a session with every window in it. The default kills its windows one by one (tmux
+    /// ends a session with its last window); [`Tmux`] runs `kill-session`.
+    fn kill_session(&self, session: &str) -> impl Future<Output = Result<(), TmuxError>> + Send {
+        async move {
+            for window in self.list_windows(session).await? {
+                self.kill_window(window.id).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Kills the whole server on this socket (tests and `hms-console down` on a private socket).
     fn kill_server(&self) -> impl Future<Output = Result<(), TmuxError>> + Send;
 }

@@ -503,6 +503,12 @@ impl TmuxDriver for Tmux {
             .map(drop)
     }
 
+    async fn kill_session(&self, session: &str) -> Result<(), TmuxError> {
+        self.run_args(&["kill-session", "-t", &exact_session(session)])
+            .await
+            .map(drop)
+    }
+
     async fn kill_server(&self) -> Result<(), TmuxError> {
         let path = match self
             .run_args(&["display-message", "-p", "#{socket_path}"])

@@ -74,6 +74,8 @@ fn linked_spec(name: &str, capabilities: &ComponentCapabilities) -> ComponentSpe
         intensity: IntensityConfig::default(),
         breaker: BreakerConfig::default(),
         log_lines: 1000,
+        log_max_size: crate::config::DEFAULT_LOG_MAX_SIZE,
+        log_backups: crate::config::DEFAULT_LOG_BACKUPS,
         recovery_actions: capabilities.supported_recovery_actions.clone(),
         actions: BTreeMap::new(),
         liveness: None,
