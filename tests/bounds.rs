@@ -150,3 +150,76 @@ fn an_answer_larger_than_a_request_line_arrives_whole() {
     assert_eq!(parsed.len(), 3000);
     core.cli_ok(&["down"]);
 }
+
+#[test]
+fn a_connection_that_says_no_hello_is_closed_after_the_hello_timeout() {
+    let core = Core::start(
+        "[limits]\nhello_timeout = \"300ms\"\n[[component]]\nname = \"one\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let silent = UnixStream::connect(&core.socket).unwrap();
+    silent.set_read_timeout(Some(SECS10)).unwrap();
+    let started = std::time::Instant::now();
+    let mut reader = BufReader::new(silent);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("hello_required"), "{line}");
+    assert!(line.contains("no hello within 300ms"), "{line}");
+    // Then the core hangs up.
+    line.clear();
+    assert_eq!(reader.read_line(&mut line).unwrap(), 0, "{line}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before its hello timeout"
+    );
+}
+
+#[test]
+fn connections_past_the_limit_are_told_and_closed_and_the_fleet_is_untouched() {
+    let core = Core::start(
+        "[limits]\nmax_connections = 3\n[[component]]\nname = \"one\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let pid = core
+        .wait_component("one", "running", SECS10, |c| c.state == RunState::Running)
+        .pid;
+    let held: Vec<UnixStream> = (0..3).map(|_| greeted(&core)).collect();
+    let extra = UnixStream::connect(&core.socket).unwrap();
+    extra.set_read_timeout(Some(SECS10)).unwrap();
+    let mut line = String::new();
+    BufReader::new(extra).read_line(&mut line).unwrap();
+    assert!(line.contains("too many connections"), "{line}");
+    assert!(line.contains("the limit is 3"), "{line}");
+    drop(held);
+    // Room again once they close; the component never noticed.
+    let status = wait_for("a connection to be accepted again", SECS10, || {
+        let out = core.cli(&["status", "one", "--json"]);
+        out.status.success().then_some(out)
+    });
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json[0]["pid"].as_u64().map(|p| p as u32), pid);
+}
+
+#[test]
+fn a_log_rotates_at_its_configured_size_and_keeps_its_configured_backups() {
+    let core = Core::start(
+        "[[component]]\nname = \"chatty\"\ncommand = [\"sh\", \"-c\", \"exec yes 'a line of output that repeats'\"]\nlog_max_size = \"64KB\"\nlog_backups = 2\n",
+    );
+    let logs = core.data.join("logs");
+    wait_for("two rotations", SECS10, || {
+        std::fs::metadata(logs.join("chatty.log.2"))
+            .ok()
+            .map(|_| ())
+    });
+    core.cli_ok(&["stop", "chatty"]);
+    let mut names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("chatty.log"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["chatty.log", "chatty.log.1", "chatty.log.2"]);
+    for name in &names {
+        let size = std::fs::metadata(logs.join(name)).unwrap().len();
+        assert!(size <= 64 * 1024 + 200, "{name}: {size} bytes");
+    }
+}

@@ -171,8 +171,8 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let supervisor_task = tokio::spawn(supervisor.run(rx));
     // Each component costs the core up to four descriptors (two pipes, a pidfd, its log file):
     // keep those, and a margin, out of the clients' reach.
-    let limits =
-        server::ConnLimits::default().within_fds(fd_limit, 4 * fleet.components.len() as u64 + 256);
+    let limits = server::ConnLimits::from_config(&fleet.limits)
+        .within_fds(fd_limit, 4 * fleet.components.len() as u64 + 256);
     let server_task = tokio::spawn(server::serve(
         listener,
         handle.clone(),

@@ -64,6 +64,16 @@ impl Default for ConnLimits {
 }
 
 impl ConnLimits {
+    /// The limits an `hms.toml` sets in its `[limits]` table.
+    pub fn from_config(limits: &crate::config::Limits) -> ConnLimits {
+        ConnLimits {
+            max_connections: limits.max_connections,
+            hello_deadline: limits.hello_timeout,
+            max_in_flight: limits.max_requests_in_flight,
+            max_queued_bytes: limits.max_queued_bytes,
+        }
+    }
+
     /// These limits, with `max_connections` lowered so that the connections' descriptors leave
     /// `reserve` of `fd_limit` for the fleet (each connection costs one descriptor).
     pub fn within_fds(mut self, fd_limit: u64, reserve: u64) -> ConnLimits {
@@ -387,6 +397,7 @@ async fn connection(
                         handle.bus.subscribe(),
                         filter.clone(),
                         out.clone(),
+                        cancel.clone(),
                     )));
                 }
                 out.send(encode(&ServerMessage::Response {
@@ -416,8 +427,19 @@ async fn connection(
             }
         }
     }
-    if let Some(f) = forwarder {
-        f.abort();
+    if let Some(mut f) = forwarder {
+        if cancel.is_cancelled() {
+            // The core is exiting: what it published last (the last components stopping) is
+            // still delivered; the forwarder drains it and ends.
+            if tokio::time::timeout(Duration::from_secs(1), &mut f)
+                .await
+                .is_err()
+            {
+                f.abort();
+            }
+        } else {
+            f.abort();
+        }
     }
     if counted_metrics {
         handle
@@ -444,9 +466,23 @@ async fn send_error(out: &Outbox, id: Option<u64>, code: ErrorCode, message: Str
         .await;
 }
 
-async fn forward(mut rx: broadcast::Receiver<Event>, filter: Arc<Mutex<Filter>>, out: Outbox) {
+async fn forward(
+    mut rx: broadcast::Receiver<Event>,
+    filter: Arc<Mutex<Filter>>,
+    out: Outbox,
+    cancel: CancellationToken,
+) {
     loop {
-        let event = match rx.recv().await {
+        let received = tokio::select! {
+            biased;
+            r = rx.recv() => r,
+            _ = cancel.cancelled() => match rx.try_recv() {
+                Ok(e) => Ok(e),
+                // Nothing more was published before the end.
+                Err(_) => return,
+            },
+        };
+        let event = match received {
             Ok(e) => e,
             Err(broadcast::error::RecvError::Lagged(n)) => dropped_notice(n),
             Err(broadcast::error::RecvError::Closed) => return,

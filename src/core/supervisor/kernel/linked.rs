@@ -29,7 +29,7 @@ use crate::model::{
     RunState, Severity, SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Response};
-use crate::text::{MAX_NAME, duration as format_duration, valid_name};
+use crate::text::{duration as format_duration, valid_name};
 
 /// Thresholds applied to what a linked component reports (it has no `hms.toml` entry): error rate
 /// in percent and response time in milliseconds.
@@ -111,7 +111,8 @@ impl Kernel {
             return Err((
                 ErrorCode::BadRequest,
                 format!(
-                    "invalid component name \"{name}\": use 1-{MAX_NAME} letters, digits, '-', '_' or '.'"
+                    "invalid component name \"{name}\": {}",
+                    crate::text::NAME_RULE
                 ),
             ));
         }

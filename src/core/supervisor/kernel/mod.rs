@@ -173,7 +173,8 @@ fn healer_config(spec: &ComponentSpec) -> HealerConfig {
 pub fn log_policy(spec: &ComponentSpec) -> crate::core::logs::LogPolicy {
     crate::core::logs::LogPolicy {
         lines: spec.log_lines,
-        ..Default::default()
+        max_size: spec.log_max_size,
+        backups: spec.log_backups,
     }
 }
 
