@@ -151,3 +151,65 @@ fn status_and_up_name_the_containment_in_force() {
     );
     assert!(core.log().contains("containment="), "{}", core.log());
 }
+
+fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// redis-server rewrites its process title over /proc/PID/environ, so only containment finds it.
+#[test]
+fn redis_dies_with_a_killed_core_and_the_next_core_runs_it_on_its_port() {
+    if !have("redis-server") || !have("redis-cli") {
+        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        return;
+    }
+    let port = free_port();
+    let mut core = Core::start(&format!(
+        "[[component]]\nname = \"redis\"\ncommand = [\"redis-server\", \"--port\", \"{port}\", \"--save\", \"\", \"--appendonly\", \"no\"]\n[component.liveness]\ntcp = {{ address = \"127.0.0.1:{port}\", send = \"PING\\r\\n\", expect = \"+PONG\" }}\nperiod = \"200ms\"\ntimeout = \"150ms\"\nfailure_threshold = 2\n"
+    ));
+    let redis = core
+        .wait_component("redis", "running", SECS10, |c| c.state == RunState::Running)
+        .pid
+        .unwrap();
+    if !contained(&core) {
+        return;
+    }
+    let pong = || {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "ping"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+    };
+    wait_for("redis to answer", SECS10, || pong().then_some(()));
+    // A stopped redis still accepts connections; its send/expect probe sees that it is hung.
+    kill(Pid::from_raw(redis as i32), Signal::SIGSTOP).unwrap();
+    let restarted = core
+        .wait_component("redis", "a new pid", SECS10, |c| {
+            c.state == RunState::Running && c.pid.is_some_and(|p| p != redis)
+        })
+        .pid
+        .unwrap();
+    assert!(!alive(redis), "the hung redis was killed");
+    wait_for("the new redis to answer", SECS10, || pong().then_some(()));
+    kill(Pid::from_raw(core.pid() as i32), Signal::SIGKILL).expect("kill the core");
+    core.wait_exit(SECS10);
+    wait_for("redis to die with its core", SECS10, || {
+        (!alive(restarted)).then_some(())
+    });
+    // The next core on the same data directory finds the port free.
+    core.spawn();
+    let again = core
+        .wait_component("redis", "running", SECS10, |c| {
+            c.state == RunState::Running && c.restarts == 0
+        })
+        .pid
+        .unwrap();
+    assert_ne!(again, restarted);
+    wait_for("the next core's redis to answer", SECS10, || {
+        pong().then_some(())
+    });
+    assert_eq!(core.component("redis").restarts, 0, "no 'port busy' loop");
+}
