@@ -49,4 +49,7 @@ pub use component::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, SupervisorClient,
     TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
+pub use component::{KnowledgeClient, KnowledgeClientError};
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
+pub use model::{IssuePattern, RecoveryRecord};
+pub use protocol::{KnowledgeItem, KnowledgeQuery, KnowledgeResult};

@@ -537,10 +537,12 @@ pub enum PanelKind {
     Component,
     /// Free text a linked component writes with `update_panel` / `append_to_panel`.
     Text,
+    /// What the knowledge registry learned recently (guide §5).
+    Knowledge,
 }
 
 impl PanelKind {
-    pub const ALL: [PanelKind; 7] = [
+    pub const ALL: [PanelKind; 8] = [
         PanelKind::Metrics,
         PanelKind::Logs,
         PanelKind::Status,
@@ -548,6 +550,7 @@ impl PanelKind {
         PanelKind::SystemHealth,
         PanelKind::Component,
         PanelKind::Text,
+        PanelKind::Knowledge,
     ];
 
     /// The name used in layout files and on the command line.
@@ -560,6 +563,7 @@ impl PanelKind {
             PanelKind::SystemHealth => "system_health",
             PanelKind::Component => "component",
             PanelKind::Text => "text",
+            PanelKind::Knowledge => "knowledge",
         }
     }
 }

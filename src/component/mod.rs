@@ -8,13 +8,17 @@
 //! - [`healing`]: the guide's `HealingFactory` / `SelfHealing`: in-process self-healing driven by
 //!   the engine in [`crate::healing`].
 //!
-//! The guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
+//! - [`knowledge`]: the guide's `KnowledgeClient` (§5.1): query the knowledge registry and
+//!   contribute to it, with `KnowledgeQuery` and `KnowledgeItem`.
+//!
+//! The guide's `HmsComponent` and `MacClient` join here.
 //!
 //! Each is a cheap handle on one background task that owns the state; the core is reached only
 //! through [`crate::client`] and the protocol. Nothing here decides about supervision: the core
 //! does, and the healing decisions are the engine's.
 
 pub mod healing;
+pub mod knowledge;
 mod mailbox;
 pub mod supervisor_client;
 pub mod terminal;
@@ -23,5 +27,6 @@ pub use healing::{
     ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
     SelfHealing, UnifiedHealingConfig,
 };
+pub use knowledge::{KnowledgeClient, KnowledgeClientError};
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{TerminalError, TerminalInterface, TerminalLayout, TerminalMode};
