@@ -24,8 +24,9 @@ use crate::model::{
     SupervisorCommand,
 };
 use crate::protocol::{
-    ClientMessage, ErrorCode, Event, Frame, FrameError, MAX_ANSWER_LINE, NoticeLevel,
-    PROTOCOL_VERSION, Request, Response, ServerMessage, Topic, encode, read_frame,
+    ClientMessage, ErrorCode, Event, Frame, FrameError, KnowledgeAnswer, KnowledgeItem,
+    KnowledgeQuery, KnowledgeRequest, KnowledgeResult, KnowledgeStats, MAX_ANSWER_LINE,
+    NoticeLevel, PROTOCOL_VERSION, Request, Response, ServerMessage, Topic, encode, read_frame,
 };
 
 /// Why a request could not be answered.
@@ -452,6 +453,91 @@ impl Client {
             .await
     }
 
+    /// Sends a knowledge request and returns the registry's answer.
+    async fn knowledge(
+        &mut self,
+        request: KnowledgeRequest,
+    ) -> Result<KnowledgeAnswer, ClientError> {
+        match self.request(Request::Knowledge { request }).await? {
+            Response::Knowledge { answer } => Ok(answer),
+            other => Err(ClientError::unexpected("knowledge", other)),
+        }
+    }
+
+    /// Runs a knowledge query (guide §5.1 step 2).
+    pub async fn knowledge_query(
+        &mut self,
+        query: KnowledgeQuery,
+    ) -> Result<Vec<KnowledgeResult>, ClientError> {
+        match self.knowledge(KnowledgeRequest::Query { query }).await? {
+            KnowledgeAnswer::Results { results } => Ok(results),
+            other => Err(unexpected_knowledge("knowledge query", other)),
+        }
+    }
+
+    /// Stores an item in the registry; returns its id once it is durable.
+    pub async fn knowledge_contribute(&mut self, item: KnowledgeItem) -> Result<i64, ClientError> {
+        match self
+            .knowledge(KnowledgeRequest::Contribute { item })
+            .await?
+        {
+            KnowledgeAnswer::Stored { id } => Ok(id),
+            other => Err(unexpected_knowledge("knowledge contribute", other)),
+        }
+    }
+
+    /// What the registry holds.
+    pub async fn knowledge_stats(&mut self) -> Result<KnowledgeStats, ClientError> {
+        match self.knowledge(KnowledgeRequest::Stats).await? {
+            KnowledgeAnswer::Stats { stats } => Ok(stats),
+            other => Err(unexpected_knowledge("knowledge stats", other)),
+        }
+    }
+
+    /// One page of everything stored, in id order, after `after`; the second value is the
+    /// `after` of the next page (`None` after the last).
+    pub async fn knowledge_export_page(
+        &mut self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<KnowledgeResult>, Option<i64>), ClientError> {
+        match self
+            .knowledge(KnowledgeRequest::Export { after, limit })
+            .await?
+        {
+            KnowledgeAnswer::Page { results, next } => Ok((results, next)),
+            other => Err(unexpected_knowledge("knowledge export", other)),
+        }
+    }
+
+    /// Imports JSON lines, all or none; returns how many items were stored.
+    pub async fn knowledge_import(
+        &mut self,
+        lines: Vec<String>,
+        first_line: usize,
+    ) -> Result<usize, ClientError> {
+        let request = KnowledgeRequest::Import {
+            lines,
+            first_line: Some(first_line),
+        };
+        match self.knowledge(request).await? {
+            KnowledgeAnswer::Imported { count } => Ok(count),
+            other => Err(unexpected_knowledge("knowledge import", other)),
+        }
+    }
+
+    /// Imports a JSON-lines file that the core reads itself (made absolute here), all or none.
+    pub async fn knowledge_import_file(&mut self, path: &Path) -> Result<usize, ClientError> {
+        let path = std::path::absolute(path)?.to_string_lossy().into_owned();
+        match self
+            .knowledge(KnowledgeRequest::ImportFile { path })
+            .await?
+        {
+            KnowledgeAnswer::Imported { count } => Ok(count),
+            other => Err(unexpected_knowledge("knowledge import", other)),
+        }
+    }
+
     /// The next event; `Ok(None)` when the core hung up cleanly.
     pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
         if let Some(e) = self.pending_events.pop_front() {
@@ -464,6 +550,10 @@ impl Client {
             Err(e) => Err(e),
         }
     }
+}
+
+fn unexpected_knowledge(request: &'static str, answer: KnowledgeAnswer) -> ClientError {
+    ClientError::unexpected(request, Response::Knowledge { answer })
 }
 
 async fn read_message(

@@ -56,7 +56,10 @@ pub use component::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, SupervisorClient,
     TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
+pub use component::{KnowledgeClient, KnowledgeClientError};
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
+pub use model::{IssuePattern, RecoveryRecord};
+pub use protocol::{KnowledgeItem, KnowledgeQuery, KnowledgeResult};
 
 /// Every name of the integration guide a Rust component uses, in one import:
 ///
@@ -96,8 +99,9 @@ pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue,
 /// [`RecoveryStep`](crate::model::RecoveryStep),
 /// [`SupervisorCommand`](crate::model::SupervisorCommand)).
 ///
-/// Not here yet: the guide's `KnowledgeClient` (§5), `MacClient` (§6) and `HmsComponent` (§7) do
-/// not exist in the library so far; they join this prelude when they are built.
+/// §5's `KnowledgeClient`, `KnowledgeQuery`, `KnowledgeItem` and `KnowledgeResult` are here too.
+/// Not here yet: the guide's `MacClient` (§6) and `HmsComponent` (§7); they join this prelude
+/// when they are built.
 pub mod prelude {
     pub use std::collections::{BTreeMap, HashMap};
     pub use std::sync::Arc;
@@ -109,9 +113,11 @@ pub mod prelude {
         SupervisorClient, TerminalError, TerminalInterface, TerminalLayout, TerminalMode,
         UnifiedHealingConfig, action, health_check,
     };
+    pub use crate::component::{KnowledgeClient, KnowledgeClientError};
     pub use crate::model::{
         BreakerState, ComponentCapabilities, HealingAction, HealingLevel, HealingStatus,
         HealthMetrics, HealthStatus, Issue, IssuePattern, RecoveryRecord, RecoveryStep, Severity,
         SupervisorCommand,
     };
+    pub use crate::protocol::{KnowledgeItem, KnowledgeQuery, KnowledgeResult};
 }

@@ -610,10 +610,12 @@ pub enum PanelKind {
     Component,
     /// Free text a linked component writes with `update_panel` / `append_to_panel`.
     Text,
+    /// What the knowledge registry learned recently (guide §5).
+    Knowledge,
 }
 
 impl PanelKind {
-    pub const ALL: [PanelKind; 7] = [
+    pub const ALL: [PanelKind; 8] = [
         PanelKind::Metrics,
         PanelKind::Logs,
         PanelKind::Status,
@@ -621,6 +623,7 @@ impl PanelKind {
         PanelKind::SystemHealth,
         PanelKind::Component,
         PanelKind::Text,
+        PanelKind::Knowledge,
     ];
 
     /// The name used in layout files and on the command line.
@@ -633,6 +636,7 @@ impl PanelKind {
             PanelKind::SystemHealth => "system_health",
             PanelKind::Component => "component",
             PanelKind::Text => "text",
+            PanelKind::Knowledge => "knowledge",
         }
     }
 }

@@ -13,6 +13,8 @@
 //!
 //! This module only describes messages and frames lines; it does no socket handling of its own.
 
+pub mod knowledge;
+
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,11 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use crate::model::{
     ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
     ProcessMetrics, RecoveryRecord, RunState, SupervisorCommand,
+};
+
+pub use knowledge::{
+    KnowledgeAnswer, KnowledgeItem, KnowledgeQuery, KnowledgeRequest, KnowledgeResult,
+    KnowledgeStats, Sort,
 };
 
 /// Bumped on any change that is not purely additive.
@@ -213,6 +220,12 @@ pub enum Request {
         level: NoticeLevel,
         message: String,
     },
+    /// The knowledge registry (guide §5): queries, contributions, stats, export and import. One
+    /// variant for the whole family, so the registry's requests grow without touching the other
+    /// rooms' matches.
+    Knowledge {
+        request: KnowledgeRequest,
+    },
 }
 
 fn default_issue_limit() -> usize {
@@ -235,6 +248,8 @@ pub enum Topic {
     Commands,
     /// Text panel updates.
     Panels,
+    /// Items stored in the knowledge registry.
+    Knowledge,
 }
 
 /// Successful answers.
@@ -258,6 +273,10 @@ pub enum Response {
     },
     PanelText {
         text: String,
+    },
+    /// The knowledge registry's answer to a [`Request::Knowledge`].
+    Knowledge {
+        answer: KnowledgeAnswer,
     },
 }
 
@@ -317,6 +336,11 @@ pub enum Event {
         text: String,
         append: bool,
     },
+    /// The knowledge registry stored an item (a contribution, a recovery record, a new or
+    /// matched issue pattern).
+    Knowledge {
+        item: Box<KnowledgeResult>,
+    },
 }
 
 impl Event {
@@ -331,6 +355,7 @@ impl Event {
             Event::Notice { .. } => Topic::Notices,
             Event::Command { .. } => Topic::Commands,
             Event::PanelText { .. } | Event::PanelInput { .. } => Topic::Panels,
+            Event::Knowledge { .. } => Topic::Knowledge,
         }
     }
 
@@ -346,6 +371,7 @@ impl Event {
             Event::Log { line } => Some(&line.component),
             Event::Issue { issue } => Some(&issue.component),
             Event::Healing { record } => Some(&record.issue.component),
+            Event::Knowledge { item } => Some(&item.component),
             Event::Notice { .. } => None,
         }
     }
@@ -495,6 +521,18 @@ mod tests {
         }
     }
 
+    fn knowledge_result() -> KnowledgeResult {
+        KnowledgeResult {
+            id: 1,
+            component: "api".into(),
+            tags: vec!["recovery".into()],
+            content: "{}".into(),
+            related_to: Some("crash".into()),
+            timestamp: SystemTime::UNIX_EPOCH,
+            source: "core".into(),
+        }
+    }
+
     fn round_trip<T>(value: T)
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
@@ -601,6 +639,54 @@ mod tests {
                 line: "restart".into(),
             },
             Request::Reload,
+            Request::Knowledge {
+                request: KnowledgeRequest::Query {
+                    query: KnowledgeQuery::new()
+                        .component("api")
+                        .tag("recovery")
+                        .contains("refused")
+                        .related_to("db-connection-lost")
+                        .filter("successful = true")
+                        .sort("timestamp", "desc")
+                        .limit(5),
+                },
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::Query {
+                    query: KnowledgeQuery::new(),
+                },
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::Contribute {
+                    item: KnowledgeItem::new()
+                        .component("api")
+                        .tags(vec!["issue", "pattern"])
+                        .content("{}")
+                        .related_to("oom")
+                        .at(SystemTime::UNIX_EPOCH)
+                        .source("api"),
+                },
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::Stats,
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::Export {
+                    after: Some(7),
+                    limit: 1000,
+                },
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::Import {
+                    lines: vec!["{}".into()],
+                    first_line: Some(3),
+                },
+            },
+            Request::Knowledge {
+                request: KnowledgeRequest::ImportFile {
+                    path: "/tmp/k.jsonl".into(),
+                },
+            },
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -633,6 +719,40 @@ mod tests {
                 issues: vec![issue()],
             },
             Response::PanelText { text: "t".into() },
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Results {
+                    results: vec![knowledge_result()],
+                },
+            },
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Stored { id: 3 },
+            },
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Stats {
+                    stats: KnowledgeStats {
+                        path: "/d/knowledge.db".into(),
+                        schema_version: 1,
+                        items: 2,
+                        components: vec![("api".into(), 2)],
+                        tags: vec![("recovery".into(), 2)],
+                        oldest: Some(SystemTime::UNIX_EPOCH),
+                        newest: None,
+                        db_bytes: 4096,
+                        wal_bytes: 0,
+                        max_per_component: 10,
+                        max_age_days: 90,
+                    },
+                },
+            },
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Page {
+                    results: vec![knowledge_result()],
+                    next: Some(1),
+                },
+            },
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Imported { count: 4 },
+            },
         ];
         round_trip(ServerMessage::Hello {
             version: 1,
@@ -720,6 +840,9 @@ mod tests {
                 component: "svc".into(),
                 panel: "input".into(),
                 line: "status".into(),
+            },
+            Event::Knowledge {
+                item: Box::new(knowledge_result()),
             },
         ];
         for event in events {

@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
 
+mod knowledge;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -146,7 +147,7 @@ enum Command {
     },
     /// Run one panel in this terminal (tmux panes run these).
     Panel {
-        /// metrics, logs, status, actions, system-health, component or text.
+        /// metrics, logs, status, actions, system-health, component, text or knowledge.
         #[arg(value_parser = parse_panel_kind)]
         kind: crate::model::PanelKind,
         #[arg(long)]
@@ -160,6 +161,10 @@ enum Command {
         #[arg(long)]
         ascii: bool,
     },
+    /// The knowledge registry: what the fleet learned (recovery records, issue patterns,
+    /// runbooks); query it, add to it, export and import it.
+    #[command(subcommand, after_help = knowledge::AFTER_HELP)]
+    Knowledge(knowledge::KnowledgeCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Internal: started by `attach`/`layout`; keeps the session's grids in shape after resizes
@@ -409,6 +414,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             .await
         }
         Command::Action { line, component } => action(&socket, &line, component).await,
+        Command::Knowledge(command) => knowledge::run(&socket, command).await,
         Command::ConsoleWatch { session, ascii } => {
             let opts = console_options(&socket, &data_dir, &session, ascii)?;
             crate::console::watch::run(tmux_driver(cli.tmux_socket.as_deref()), opts).await

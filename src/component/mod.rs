@@ -9,8 +9,11 @@
 //!   the engine in [`crate::healing`].
 //! - `healed`: what local healing recovered, so a report made afterwards says so (§7).
 //!
+//! - [`knowledge`]: the guide's `KnowledgeClient` (§5.1): query the knowledge registry and
+//!   contribute to it, with `KnowledgeQuery` and `KnowledgeItem`.
+//!
 //! Authors import all of it, and the guide's data types, with `use hms::prelude::*;`. The
-//! guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
+//! guide's `HmsComponent` and `MacClient` join here.
 //!
 //! Each is a cheap handle on one background task that owns the state; the core is reached only
 //! through [`crate::client`] and the protocol. Nothing here decides about supervision: the core
@@ -18,6 +21,7 @@
 
 mod healed;
 pub mod healing;
+pub mod knowledge;
 mod mailbox;
 pub mod supervisor_client;
 pub mod terminal;
@@ -26,5 +30,6 @@ pub use healing::{
     ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
     SelfHealing, UnifiedHealingConfig, action, health_check,
 };
+pub use knowledge::{KnowledgeClient, KnowledgeClientError};
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{InputOutcome, TerminalError, TerminalInterface, TerminalLayout, TerminalMode};

@@ -11,6 +11,7 @@
 pub mod cgroup;
 pub mod console_room;
 pub mod journal;
+pub mod knowledge;
 pub mod logs;
 pub mod orphans;
 pub mod probe_runner;
@@ -156,9 +157,20 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             journal: journal.clone(),
         },
     );
+    // The knowledge registry: a room of its own; the core runs on without it if it cannot open.
+    let knowledge = knowledge::KnowledgeHandle::open(
+        &data_dir,
+        knowledge::KnowledgeSettings::default(),
+        Some(bus.clone()),
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!(cause = %e, "the knowledge registry is unavailable");
+        knowledge::KnowledgeHandle::unavailable(e.to_string())
+    });
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
+        knowledge,
         logs,
         journal,
         bus,

@@ -18,10 +18,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::theme::Theme;
-use super::{actions, component, logs, metrics, status, system_health, text};
+use super::{actions, component, knowledge, logs, metrics, status, system_health, text};
 use crate::command::ParseContext;
 use crate::model::{ComponentStatus, PanelKind};
-use crate::protocol::{Event, Request, Response, Topic};
+use crate::protocol::{Event, KnowledgeAnswer, KnowledgeRequest, Request, Response, Topic};
 
 /// Everything that can happen to a panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +101,8 @@ impl Fleet {
 
 /// The part of the model that belongs to one kind of panel.
 #[derive(Debug, Clone, PartialEq)]
+// One model per panel process: the size of the largest kind's state costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Body {
     Metrics(metrics::MetricsState),
     Logs(logs::LogsState),
@@ -109,6 +111,7 @@ pub enum Body {
     SystemHealth(system_health::HealthState),
     Component(component::TileState),
     Text(text::TextState),
+    Knowledge(knowledge::KnowledgeState),
 }
 
 /// What a panel kind may read while it draws: the part of the [`Model`] every kind shares,
@@ -197,6 +200,7 @@ pub fn default_title(kind: PanelKind, component: Option<&str>, panel: Option<&st
         PanelKind::SystemHealth => "System Health".into(),
         PanelKind::Component => component.unwrap_or("Component").into(),
         PanelKind::Text => panel.unwrap_or("Text").into(),
+        PanelKind::Knowledge => "Knowledge".into(),
     }
 }
 
@@ -222,6 +226,7 @@ impl Model {
             PanelKind::SystemHealth => Body::SystemHealth(system_health::HealthState::default()),
             PanelKind::Component => Body::Component(component::TileState::default()),
             PanelKind::Text => Body::Text(text::TextState::default()),
+            PanelKind::Knowledge => Body::Knowledge(knowledge::KnowledgeState::default()),
         };
         Model {
             kind,
@@ -277,6 +282,11 @@ impl Model {
                     });
                 }
             }
+            (PanelKind::Knowledge, c) => requests.push(Request::Knowledge {
+                request: KnowledgeRequest::Query {
+                    query: knowledge::snapshot_query(c.as_deref()),
+                },
+            }),
             (
                 PanelKind::Metrics
                 | PanelKind::Logs
@@ -301,6 +311,7 @@ impl Model {
             PanelKind::SystemHealth => vec![Topic::State, Topic::Notices],
             PanelKind::Component => vec![Topic::State, Topic::Logs],
             PanelKind::Text => vec![Topic::Panels],
+            PanelKind::Knowledge => vec![Topic::Knowledge],
         };
         // The actions pane parses names of every component, so it listens to the whole fleet.
         let components = match (self.kind, &self.component) {
@@ -310,7 +321,8 @@ impl Model {
                 | PanelKind::Logs
                 | PanelKind::Status
                 | PanelKind::Component
-                | PanelKind::Text,
+                | PanelKind::Text
+                | PanelKind::Knowledge,
                 Some(c),
             ) => vec![c.clone()],
         };
@@ -372,7 +384,8 @@ impl Model {
                     | Body::Actions(_)
                     | Body::SystemHealth(_)
                     | Body::Component(_)
-                    | Body::Text(_) => {}
+                    | Body::Text(_)
+                    | Body::Knowledge(_) => {}
                 }
                 Vec::new()
             }
@@ -409,7 +422,8 @@ impl Model {
                     | Body::Status
                     | Body::SystemHealth(_)
                     | Body::Component(_)
-                    | Body::Text(_) => {}
+                    | Body::Text(_)
+                    | Body::Knowledge(_) => {}
                 }
                 Vec::new()
             }
@@ -436,7 +450,8 @@ impl Model {
             | Body::Actions(_)
             | Body::SystemHealth(_)
             | Body::Component(_)
-            | Body::Text(_) => {}
+            | Body::Text(_)
+            | Body::Knowledge(_) => {}
         }
         Vec::new()
     }
@@ -462,17 +477,26 @@ impl Model {
                 | Body::Status
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
-                | Body::Text(_) => {}
+                | Body::Text(_)
+                | Body::Knowledge(_) => {}
             },
             Response::PanelText { text } => {
                 if let Body::Text(state) = &mut self.body {
                     state.set(&text, false);
                 }
             }
+            Response::Knowledge {
+                answer: KnowledgeAnswer::Results { results },
+            } => {
+                if let Body::Knowledge(state) = &mut self.body {
+                    state.replace(results);
+                }
+            }
             Response::Pong
             | Response::Done { .. }
             | Response::Subscribed
-            | Response::Issues { .. } => {}
+            | Response::Issues { .. }
+            | Response::Knowledge { .. } => {}
         }
     }
 
@@ -508,7 +532,8 @@ impl Model {
                 | Body::Status
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
-                | Body::Text(_) => {}
+                | Body::Text(_)
+                | Body::Knowledge(_) => {}
             },
             Event::Metrics {
                 component, metrics, ..
@@ -538,6 +563,11 @@ impl Model {
                 }
             }
             Event::Command { .. } => {}
+            Event::Knowledge { item } => {
+                if let Body::Knowledge(state) = &mut self.body {
+                    state.push(*item);
+                }
+            }
             Event::PanelText {
                 panel,
                 text,
@@ -616,6 +646,7 @@ impl Widget for &Model {
             Body::SystemHealth(state) => system_health::render(shared, state, inner, buf),
             Body::Component(state) => component::render(shared, state, inner, buf),
             Body::Text(state) => text::render(shared, state, inner, buf),
+            Body::Knowledge(state) => knowledge::render(shared, state, inner, buf),
         }
     }
 }

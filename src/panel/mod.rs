@@ -5,7 +5,8 @@
 //! - [`app`]: the Elm shape shared by every panel: [`Model`], [`Msg`], [`Model::update`] returning
 //!   [`Effect`]s, and [`Model::view`].
 //! - One module per kind: [`metrics`], [`logs`], [`status`], [`actions`], [`system_health`],
-//!   [`component`] (the overview tile) and [`text`] (free text from a linked component).
+//!   [`component`] (the overview tile), [`text`] (free text from a linked component) and
+//!   [`knowledge`] (what the knowledge registry learned recently).
 //! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
 //! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
 //!
@@ -18,6 +19,7 @@ pub mod actions;
 pub mod app;
 pub mod component;
 pub mod format;
+pub mod knowledge;
 pub mod logs;
 pub mod metrics;
 pub mod runtime;

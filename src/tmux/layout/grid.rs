@@ -75,6 +75,7 @@ impl Panel {
             PanelKind::SystemHealth => "System Health",
             PanelKind::Component => "Component",
             PanelKind::Text => "Text",
+            PanelKind::Knowledge => "Knowledge",
         };
         match (&self.component, self.kind) {
             (Some(c), PanelKind::Component) => c.clone(),
@@ -235,7 +236,8 @@ impl Grid {
                 | PanelKind::Logs
                 | PanelKind::Status
                 | PanelKind::Actions
-                | PanelKind::Text => true,
+                | PanelKind::Text
+                | PanelKind::Knowledge => true,
                 PanelKind::SystemHealth | PanelKind::Component => false,
             };
             if per_component && panel.component.is_none() {

@@ -450,7 +450,8 @@ impl Kernel {
             | Request::PanelUpdate { .. }
             | Request::PanelText { .. }
             | Request::PanelInput { .. }
-            | Request::Notify { .. } => Err((
+            | Request::Notify { .. }
+            | Request::Knowledge { .. } => Err((
                 ErrorCode::Internal,
                 "the router sends this request to another part of the core".into(),
             )),

@@ -1,0 +1,310 @@
+//! Knowledge registry benchmarks (issue 9). Run: `cargo bench --bench knowledge` (or
+//! scripts/bench/knowledge.sh). Each figure is printed beside its goal, at 10k, 100k and 1M
+//! items so that growth shows. `HMS_BENCH_KNOWLEDGE_MAX=100000` stops earlier.
+//!
+//! The file is filled with batched inserts in one transaction per 50k rows (recovery records
+//! 80%, issue patterns and notes 20%, 50 components, 30 issue types, four strategies, symptom
+//! lines drawn from twenty messages with numbers in them). Queries go through the registry's
+//! handle as the core runs them (a reader connection on a blocking thread).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use hms::core::knowledge::{KnowledgeHandle, KnowledgeSettings, Synchronous, store};
+use hms::model::{HealingAction, Issue, IssuePattern, RecoveryRecord, Severity};
+use hms::protocol::{KnowledgeItem, KnowledgeQuery};
+
+const MESSAGES: [&str; 20] = [
+    "connection refused",
+    "connection reset by peer",
+    "read timeout",
+    "write timeout",
+    "pool exhausted",
+    "too many open files",
+    "out of memory",
+    "certificate expired",
+    "dns lookup failed",
+    "broken pipe",
+    "deadlock detected",
+    "slow query",
+    "queue full",
+    "upstream unavailable",
+    "rate limited",
+    "lock wait timeout",
+    "replica lag high",
+    "cache miss storm",
+    "health check failed",
+    "disk quota exceeded",
+];
+const STRATEGIES: [&str; 4] = ["restart", "clear_cache", "reconnect", "failover"];
+
+/// A small deterministic generator (xorshift), so every run fills the same file.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn item(rng: &mut Rng, now: SystemTime) -> KnowledgeItem {
+    let component = format!("svc-{}", rng.below(50));
+    let issue_type = format!("issue-{}", rng.below(30));
+    // "disk quota exceeded" is rare (about 0.1% of items): the symptom a `contains` looks for.
+    let message = if rng.below(1000) == 0 {
+        MESSAGES[19]
+    } else {
+        MESSAGES[rng.below(19) as usize]
+    };
+    let line = format!(
+        "ERROR {message} at 10.0.{}.{}:{} after {}ms",
+        rng.below(256),
+        rng.below(256),
+        1024 + rng.below(60000),
+        rng.below(5000)
+    );
+    let at = now - Duration::from_millis(rng.below(30 * 24 * 3600 * 1000));
+    let issue = Issue {
+        id: format!("{:x}", rng.next()),
+        component: component.clone(),
+        issue_type: issue_type.clone(),
+        severity: Severity::Error,
+        detected_at: at,
+        context: BTreeMap::from([("line".to_string(), line.clone())]),
+    };
+    if rng.below(10) < 8 {
+        let strategy = STRATEGIES[rng.below(4) as usize];
+        let record = RecoveryRecord {
+            issue,
+            strategy: strategy.into(),
+            successful: rng.below(10) < 7,
+            action: HealingAction::Recover {
+                name: strategy.into(),
+            },
+            timestamp: at,
+            duration: Duration::from_millis(rng.below(30_000)),
+        };
+        KnowledgeItem::new()
+            .component(component)
+            .tags(["recovery", "healing"])
+            .content(serde_json::to_string(&record).unwrap())
+            .source("bench")
+    } else {
+        let pattern = IssuePattern {
+            issue_type,
+            symptoms: vec![line],
+            severity: Severity::Warning,
+        };
+        KnowledgeItem::new()
+            .component(component)
+            .tags(["issue", "pattern"])
+            .content(serde_json::to_string(&pattern).unwrap())
+            .at(at)
+            .source("bench")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+/// Fills `path` up to `target` items; returns items per second.
+fn fill(path: &Path, rng: &mut Rng, from: usize, target: usize) -> f64 {
+    let now = SystemTime::now();
+    let t0 = Instant::now();
+    let mut n = from;
+    while n < target {
+        let chunk = (target - n).min(50_000);
+        let rows: Vec<store::Row> = (0..chunk)
+            .map(|_| store::derive(&item(rng, now), now).unwrap())
+            .collect();
+        store::bulk_insert(path, &rows).unwrap();
+        n += chunk;
+    }
+    store::analyze(path).unwrap();
+    (target - from) as f64 / t0.elapsed().as_secs_f64()
+}
+
+async fn time_queries(
+    k: &KnowledgeHandle,
+    runs: usize,
+    make: impl Fn(usize) -> KnowledgeQuery,
+) -> (f64, usize) {
+    let mut samples = Vec::new();
+    let mut found = 0;
+    for i in 0..runs {
+        let q = make(i);
+        let t0 = Instant::now();
+        let r = k.query(q).await.unwrap();
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        found = found.max(r.len());
+    }
+    (median(samples), found)
+}
+
+fn like_scan_ms(path: &Path, text: &str) -> f64 {
+    let conn = store::open_read_only(path).unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM (SELECT id FROM items WHERE symptom LIKE ? ORDER BY timestamp DESC LIMIT 20)",
+                [format!("%{text}%")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(n > 0);
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(samples)
+}
+
+async fn contribute_rates(k: &KnowledgeHandle, rng: &mut Rng) -> (f64, f64) {
+    let now = SystemTime::now();
+    // Batched: 10,000 contributions in flight at once share the writer's commits.
+    let items: Vec<KnowledgeItem> = (0..10_000).map(|_| item(rng, now)).collect();
+    let t0 = Instant::now();
+    let all = futures::future::join_all(items.into_iter().map(|i| k.contribute(i))).await;
+    let batched = all.len() as f64 / t0.elapsed().as_secs_f64();
+    assert!(all.iter().all(|r| r.is_ok()));
+    // One at a time: each waits for its own commit.
+    let items: Vec<KnowledgeItem> = (0..2_000).map(|_| item(rng, now)).collect();
+    let t0 = Instant::now();
+    for i in items {
+        k.contribute(i).await.unwrap();
+    }
+    let single = 2_000.0 / t0.elapsed().as_secs_f64();
+    (batched, single)
+}
+
+fn settings(synchronous: Synchronous) -> KnowledgeSettings {
+    KnowledgeSettings {
+        max_per_component: 10_000_000,
+        prune_every: Duration::from_secs(3600),
+        synchronous,
+        ..KnowledgeSettings::default()
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let max: usize = std::env::var("HMS_BENCH_KNOWLEDGE_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("knowledge.db");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut have = 0;
+    println!(
+        "knowledge registry benchmark (goals from issue 9), file in {}",
+        dir.path().display()
+    );
+    for target in [10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|t| *t <= max)
+    {
+        let rate = fill(&path, &mut rng, have, target);
+        have = target;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "\n== {target} items ({:.0} MB): filled at {rate:.0} items/s (batched inserts, one transaction per 50k)",
+            size as f64 / 1e6
+        );
+        let k = KnowledgeHandle::open_file(&path, settings(Synchronous::Normal), None).unwrap();
+        let (guide, found) = time_queries(&k, 300, |i| {
+            KnowledgeQuery::new()
+                .tag("recovery")
+                .related_to(format!("issue-{}", i % 30))
+                .filter("successful = true")
+                .sort("timestamp", "desc")
+                .limit(5)
+        })
+        .await;
+        println!(
+            "  §5.2 query (tag + related_to + successful + newest first + limit 5): median {guide:.3} ms ({found} results)   goal <= 2 ms   {}",
+            verdict(guide <= 2.0)
+        );
+        let (advice, _) = {
+            let mut samples = Vec::new();
+            let actions: Vec<String> = STRATEGIES.iter().map(|s| s.to_string()).collect();
+            for i in 0..100 {
+                let t0 = Instant::now();
+                let _ = k
+                    .advice(
+                        &format!("svc-{}", i % 50),
+                        &format!("issue-{}", i % 30),
+                        &actions,
+                    )
+                    .await;
+                samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            (median(samples), 0)
+        };
+        println!(
+            "  advice (the §5.2 query per component + each candidate's last 8 attempts): median {advice:.3} ms"
+        );
+        let (rare, found) = time_queries(&k, 100, |_| {
+            KnowledgeQuery::new()
+                .contains("disk quota exceeded")
+                .limit(20)
+        })
+        .await;
+        println!(
+            "  contains a rare symptom (~0.1% of items, FTS5 trigram): median {rare:.3} ms ({found} results)   goal <= 20 ms   {}",
+            verdict(rare <= 20.0)
+        );
+        let (common, found) = time_queries(&k, 30, |_| {
+            KnowledgeQuery::new()
+                .component("svc-7")
+                .contains("connection refused")
+                .limit(20)
+        })
+        .await;
+        println!(
+            "  contains a common symptom (~5% of items) for one component: median {common:.3} ms ({found} results)"
+        );
+        println!(
+            "  for comparison, LIKE '%…%' scan for the rare symptom: median {:.1} ms",
+            like_scan_ms(&path, "disk quota exceeded")
+        );
+        let (batched, single) = contribute_rates(&k, &mut rng).await;
+        have += 12_000;
+        println!(
+            "  contribute, 10,000 in flight (group commit), synchronous=NORMAL: {batched:.0}/s   goal >= 20,000/s   {}",
+            verdict(batched >= 20_000.0)
+        );
+        println!(
+            "  contribute, one at a time (each waits for its commit), synchronous=NORMAL: {single:.0}/s   goal >= 2,000/s   {}",
+            verdict(single >= 2_000.0)
+        );
+        drop(k);
+        if target == 10_000 {
+            // Let the writer thread close the file before another opens it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let full =
+                KnowledgeHandle::open_file(&path, settings(Synchronous::Full), None).unwrap();
+            let (batched, single) = contribute_rates(&full, &mut rng).await;
+            have += 12_000;
+            println!(
+                "  (for comparison, synchronous=FULL, an fsync per commit: {batched:.0}/s batched, {single:.0}/s one at a time)"
+            );
+            drop(full);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

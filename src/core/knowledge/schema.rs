@@ -1,0 +1,105 @@
+//! The registry's schema and its migrations, numbered by `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) takes a database at version `n - 1` to version `n`; each runs in its
+//! own transaction with the version bump, so a crash leaves the file at a whole version. A file
+//! from a newer hms-console (a version above [`VERSION`]) is refused rather than guessed at.
+//! docs/knowledge.md describes every table and column for people reading the file with the
+//! `sqlite3` shell; keep the two in step.
+
+use rusqlite::Connection;
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Each step, in order. Never edit a step that has shipped: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: items, their tags, the symptom text index.
+    r#"
+    CREATE TABLE items (
+        id          INTEGER PRIMARY KEY,  -- grows with every item stored
+        component   TEXT    NOT NULL,
+        timestamp   INTEGER NOT NULL,     -- ms since 1970, UTC: when it was learned
+        tags        TEXT    NOT NULL,     -- JSON array, as contributed (item_tags indexes them)
+        content     TEXT    NOT NULL,     -- as contributed, usually JSON
+        source      TEXT    NOT NULL,     -- who contributed it
+        kind        TEXT    NOT NULL,     -- 'recovery', 'pattern' or 'note' (read from content)
+        issue_type  TEXT,                 -- what it relates to
+        strategy    TEXT,                 -- recovery records: the action tried
+        successful  INTEGER,              -- recovery records: 1 cured, 0 did not
+        severity    INTEGER,              -- 0 info, 1 warning, 2 error, 3 critical
+        duration_ms INTEGER,              -- recovery records: how long the attempt took
+        symptom     TEXT    NOT NULL      -- the text `contains` searches
+    );
+    CREATE INDEX items_component ON items (component, timestamp);
+    CREATE INDEX items_issue ON items (issue_type, successful, timestamp);
+    CREATE INDEX items_time ON items (timestamp);
+
+    CREATE TABLE item_tags (
+        item_id   INTEGER NOT NULL,
+        tag       TEXT    NOT NULL,
+        timestamp INTEGER NOT NULL,       -- the item's, so a tag's newest items come first
+        PRIMARY KEY (item_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX item_tags_tag ON item_tags (tag, timestamp);
+
+    CREATE VIRTUAL TABLE items_fts USING fts5 (
+        symptom, content = 'items', content_rowid = 'id', tokenize = 'trigram'
+    );
+
+    CREATE TRIGGER items_after_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_fts (rowid, symptom) VALUES (new.id, new.symptom);
+    END;
+    CREATE TRIGGER items_after_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, symptom) VALUES ('delete', old.id, old.symptom);
+        DELETE FROM item_tags WHERE item_id = old.id;
+    END;
+    CREATE TRIGGER items_after_update AFTER UPDATE OF symptom, timestamp ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, symptom) VALUES ('delete', old.id, old.symptom);
+        INSERT INTO items_fts (rowid, symptom) VALUES (new.id, new.symptom);
+        UPDATE item_tags SET timestamp = new.timestamp WHERE item_id = new.id;
+    END;
+    "#,
+];
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The file was written by a newer hms-console.
+    #[error(
+        "the knowledge database is at schema version {found}, newer than this hms-console's {VERSION}; use a newer hms-console or another data directory"
+    )]
+    TooNew { found: u32 },
+    /// A migration failed; the file stays at the version before it.
+    #[error("migrating the knowledge database to schema version {to}: {source}")]
+    Migration {
+        to: u32,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The file's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Runs the migrations the file lacks. Returns the version it was at.
+pub fn migrate(conn: &mut Connection) -> Result<u32, SchemaError> {
+    let found = version(conn).map_err(|source| SchemaError::Migration { to: 1, source })?;
+    if found > VERSION {
+        return Err(SchemaError::TooNew { found });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let to = i as u32 + 1;
+        let run = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(step)?;
+            // A pragma takes no parameters; `to` is our own number.
+            tx.execute_batch(&format!("PRAGMA user_version = {to}"))?;
+            tx.commit()
+        };
+        run(conn).map_err(|source| SchemaError::Migration { to, source })?;
+        tracing::info!(version = to, "knowledge database migrated");
+    }
+    Ok(found)
+}

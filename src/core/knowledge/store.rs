@@ -1,0 +1,920 @@
+//! The registry's SQLite file: one writer thread, a small pool of reader connections, and the
+//! rows derived from what is contributed.
+//!
+//! - **One writer.** A dedicated std thread owns the only write connection and takes [`Write`]s
+//!   from a bounded channel. It waits for the first, takes whatever else is already queued (up to
+//!   `batch`), applies them in one transaction, each under its own savepoint so one bad write
+//!   fails alone, commits, and only then answers each. Contributions that arrive together share
+//!   one commit. Between batches, with nothing queued, it prunes by the retention rules, a few
+//!   thousand rows at a time so that writes never wait long behind it.
+//! - **Durability.** WAL with `synchronous = NORMAL`: a commit has been written into the WAL file
+//!   (the kernel's page cache) before it returns, so an acknowledged write survives a `kill -9` of
+//!   the core (tests/knowledge.rs kills a core under concurrent writers and counts). It may be
+//!   lost with the machine's power; `synchronous = FULL` (an fsync per commit) covers that too, at
+//!   the cost the benchmark reports.
+//! - **Readers** have their own connections (WAL readers never wait for the writer) taken from a
+//!   pool and used on tokio's blocking threads, so no query waits behind a write or a prune.
+//!
+//! It must not decide anything about healing: the advice is computed in [`super::advice`].
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{broadcast, oneshot};
+
+use super::query::{COLUMNS, Compiled};
+use super::schema;
+use crate::model::{Issue, IssuePattern, RecoveryRecord, Severity};
+use crate::protocol::{Event, KnowledgeItem, KnowledgeResult, KnowledgeStats};
+
+/// The longest content accepted, in bytes.
+pub const MAX_CONTENT: usize = 256 * 1024;
+/// The most tags on one item.
+pub const MAX_ITEM_TAGS: usize = 32;
+/// The longest component name or tag.
+pub const MAX_NAME: usize = 128;
+/// Symptoms a pattern keeps (its newest).
+pub const MAX_SYMPTOMS: usize = 16;
+/// Rows deleted per pruning transaction.
+const PRUNE_CHUNK: usize = 2000;
+/// Idle reader connections kept.
+const IDLE_READERS: usize = 4;
+
+/// How the file is synced (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Survives a crash of the process (kill -9); the default.
+    Normal,
+    /// Also survives a power cut: an fsync per commit.
+    Full,
+}
+
+/// The registry's settings. The lead maps hms.toml keys onto these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnowledgeSettings {
+    /// Retention: at most this many items per component (its oldest go first).
+    pub max_per_component: u64,
+    /// Retention: items older than this go.
+    pub max_age: Duration,
+    /// How often the writer prunes.
+    pub prune_every: Duration,
+    pub synchronous: Synchronous,
+    /// Writes applied in one transaction at most.
+    pub batch: usize,
+    /// Writes waiting for the writer at most; beyond that a contribution is refused as busy and
+    /// a learning hook's record is dropped with a warning.
+    pub queue: usize,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        KnowledgeSettings {
+            max_per_component: 100_000,
+            max_age: Duration::from_secs(90 * 24 * 3600),
+            prune_every: Duration::from_secs(600),
+            synchronous: Synchronous::Normal,
+            batch: 1024,
+            queue: 16_384,
+        }
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("knowledge database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    /// The item is not acceptable; the text says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// An import line is bad; nothing of the import was stored.
+    #[error("line {line}: {message}; nothing was imported")]
+    BadLine { line: usize, message: String },
+    /// Too many writes are waiting.
+    #[error("the knowledge registry is busy ({0} writes waiting); try again")]
+    Busy(usize),
+    /// The writer thread has stopped.
+    #[error("the knowledge registry's writer has stopped")]
+    Stopped,
+    /// Reading an import file failed.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A row of `items`, derived from a [`KnowledgeItem`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub component: String,
+    pub timestamp: i64,
+    pub tags: Vec<String>,
+    pub content: String,
+    pub source: String,
+    pub kind: &'static str,
+    pub issue_type: Option<String>,
+    pub strategy: Option<String>,
+    pub successful: Option<bool>,
+    pub severity: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub symptom: String,
+}
+
+pub fn millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub fn from_millis(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+pub fn severity_rank(s: Severity) -> i64 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Error => 2,
+        Severity::Critical => 3,
+    }
+}
+
+/// The text `contains` searches for an issue: its type and what its context says.
+fn issue_text(issue: &Issue) -> String {
+    let mut text = issue.issue_type.clone();
+    for value in issue.context.values() {
+        text.push('\n');
+        text.push_str(value);
+    }
+    text
+}
+
+/// Checks an item and derives its row: what the registry indexes is read out of the content
+/// (a [`RecoveryRecord`], an [`IssuePattern`], or any JSON object with `issue_type`,
+/// `strategy`, `successful` keys); anything else is a note whose whole content is searchable.
+pub fn derive(item: &KnowledgeItem, now: SystemTime) -> Result<Row, StoreError> {
+    let invalid = |m: String| Err(StoreError::Invalid(m));
+    if item.component.trim().is_empty() {
+        return invalid("an item needs a component".into());
+    }
+    if item.component.len() > MAX_NAME {
+        return invalid(format!("a component name is at most {MAX_NAME} bytes"));
+    }
+    if item.tags.len() > MAX_ITEM_TAGS {
+        return invalid(format!("an item carries at most {MAX_ITEM_TAGS} tags"));
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for tag in &item.tags {
+        if tag.trim().is_empty() || tag.len() > MAX_NAME {
+            return invalid(format!(
+                "tags are 1 to {MAX_NAME} bytes, and '{tag}' is not"
+            ));
+        }
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    if item.content.is_empty() {
+        return invalid("an item needs content".into());
+    }
+    if item.content.len() > MAX_CONTENT {
+        return invalid(format!("content is at most {MAX_CONTENT} bytes"));
+    }
+    let mut row = Row {
+        component: item.component.clone(),
+        timestamp: millis(item.timestamp.unwrap_or(now)),
+        tags,
+        content: item.content.clone(),
+        source: item.source.clone().unwrap_or_default(),
+        kind: "note",
+        issue_type: item.related_to.clone(),
+        strategy: None,
+        successful: None,
+        severity: None,
+        duration_ms: None,
+        symptom: item.content.clone(),
+    };
+    if let Ok(record) = serde_json::from_str::<RecoveryRecord>(&item.content) {
+        row.kind = "recovery";
+        row.symptom = issue_text(&record.issue);
+        row.issue_type = Some(record.issue.issue_type);
+        row.strategy = Some(record.strategy);
+        row.successful = Some(record.successful);
+        row.severity = Some(severity_rank(record.issue.severity));
+        row.duration_ms = Some(millis(SystemTime::UNIX_EPOCH + record.duration));
+        if item.timestamp.is_none() {
+            row.timestamp = millis(record.timestamp);
+        }
+    } else if let Ok(pattern) = serde_json::from_str::<IssuePattern>(&item.content) {
+        row.kind = "pattern";
+        row.symptom = format!("{}\n{}", pattern.issue_type, pattern.symptoms.join("\n"));
+        row.issue_type = Some(pattern.issue_type);
+        row.severity = Some(severity_rank(pattern.severity));
+    } else if let Ok(serde_json::Value::Object(map)) =
+        serde_json::from_str::<serde_json::Value>(&item.content)
+    {
+        if let Some(t) = map.get("issue_type").and_then(|v| v.as_str()) {
+            row.issue_type = Some(t.to_string());
+        }
+        row.strategy = map
+            .get("strategy")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        row.successful = map.get("successful").and_then(|v| v.as_bool());
+    }
+    Ok(row)
+}
+
+/// The symptoms an issue shows: what its detector saw, short and stable where it can be (a log
+/// pattern rather than the line, an exit code, a metric and its limit).
+pub fn symptoms_of(issue: &Issue) -> Vec<String> {
+    let c = &issue.context;
+    let mut out = Vec::new();
+    if let Some(p) = c.get("pattern") {
+        out.push(format!("log matches /{p}/"));
+    } else if let Some(line) = c.get("line") {
+        out.push(crate::text::truncate(line, 200));
+    }
+    if let Some(code) = c.get("exit") {
+        out.push(format!("exit {code}"));
+    }
+    if let (Some(metric), Some(limit)) = (c.get("metric"), c.get("limit")) {
+        out.push(format!("{metric} over {limit}"));
+    }
+    for key in ["reason", "message", "error", "health"] {
+        if let Some(v) = c.get(key) {
+            out.push(crate::text::truncate(v, 200));
+        }
+    }
+    if out.is_empty() {
+        out.push(issue.issue_type.clone());
+    }
+    out.dedup();
+    out
+}
+
+/// Reads a result from a row selected with [`COLUMNS`].
+pub fn result_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KnowledgeResult> {
+    let tags: String = row.get(2)?;
+    Ok(KnowledgeResult {
+        id: row.get(0)?,
+        component: row.get(1)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        content: row.get(3)?,
+        related_to: row.get(4)?,
+        timestamp: from_millis(row.get(5)?),
+        source: row.get(6)?,
+    })
+}
+
+/// What the writer thread is asked to do.
+pub enum Write {
+    Insert {
+        row: Row,
+        reply: Option<oneshot::Sender<Result<KnowledgeResult, StoreError>>>,
+    },
+    /// Store or match the pattern of an issue (see [`Writer::pattern`]).
+    Pattern {
+        issue: Issue,
+        reply: Option<oneshot::Sender<Result<KnowledgeResult, StoreError>>>,
+    },
+    /// All rows or none.
+    Import {
+        rows: Vec<Row>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    /// Answered once everything queued before it is committed.
+    Flush { reply: oneshot::Sender<()> },
+    /// A whole pruning round now; answered with the rows deleted.
+    Prune {
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// The writer's side of the channel.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: SyncSender<Write>,
+    queue: usize,
+}
+
+impl WriterHandle {
+    /// Queues a write without waiting; refused as busy when the queue is full.
+    pub fn send(&self, write: Write) -> Result<(), StoreError> {
+        self.tx.try_send(write).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Busy(self.queue),
+            TrySendError::Disconnected(_) => StoreError::Stopped,
+        })
+    }
+}
+
+fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode = %mode, "the knowledge database is not in WAL mode");
+    }
+    conn.execute_batch(match synchronous {
+        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+        Synchronous::Full => "PRAGMA synchronous = FULL",
+    })?;
+    // Keep the WAL from staying large after a big import or prune.
+    conn.execute_batch("PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16000")?;
+    Ok(())
+}
+
+/// Opens (creating and migrating) the file and starts the writer thread. Returns the writer's
+/// handle and the readers.
+pub fn open(
+    path: &Path,
+    settings: &KnowledgeSettings,
+    bus: Option<broadcast::Sender<Event>>,
+) -> Result<(WriterHandle, Arc<Readers>), StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn, settings.synchronous)?;
+    schema::migrate(&mut conn)?;
+    // Fresh statistics for the planner where they are stale (cheap when they are not).
+    conn.execute_batch("PRAGMA optimize = 0x10002")?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue.max(1));
+    let writer = Writer {
+        conn,
+        settings: settings.clone(),
+        bus,
+        prune: None,
+    };
+    std::thread::Builder::new()
+        .name("knowledge-writer".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
+    Ok((
+        WriterHandle {
+            tx,
+            queue: settings.queue,
+        },
+        Arc::new(Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }),
+    ))
+}
+
+/// What is left of a pruning round.
+struct PruneRound {
+    /// Items older than this go first.
+    cutoff: i64,
+    age_done: bool,
+    /// Components over their limit, and by how many.
+    excess: Vec<(String, u64)>,
+    deleted: u64,
+}
+
+struct Writer {
+    conn: Connection,
+    settings: KnowledgeSettings,
+    bus: Option<broadcast::Sender<Event>>,
+    prune: Option<PruneRound>,
+}
+
+/// How one queued write is answered once the batch is committed (or failed).
+enum Pending {
+    Stored(
+        Option<oneshot::Sender<Result<KnowledgeResult, StoreError>>>,
+        Result<KnowledgeResult, StoreError>,
+    ),
+    Imported(
+        oneshot::Sender<Result<usize, StoreError>>,
+        Result<usize, StoreError>,
+    ),
+    Flushed(oneshot::Sender<()>),
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Write>) {
+        // The first round soon after start, not at once: the core has more urgent things to do.
+        let mut next_prune =
+            Instant::now() + self.settings.prune_every.min(Duration::from_secs(60));
+        loop {
+            let wait = if self.prune.is_some() {
+                Duration::ZERO
+            } else {
+                next_prune.saturating_duration_since(Instant::now())
+            };
+            match rx.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < self.settings.batch {
+                        match rx.try_recv() {
+                            Ok(w) => batch.push(w),
+                            Err(_) => break,
+                        }
+                    }
+                    self.apply(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.prune.is_none() {
+                        self.prune = self.start_prune().ok();
+                        next_prune = Instant::now() + self.settings.prune_every;
+                    }
+                    if let Err(e) = self.prune_step() {
+                        tracing::warn!(cause = %e, "pruning the knowledge registry failed");
+                        self.prune = None;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Fold the WAL back into the file on a clean shutdown.
+        let _ = self
+            .conn
+            .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+
+    fn apply(&mut self, batch: Vec<Write>) {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut prunes = Vec::new();
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            for write in batch {
+                match write {
+                    Write::Insert { row, reply } => {
+                        let stored = one(&tx, |c| insert(c, &row));
+                        pending.push(Pending::Stored(reply, stored));
+                    }
+                    Write::Pattern { issue, reply } => {
+                        let stored = one(&tx, |c| pattern(c, &issue));
+                        pending.push(Pending::Stored(reply, stored));
+                    }
+                    Write::Import { rows, reply } => {
+                        let imported = one(&tx, |c| {
+                            for row in &rows {
+                                insert(c, row)?;
+                            }
+                            Ok(rows.len())
+                        });
+                        pending.push(Pending::Imported(reply, imported));
+                    }
+                    Write::Flush { reply } => pending.push(Pending::Flushed(reply)),
+                    Write::Prune { reply } => prunes.push(reply),
+                }
+            }
+            tx.commit()
+        })();
+        let failed = outcome.err().map(|e| e.to_string());
+        for p in pending {
+            match p {
+                Pending::Stored(reply, result) => {
+                    let result = match (&failed, result) {
+                        (Some(e), _) => Err(StoreError::Invalid(format!("commit failed: {e}"))),
+                        (None, r) => r,
+                    };
+                    if let (Ok(item), Some(bus)) = (&result, &self.bus) {
+                        let _ = bus.send(Event::Knowledge {
+                            item: Box::new(item.clone()),
+                        });
+                    }
+                    if let Err(e) = &result
+                        && reply.is_none()
+                    {
+                        tracing::warn!(cause = %e, "a learned item was not stored");
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
+                Pending::Imported(reply, result) => {
+                    let result = match (&failed, result) {
+                        (Some(e), _) => Err(StoreError::Invalid(format!("commit failed: {e}"))),
+                        (None, r) => r,
+                    };
+                    if result.is_ok() {
+                        let _ = self.conn.execute_batch("PRAGMA optimize");
+                    }
+                    let _ = reply.send(result);
+                }
+                Pending::Flushed(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        for reply in prunes {
+            let result = self.prune_all();
+            let _ = reply.send(result);
+        }
+    }
+
+    fn start_prune(&self) -> rusqlite::Result<PruneRound> {
+        let max_age = i64::try_from(self.settings.max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = millis(SystemTime::now()).saturating_sub(max_age);
+        let mut stmt = self.conn.prepare(
+            "SELECT component, COUNT(*) FROM items GROUP BY component HAVING COUNT(*) > ?",
+        )?;
+        let excess = stmt
+            .query_map([self.settings.max_per_component as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .map(|r| r.map(|(c, n)| (c, n as u64 - self.settings.max_per_component)))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(PruneRound {
+            cutoff,
+            age_done: false,
+            excess,
+            deleted: 0,
+        })
+    }
+
+    /// One chunk of the current round, in its own transaction.
+    fn prune_step(&mut self) -> rusqlite::Result<()> {
+        let Some(round) = self.prune.as_mut() else {
+            return Ok(());
+        };
+        if !round.age_done {
+            let n = self.conn.execute(
+                "DELETE FROM items WHERE id IN \
+                 (SELECT id FROM items WHERE timestamp < ? ORDER BY timestamp LIMIT ?)",
+                params![round.cutoff, PRUNE_CHUNK as i64],
+            )?;
+            round.deleted += n as u64;
+            if n < PRUNE_CHUNK {
+                round.age_done = true;
+                // Ageing may have brought components under their limit: count again.
+                let deleted = round.deleted;
+                let mut fresh = self.start_prune()?;
+                fresh.age_done = true;
+                fresh.deleted = deleted;
+                self.prune = Some(fresh);
+            }
+            return Ok(());
+        }
+        let Some((component, excess)) = round.excess.last_mut() else {
+            let deleted = round.deleted;
+            self.prune = None;
+            if deleted > 0 {
+                tracing::info!(deleted, "knowledge registry pruned");
+                let _ = self.conn.execute_batch("PRAGMA optimize");
+            }
+            return Ok(());
+        };
+        let take = (*excess).min(PRUNE_CHUNK as u64);
+        let n = self.conn.execute(
+            "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE component = ? \
+             ORDER BY timestamp, id LIMIT ?)",
+            params![component.as_str(), take as i64],
+        )? as u64;
+        round.deleted += n;
+        *excess -= n.min(*excess);
+        if *excess == 0 || n == 0 {
+            round.excess.pop();
+        }
+        Ok(())
+    }
+
+    fn prune_all(&mut self) -> Result<u64, StoreError> {
+        self.prune = Some(self.start_prune()?);
+        let mut deleted = 0;
+        while let Some(round) = &self.prune {
+            deleted = round.deleted;
+            self.prune_step()?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Runs one write under its own savepoint: on error it is undone alone.
+fn one<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.execute_batch("SAVEPOINT one")?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE one")?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
+            Err(e)
+        }
+    }
+}
+
+fn insert(conn: &Connection, row: &Row) -> Result<KnowledgeResult, StoreError> {
+    let tags = serde_json::to_string(&row.tags).expect("strings serialise");
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO items (component, timestamp, tags, content, source, kind, issue_type, \
+         strategy, successful, severity, duration_ms, symptom) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    stmt.execute(params![
+        row.component,
+        row.timestamp,
+        tags,
+        row.content,
+        row.source,
+        row.kind,
+        row.issue_type,
+        row.strategy,
+        row.successful,
+        row.severity,
+        row.duration_ms,
+        row.symptom,
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut tag_stmt =
+        conn.prepare_cached("INSERT INTO item_tags (item_id, tag, timestamp) VALUES (?, ?, ?)")?;
+    for tag in &row.tags {
+        tag_stmt.execute(params![id, tag, row.timestamp])?;
+    }
+    Ok(KnowledgeResult {
+        id,
+        component: row.component.clone(),
+        tags: row.tags.clone(),
+        content: row.content.clone(),
+        related_to: row.issue_type.clone(),
+        timestamp: from_millis(row.timestamp),
+        source: row.source.clone(),
+    })
+}
+
+/// Stores the pattern of an issue, or adds its symptoms to the pattern already known for that
+/// component and issue type (newest symptoms kept, severity the worst seen, time refreshed).
+fn pattern(conn: &Connection, issue: &Issue) -> Result<KnowledgeResult, StoreError> {
+    let now = SystemTime::now();
+    let symptoms = symptoms_of(issue);
+    let known: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, content FROM items WHERE issue_type = ? AND successful IS NULL \
+             AND component = ? AND kind = 'pattern' ORDER BY timestamp DESC LIMIT 1",
+        )?
+        .query_row(params![issue.issue_type, issue.component], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let known = known.and_then(|(id, content)| {
+        serde_json::from_str::<IssuePattern>(&content)
+            .ok()
+            .map(|p| (id, p))
+    });
+    let Some((id, mut known)) = known else {
+        let pattern = IssuePattern {
+            issue_type: issue.issue_type.clone(),
+            symptoms,
+            severity: issue.severity,
+        };
+        let item = KnowledgeItem::new()
+            .component(&issue.component)
+            .tags(["issue", "pattern"])
+            .content(serde_json::to_string(&pattern).expect("a pattern serialises"))
+            .source("core")
+            .at(now);
+        return insert(conn, &derive(&item, now)?);
+    };
+    for s in symptoms {
+        known.symptoms.retain(|k| *k != s);
+        known.symptoms.push(s);
+    }
+    let excess = known.symptoms.len().saturating_sub(MAX_SYMPTOMS);
+    known.symptoms.drain(..excess);
+    known.severity = known.severity.max(issue.severity);
+    let content = serde_json::to_string(&known).expect("a pattern serialises");
+    let symptom = format!("{}\n{}", known.issue_type, known.symptoms.join("\n"));
+    conn.prepare_cached(
+        "UPDATE items SET content = ?, symptom = ?, severity = ?, timestamp = ? WHERE id = ?",
+    )?
+    .execute(params![
+        content,
+        symptom,
+        severity_rank(known.severity),
+        millis(now),
+        id
+    ])?;
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE id = ?"))?
+        .query_row([id], result_from_row)?)
+}
+
+/// The readers' connections.
+pub struct Readers {
+    path: PathBuf,
+    /// Idle connections. A std mutex: held only to push or pop one, never across a query.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -16000")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a reader connection (blocking: call it from a blocking thread).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take()?;
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Runs a compiled query.
+pub fn run_query(conn: &Connection, q: &Compiled) -> Result<Vec<KnowledgeResult>, StoreError> {
+    let mut stmt = conn.prepare_cached(&q.sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(q.params.iter()), result_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// `EXPLAIN QUERY PLAN` of a compiled query, one step per line (for tests and the benchmark).
+pub fn plan(conn: &Connection, q: &Compiled) -> Result<String, StoreError> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", q.sql))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(q.params.iter()), |r| {
+        r.get::<_, String>(3)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("\n"))
+}
+
+/// One page of everything, in id order.
+pub fn export_page(
+    conn: &Connection,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<(Vec<KnowledgeResult>, Option<i64>), StoreError> {
+    let limit = limit.clamp(1, 10_000);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM items WHERE items.id > ? ORDER BY items.id LIMIT ?"
+    ))?;
+    let rows = stmt
+        .query_map(params![after.unwrap_or(0), limit as i64], result_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = (rows.len() == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok((rows, next))
+}
+
+/// What the file holds.
+pub fn stats(
+    conn: &Connection,
+    path: &Path,
+    settings: &KnowledgeSettings,
+) -> Result<KnowledgeStats, StoreError> {
+    let count = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    };
+    let (items, oldest, newest): (i64, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), MIN(timestamp), MAX(timestamp) FROM items",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Ok(KnowledgeStats {
+        path: path.display().to_string(),
+        schema_version: schema::version(conn)?,
+        items: items as u64,
+        components: count(
+            "SELECT component, COUNT(*) AS n FROM items GROUP BY component ORDER BY n DESC, component",
+        )?,
+        tags: count(
+            "SELECT tag, COUNT(*) AS n FROM item_tags GROUP BY tag ORDER BY n DESC, tag LIMIT 50",
+        )?,
+        oldest: oldest.map(from_millis),
+        newest: newest.map(from_millis),
+        db_bytes: size(path.to_path_buf()),
+        wal_bytes: size(PathBuf::from(wal)),
+        max_per_component: settings.max_per_component,
+        max_age_days: settings.max_age.as_secs() / 86_400,
+    })
+}
+
+/// The outcomes of the newest attempts of `strategy` at `issue_type` on `component`, newest
+/// first, at most `n`: two index walks (cured, not cured) merged by time.
+pub fn attempts(
+    conn: &Connection,
+    component: &str,
+    issue_type: &str,
+    strategy: &str,
+    n: usize,
+) -> Result<Vec<bool>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT timestamp, id FROM items WHERE issue_type = ? AND successful = ? \
+         AND component = ? AND strategy = ? AND kind = 'recovery' \
+         ORDER BY timestamp DESC, id DESC LIMIT ?",
+    )?;
+    let mut all: Vec<(i64, i64, bool)> = Vec::new();
+    for cured in [true, false] {
+        let rows = stmt.query_map(
+            params![issue_type, cured, component, strategy, n as i64],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, cured)),
+        )?;
+        for row in rows {
+            all.push(row?);
+        }
+    }
+    all.sort_by_key(|a| std::cmp::Reverse((a.0, a.1)));
+    Ok(all.into_iter().take(n).map(|(_, _, cured)| cured).collect())
+}
+
+/// Parses and checks import lines (JSON of a [`KnowledgeItem`] or of an exported
+/// [`KnowledgeResult`]); the first bad line fails the whole import.
+pub fn parse_import(
+    lines: &[String],
+    first_line: usize,
+    now: SystemTime,
+) -> Result<Vec<Row>, StoreError> {
+    let mut rows = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let number = first_line + i;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let item = match serde_json::from_str::<KnowledgeResult>(text) {
+            Ok(result) => result.to_item(),
+            Err(_) => {
+                serde_json::from_str::<KnowledgeItem>(text).map_err(|e| StoreError::BadLine {
+                    line: number,
+                    message: format!("not a knowledge item: {e}"),
+                })?
+            }
+        };
+        let mut item = item;
+        if item.source.is_none() {
+            item.source = Some("import".into());
+        }
+        let row = derive(&item, now).map_err(|e| StoreError::BadLine {
+            line: number,
+            message: e.to_string(),
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Binds values for ad-hoc statements in tests and the benchmark.
+pub fn values(v: &[SqlValue]) -> rusqlite::ParamsFromIter<std::slice::Iter<'_, SqlValue>> {
+    rusqlite::params_from_iter(v.iter())
+}
+
+/// Opens the file read-only for a one-off look (tests, the benchmark).
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Inserts rows straight into a file in one transaction, bypassing the writer (the benchmark's
+/// fill; never used while a core runs on the file).
+pub fn bulk_insert(path: &Path, rows: &[Row]) -> Result<(), StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn, Synchronous::Normal)?;
+    schema::migrate(&mut conn)?;
+    let tx = conn.transaction()?;
+    for row in rows {
+        insert(&tx, row)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Refreshes the planner's statistics (after a bulk fill).
+pub fn analyze(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("ANALYZE")?;
+    Ok(())
+}

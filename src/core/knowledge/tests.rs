@@ -1,0 +1,394 @@
+//! Tests of the registry against real SQLite files in temp dirs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::model::{HealingAction, Severity};
+
+fn open(dir: &tempfile::TempDir, settings: KnowledgeSettings) -> KnowledgeHandle {
+    KnowledgeHandle::open(dir.path(), settings, None).expect("open")
+}
+
+fn issue(component: &str, issue_type: &str) -> Issue {
+    Issue {
+        id: "i".into(),
+        component: component.into(),
+        issue_type: issue_type.into(),
+        severity: Severity::Error,
+        detected_at: SystemTime::now(),
+        context: BTreeMap::from([("line".into(), "ERROR connection refused".into())]),
+    }
+}
+
+fn record(
+    component: &str,
+    issue_type: &str,
+    strategy: &str,
+    cured: bool,
+    at: SystemTime,
+) -> RecoveryRecord {
+    RecoveryRecord {
+        issue: issue(component, issue_type),
+        strategy: strategy.into(),
+        successful: cured,
+        action: HealingAction::Recover {
+            name: strategy.into(),
+        },
+        timestamp: at,
+        duration: Duration::from_millis(300),
+    }
+}
+
+fn ago(secs: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(secs)
+}
+
+#[tokio::test]
+async fn the_guides_healing_query_finds_the_newest_successful_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    for (i, (strategy, cured)) in [
+        ("restart", true),
+        ("clear_cache", false),
+        ("clear_cache", true),
+        ("restart", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        k.record(record(
+            "db",
+            "db-connection-lost",
+            strategy,
+            cured,
+            ago(100 - i as u64),
+        ));
+    }
+    k.record(record("db", "crash", "restart", true, ago(1)));
+    k.flush().await.unwrap();
+    let results = k
+        .query(
+            KnowledgeQuery::new()
+                .tag("recovery")
+                .related_to("db-connection-lost")
+                .filter("successful = true")
+                .sort("timestamp", "desc")
+                .limit(5),
+        )
+        .await
+        .unwrap();
+    let strategies: Vec<String> = results
+        .iter()
+        .map(|r| r.recovery_record().unwrap().strategy)
+        .collect();
+    assert_eq!(strategies, vec!["restart", "clear_cache", "restart"]);
+    assert_eq!(results[0].tags, vec!["recovery", "healing"]);
+    assert_eq!(results[0].related_to.as_deref(), Some("db-connection-lost"));
+}
+
+#[tokio::test]
+async fn the_guides_healing_query_walks_the_issue_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    k.flush().await.unwrap();
+    let compiled = query::compile(
+        &KnowledgeQuery::new()
+            .tag("recovery")
+            .related_to("x")
+            .filter("successful = true")
+            .sort("timestamp", "desc")
+            .limit(5),
+    )
+    .unwrap();
+    let conn = store::open_read_only(&dir.path().join(FILE_NAME)).unwrap();
+    let plan = store::plan(&conn, &compiled).unwrap();
+    assert!(plan.contains("items_issue"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+}
+
+#[tokio::test]
+async fn hostile_text_is_only_ever_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let hostile = "x'); DROP TABLE items; --";
+    k.contribute(
+        KnowledgeItem::new()
+            .component(hostile)
+            .tags([hostile])
+            .related_to(hostile)
+            .content(hostile),
+    )
+    .await
+    .unwrap();
+    let found = k
+        .query(
+            KnowledgeQuery::new()
+                .component(hostile)
+                .tag(hostile)
+                .contains(hostile)
+                .related_to(hostile)
+                .filter(format!("issue_type = '{}'", hostile.replace('\'', "''"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].content, hostile);
+    assert_eq!(
+        k.stats().await.unwrap().items,
+        1,
+        "the table is still there"
+    );
+    let refused = k
+        .query(KnowledgeQuery::new().filter(format!("strategy = {hostile}")))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("filter error at column"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn contains_finds_symptoms_in_any_case_long_or_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    k.pattern_stored(&issue("api", "db-connection-lost"))
+        .await
+        .unwrap();
+    k.contribute(
+        KnowledgeItem::new()
+            .component("api")
+            .content("disk is full"),
+    )
+    .await
+    .unwrap();
+    for (text, expected) in [
+        ("CONNECTION REFUSED", 1),
+        ("refus", 1),
+        ("is", 1),
+        ("nothing like it", 0),
+    ] {
+        let found = k.query(KnowledgeQuery::new().contains(text)).await.unwrap();
+        assert_eq!(found.len(), expected, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_pattern_seen_again_is_matched_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let first = k
+        .pattern_stored(&issue("api", "crash").with("exit", 3))
+        .await
+        .unwrap();
+    let mut again = issue("api", "crash").with("exit", 4);
+    again.severity = Severity::Critical;
+    let second = k.pattern_stored(&again).await.unwrap();
+    assert_eq!(first.id, second.id);
+    let p = second.issue_pattern().unwrap();
+    assert_eq!(
+        p.symptoms,
+        vec!["exit 3", "ERROR connection refused", "exit 4"],
+        "seen again moves to the end: newest last"
+    );
+    assert_eq!(p.severity, Severity::Critical);
+    let other = k.pattern_stored(&issue("db", "crash")).await.unwrap();
+    assert_ne!(other.id, first.id);
+    let patterns = k
+        .query(KnowledgeQuery::new().tag("issue").tag("pattern"))
+        .await
+        .unwrap();
+    assert_eq!(patterns.len(), 2);
+}
+
+#[tokio::test]
+async fn advice_prefers_what_cured_most_recently_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let actions = vec!["clear_cache".to_string(), "restart".to_string()];
+    assert_eq!(k.advice("db", "db-connection-lost", &actions).await, None);
+    let mut t = 1000;
+    let mut attempt = |k: &KnowledgeHandle, strategy: &str, cured: bool| {
+        t -= 1;
+        k.record(record("db", "db-connection-lost", strategy, cured, ago(t)));
+    };
+    attempt(&k, "restart", false);
+    for _ in 0..7 {
+        attempt(&k, "clear_cache", true);
+    }
+    attempt(&k, "clear_cache", false);
+    attempt(&k, "clear_cache", true);
+    k.flush().await.unwrap();
+    let advice = k
+        .advice("db", "db-connection-lost", &actions)
+        .await
+        .unwrap();
+    assert_eq!(advice.action, "clear_cache");
+    assert_eq!(
+        advice.reason,
+        "knowledge: clear_cache cured db-connection-lost 7 of the last 8 times"
+    );
+    // It stops working: its place goes to what cured instead.
+    attempt(&k, "clear_cache", false);
+    attempt(&k, "restart", true);
+    k.flush().await.unwrap();
+    let advice = k
+        .advice("db", "db-connection-lost", &actions)
+        .await
+        .unwrap();
+    assert_eq!(advice.action, "restart");
+    // Another component learned nothing.
+    assert_eq!(k.advice("api", "db-connection-lost", &actions).await, None);
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_per_component_and_drops_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(
+        &dir,
+        KnowledgeSettings {
+            max_per_component: 5,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            // No round by itself during the test: the test asks for one.
+            prune_every: Duration::from_secs(3600),
+            ..KnowledgeSettings::default()
+        },
+    );
+    for i in 0..8u64 {
+        k.record(record("a", "crash", "restart", true, ago(100 - i)));
+    }
+    for i in 0..3u64 {
+        k.record(record("b", "crash", "restart", true, ago(100 - i)));
+    }
+    k.record(record("b", "crash", "restart", true, ago(40 * 24 * 3600)));
+    k.flush().await.unwrap();
+    assert_eq!(k.prune().await.unwrap(), 4);
+    let a = k.query(KnowledgeQuery::new().component("a")).await.unwrap();
+    assert_eq!(a.len(), 5);
+    assert!(
+        a.iter().all(|r| r.timestamp > ago(98)),
+        "the newest five stay"
+    );
+    assert_eq!(
+        k.query(KnowledgeQuery::new().component("b"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    // Their tags and symptom text went with them.
+    let conn = store::open_read_only(&dir.path().join(FILE_NAME)).unwrap();
+    let tags: i64 = conn
+        .query_row("SELECT COUNT(*) FROM item_tags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tags, 16);
+    let fts: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM items_fts WHERE items_fts MATCH '\"crash\"'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fts, 8);
+}
+
+#[tokio::test]
+async fn an_import_with_a_bad_line_stores_nothing_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let good = serde_json::to_string(&KnowledgeItem::new().component("api").content("ok")).unwrap();
+    let lines = vec![
+        "# a runbook".to_string(),
+        good.clone(),
+        String::new(),
+        good.clone(),
+        r#"{"component": "", "content": "no component"}"#.to_string(),
+        good.clone(),
+    ];
+    let e = k.import(lines, 1).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 5: an item needs a component; nothing was imported"
+    );
+    let e = k
+        .import(vec![good.clone(), "{not json".into()], 1)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("line 2: not a knowledge item"),
+        "{e}"
+    );
+    assert_eq!(k.stats().await.unwrap().items, 0);
+    assert_eq!(k.import(vec![good.clone(), good], 1).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn export_pages_round_trip_through_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    for i in 0..5 {
+        k.record(record("a", "crash", "restart", i % 2 == 0, ago(10 - i)));
+    }
+    k.flush().await.unwrap();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = k.export_page(after, 2).await.unwrap();
+        all.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 5);
+    let other = tempfile::tempdir().unwrap();
+    let copy = open(&other, KnowledgeSettings::default());
+    let lines = all
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(copy.import(lines, 1).await.unwrap(), 5);
+    let (again, _) = copy.export_page(None, 10).await.unwrap();
+    for (a, b) in all.iter().zip(&again) {
+        assert_eq!(
+            (&a.content, &a.tags, a.timestamp),
+            (&b.content, &b.tags, b.timestamp)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_schema_is_versioned_and_a_newer_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir, KnowledgeSettings::default()));
+    let path = dir.path().join(FILE_NAME);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let e = KnowledgeHandle::open(dir.path(), KnowledgeSettings::default(), None)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("schema version 99"), "{e}");
+    let down = KnowledgeHandle::unavailable(e.to_string());
+    assert!(down.query(KnowledgeQuery::new()).await.is_err());
+    down.record(record("a", "crash", "restart", true, ago(1)));
+}
+
+#[tokio::test]
+async fn invalid_items_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    for (item, says) in [
+        (KnowledgeItem::new().content("x"), "needs a component"),
+        (KnowledgeItem::new().component("a"), "needs content"),
+        (
+            KnowledgeItem::new().component("a").tags([""]).content("x"),
+            "tags are",
+        ),
+    ] {
+        let e = k.contribute(item).await.unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

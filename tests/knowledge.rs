@@ -1,0 +1,272 @@
+//! The knowledge registry end to end: a real core on a private socket and data directory, the
+//! real CLI, the library's `KnowledgeClient`, and the SQLite file read back after a `kill -9`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Core, wait_for};
+use hms::{KnowledgeClient, KnowledgeItem, KnowledgeQuery, KnowledgeResult};
+
+const FLEET: &str = r#"
+[[component]]
+name = "sleeper"
+command = ["sleep", "1000"]
+"#;
+
+const SECS10: Duration = Duration::from_secs(10);
+
+#[test]
+fn the_cli_queries_as_json_and_explains_a_bad_filter() {
+    let core = Core::start(FLEET);
+    let out = core.cli_ok(&[
+        "knowledge",
+        "add",
+        "--component",
+        "api",
+        "--tag",
+        "runbook",
+        "--related-to",
+        "oom",
+        "raise the heap to 2G",
+    ]);
+    assert!(out.starts_with("stored as item "), "{out}");
+    core.cli_ok(&[
+        "knowledge",
+        "add",
+        "-c",
+        "db",
+        "-t",
+        "note",
+        "vacuum weekly",
+    ]);
+    let json = core.cli_ok(&[
+        "knowledge",
+        "query",
+        "--tag",
+        "runbook",
+        "--related-to",
+        "oom",
+        "--contains",
+        "HEAP",
+        "--json",
+    ]);
+    let results: Vec<KnowledgeResult> = serde_json::from_str(&json).expect("a JSON array");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].component, "api");
+    assert_eq!(results[0].content, "raise the heap to 2G");
+    assert_eq!(results[0].source, "cli");
+    let all: Vec<KnowledgeResult> = serde_json::from_str(&core.cli_ok(&[
+        "knowledge",
+        "query",
+        "--sort",
+        "component:asc",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.component.as_str()).collect::<Vec<_>>(),
+        vec!["api", "db"]
+    );
+    let table = core.cli_ok(&["knowledge", "query", "-c", "db"]);
+    assert!(table.contains("vacuum weekly"), "{table}");
+
+    let bad = core.cli(&[
+        "knowledge",
+        "query",
+        "--filter",
+        "successful = true and colour = red",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("filter error at column 23"), "{stderr}");
+    assert!(stderr.contains("fields: successful, severity"), "{stderr}");
+}
+
+#[test]
+fn an_import_with_a_bad_line_imports_nothing_and_names_the_line() {
+    let core = Core::start(FLEET);
+    let file = core.dir.path().join("runbook.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            "# a runbook\n",
+            r#"{"component":"api","tags":["runbook"],"content":"restart it"}"#,
+            "\n",
+            r#"{"component":"api","tags":["runbook"],"content":""}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = core.cli(&["knowledge", "import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 3: an item needs content; nothing was imported"),
+        "{stderr}"
+    );
+    let stats: hms::protocol::KnowledgeStats =
+        serde_json::from_str(&core.cli_ok(&["knowledge", "stats", "--json"])).unwrap();
+    assert_eq!(stats.items, 0);
+
+    // The starter set for the demo fleet is valid, and round-trips through export.
+    let starter = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/knowledge/demo.jsonl");
+    let out = core.cli_ok(&["knowledge", "import", starter]);
+    assert!(out.starts_with("imported 10 items"), "{out}");
+    let exported = core.cli_ok(&["knowledge", "export", "--jsonl"]);
+    assert_eq!(exported.lines().count(), 10);
+    let copy = core.dir.path().join("copy.jsonl");
+    std::fs::write(&copy, &exported).unwrap();
+    core.cli_ok(&["knowledge", "import", copy.to_str().unwrap()]);
+    let array: Vec<KnowledgeResult> =
+        serde_json::from_str(&core.cli_ok(&["knowledge", "export"])).unwrap();
+    assert_eq!(array.len(), 20);
+    let strategies = core.cli_ok(&[
+        "knowledge",
+        "query",
+        "--tag",
+        "recovery-strategy",
+        "--related-to",
+        "slow",
+        "--json",
+    ]);
+    assert!(strategies.contains("clear_cache"), "{strategies}");
+}
+
+#[tokio::test]
+async fn the_guides_knowledge_client_contributes_and_queries() {
+    let core = Core::start(FLEET);
+    let knowledge = KnowledgeClient::with_socket("my-component", core.socket.clone());
+    knowledge.connect().await.expect("connect");
+    for (strategy, cured) in [("restart", false), ("clear_cache", true)] {
+        let issue = hms::Issue::new("my-component", "db-connection-lost", hms::Severity::Error)
+            .with("line", "ECONNREFUSED 127.0.0.1:5432");
+        let record = hms::RecoveryRecord {
+            issue,
+            strategy: strategy.into(),
+            successful: cured,
+            action: hms::HealingAction::Recover {
+                name: strategy.into(),
+            },
+            timestamp: std::time::SystemTime::now(),
+            duration: Duration::from_secs(1),
+        };
+        knowledge
+            .contribute(
+                KnowledgeItem::new()
+                    .tags(vec!["recovery", "healing"])
+                    .content(serde_json::to_string(&record).unwrap()),
+            )
+            .await
+            .expect("contribute");
+    }
+    let results = knowledge
+        .query(
+            KnowledgeQuery::new()
+                .tag("recovery")
+                .related_to("db-connection-lost")
+                .filter("successful = true")
+                .sort("timestamp", "desc")
+                .limit(5),
+        )
+        .await
+        .expect("query");
+    assert_eq!(results.len(), 1);
+    let record: hms::RecoveryRecord = serde_json::from_str(&results[0].content).unwrap();
+    assert_eq!(record.strategy, "clear_cache");
+    assert_eq!(results[0].component, "my-component", "the client's own id");
+    let known = knowledge
+        .query(
+            KnowledgeQuery::new()
+                .component("my-component")
+                .contains("econnrefused"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 2);
+    let refused = knowledge
+        .query(KnowledgeQuery::new().sort("colour", "desc"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("cannot sort by 'colour'"),
+        "{refused}"
+    );
+}
+
+/// Acknowledged contributions survive a SIGKILL of the core taken while four clients write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_under_concurrent_writers() {
+    let mut core = Core::start(FLEET);
+    let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let socket = core.socket.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            let Ok(mut client) = hms::client::Client::connect(&socket, "writer").await else {
+                return;
+            };
+            for n in 0.. {
+                let item = KnowledgeItem::new()
+                    .component(format!("w{w}"))
+                    .tags(["load"])
+                    .content(format!("write {n} of writer {w}"));
+                match client.knowledge_contribute(item).await {
+                    Ok(id) => acked.lock().unwrap().push(id),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + SECS10;
+    while acked.lock().unwrap().len() < 400 {
+        assert!(Instant::now() < deadline, "400 writes acknowledged in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = core.pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    core.wait_exit(SECS10);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked: HashSet<i64> = acked.lock().unwrap().iter().copied().collect();
+    let db = rusqlite::Connection::open(core.data.join("knowledge.db")).unwrap();
+    let mut stmt = db.prepare("SELECT id FROM items").unwrap();
+    let stored: HashSet<i64> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let lost: Vec<&i64> = acked.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost: {lost:?}",
+        lost.len()
+    );
+    assert!(stored.len() >= acked.len());
+    eprintln!(
+        "acknowledged {}, stored {} (committed but not yet acknowledged when killed: {})",
+        acked.len(),
+        stored.len(),
+        stored.len() - acked.len()
+    );
+
+    // A new core on the same data directory reads them back.
+    core.spawn();
+    let count = wait_for("the registry after restart", SECS10, || {
+        let out = core.cli(&["knowledge", "stats", "--json"]);
+        out.status.success().then(|| {
+            serde_json::from_slice::<hms::protocol::KnowledgeStats>(&out.stdout)
+                .unwrap()
+                .items
+        })
+    });
+    assert_eq!(count as usize, stored.len());
+}
