@@ -526,6 +526,10 @@ pub struct HealingStatus {
     pub next_trial_at: Option<SystemTime>,
     pub last_issue: Option<Issue>,
     pub last_action: Option<HealingAction>,
+    /// Which strategy the last recovery episode tried first, and why, e.g. `knowledge:
+    /// clear_cache cured db-connection-lost 7 of the last 8 times`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
 }
 
 /// Is the component a process the core runs, or a Rust service that registered itself?

@@ -506,6 +506,7 @@ mod tests {
                 last_action: Some(HealingAction::Recover {
                     name: "clear_cache".into(),
                 }),
+                strategy: Some("knowledge: clear_cache cured x 2 of the last 2 times".into()),
             },
         }
     }

@@ -146,17 +146,6 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let (bus, _) = tokio::sync::broadcast::channel(4096);
     let logs = logs::LogStore::new(&crate::paths::log_dir(&data_dir), bus.clone());
     let journal = journal::IssueJournal::default();
-    let (supervisor, supervisor_handle, rx) = supervisor::Supervisor::new(
-        &fleet,
-        supervisor::SupervisorParts {
-            core_id,
-            containment: containment.clone(),
-            origin: origin.clone(),
-            bus: bus.clone(),
-            logs: logs.clone(),
-            journal: journal.clone(),
-        },
-    );
     // The knowledge registry: a room of its own; the core runs on without it if it cannot open.
     let knowledge = knowledge::KnowledgeHandle::open(
         &data_dir,
@@ -167,6 +156,18 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         tracing::error!(cause = %e, "the knowledge registry is unavailable");
         knowledge::KnowledgeHandle::unavailable(e.to_string())
     });
+    let (supervisor, supervisor_handle, rx) = supervisor::Supervisor::new(
+        &fleet,
+        supervisor::SupervisorParts {
+            core_id,
+            knowledge: knowledge.clone(),
+            containment: containment.clone(),
+            origin: origin.clone(),
+            bus: bus.clone(),
+            logs: logs.clone(),
+            journal: journal.clone(),
+        },
+    );
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),

@@ -328,6 +328,7 @@ impl LocalHealing {
                 .map(|at| now_s + at.saturating_duration_since(now_i)),
             last_issue: view.last_issue.clone(),
             last_action: view.last_action.clone(),
+            strategy: None,
         }
     }
 }

@@ -87,6 +87,9 @@ struct Live {
     last: Option<procinfo::Reading>,
     /// The cgroup's CPU time at the last reading: the whole tree's CPU %, not only the leader's.
     last_cpu_usec: Option<(std::time::Instant, u64)>,
+    /// The figures of the last reading, given again while it is fresh (a `status` poller must not
+    /// keep the metrics tick from judging thresholds).
+    last_metrics: Option<crate::model::ProcessMetrics>,
 }
 
 /// The supervisor's shell: the kernel and the means to carry out its effects.
@@ -107,6 +110,8 @@ pub struct Supervisor {
     probe_runner: ProbeRunner,
     /// Cgroups per component, or process groups (and the core a subreaper).
     containment: Arc<Containment>,
+    /// The knowledge registry: told every healing attempt and symptom, asked for advice.
+    knowledge: super::knowledge::KnowledgeHandle,
     /// Each component's cgroup, made at its first spawn and kept across restarts.
     cgroups: HashMap<String, ComponentCgroup>,
     /// Where the config is read again on reload.
@@ -119,6 +124,8 @@ const SAMPLE_FRESH: Duration = Duration::from_millis(250);
 /// What the supervisor needs from the core.
 pub struct SupervisorParts {
     pub core_id: String,
+    /// Where healing attempts and symptoms are learned, and advice comes from.
+    pub knowledge: super::knowledge::KnowledgeHandle,
     /// Cgroups per component, or process groups.
     pub containment: Arc<Containment>,
     pub origin: FleetOrigin,
@@ -148,6 +155,7 @@ impl Supervisor {
                 kernel: Kernel::new(fleet, clock),
                 probe_runner: ProbeRunner::new(&parts.core_id),
                 containment: parts.containment,
+                knowledge: parts.knowledge,
                 cgroups: HashMap::new(),
                 core_id: parts.core_id,
                 tx,
@@ -274,7 +282,13 @@ impl Supervisor {
             let fresh = live
                 .last
                 .is_some_and(|r| now.saturating_duration_since(r.at) < SAMPLE_FRESH);
-            if !fresh && let Some(reading) = procinfo::read(pid) {
+            if fresh {
+                if let Some(metrics) = &live.last_metrics {
+                    samples.push((name, generation, metrics.clone()));
+                }
+                continue;
+            }
+            if let Some(reading) = procinfo::read(pid) {
                 let mut metrics = procinfo::metrics(&reading, live.last.as_ref(), live.started);
                 live.last = Some(reading);
                 // The cgroup counts the component's whole tree, children included.
@@ -294,6 +308,7 @@ impl Supervisor {
                         metrics.rss_bytes = bytes;
                     }
                 }
+                live.last_metrics = Some(metrics.clone());
                 samples.push((name, generation, metrics));
             }
         }
@@ -379,7 +394,9 @@ impl Supervisor {
                     Event::Issue { issue } => {
                         tracing::info!(component = %issue.component, issue_type = %issue.issue_type, severity = %issue.severity, "issue");
                         self.journal.record(issue.clone());
+                        self.knowledge.pattern(issue);
                     }
+                    Event::Healing { record } => self.knowledge.record(record.clone()),
                     Event::Notice { level, message, .. } => {
                         tracing::info!(?level, "{message}");
                     }
@@ -447,6 +464,31 @@ impl Supervisor {
                     let _ = tx.send(Cmd::Input(Input::ConfigLoaded { result, reply }));
                 });
             }
+            Effect::AskAdvice {
+                component,
+                issue_type,
+                actions,
+            } => {
+                // Off the healing path: the answer comes back as an input when (and if) it comes.
+                let knowledge = self.knowledge.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let answer = tokio::time::timeout(Duration::from_secs(2), async {
+                        // What was just recorded counts.
+                        let _ = knowledge.flush().await;
+                        knowledge.advice(&component, &issue_type, &actions).await
+                    })
+                    .await;
+                    if let Ok(advice) = answer {
+                        let advice = advice.map(|a| (a.action, a.reason));
+                        let _ = tx.send(Cmd::Input(Input::Advice {
+                            component,
+                            issue_type,
+                            advice,
+                        }));
+                    }
+                });
+            }
             Effect::Then(input) => queue.push_back(input),
         }
     }
@@ -479,6 +521,7 @@ impl Supervisor {
                         started: std::time::Instant::now(),
                         last: None,
                         last_cpu_usec: None,
+                        last_metrics: None,
                     },
                 );
                 let mut child = spawned.child;

@@ -121,7 +121,12 @@ impl Tmux {
             return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if stderr.starts_with("no server running") || stderr.starts_with("error connecting to") {
+        // A server that is exiting (its last session was just killed) answers with the last two.
+        if stderr.starts_with("no server running")
+            || stderr.starts_with("error connecting to")
+            || stderr.starts_with("server exited unexpectedly")
+            || stderr.starts_with("lost server")
+        {
             return Err(TmuxError::NoServer {
                 socket: self.socket_label(),
             });

@@ -135,6 +135,13 @@ pub enum Input {
     },
     /// A client connection ended (its linked components are gone with it).
     ConnectionClosed { conn: ConnId },
+    /// The knowledge registry's advice for healing `issue_type` on `component` (asked for with
+    /// [`Effect::AskAdvice`]): which action to try first, and why; `None` when it knows nothing.
+    Advice {
+        component: String,
+        issue_type: String,
+        advice: Option<(String, String)>,
+    },
 }
 
 /// What the shell carries out for the kernel, in order.
@@ -195,6 +202,14 @@ pub enum Effect {
     },
     /// Read the config again; answer with [`Input::ConfigLoaded`].
     LoadConfig { reply: ReplyTo },
+    /// Ask the knowledge registry which of `actions` to try first for `issue_type`; answer with
+    /// [`Input::Advice`] if it answers in time. The kernel never waits for it: advice is kept and
+    /// used by the next episode of that issue type.
+    AskAdvice {
+        component: String,
+        issue_type: String,
+        actions: Vec<String>,
+    },
     /// Feed this input back once the current ones are handled (an outcome known at once, such as
     /// a signal action's).
     Then(Input),

@@ -293,11 +293,20 @@ impl Kernel {
             .map(|d| d.spec.name.clone())
             .collect();
         let now = self.clock.now;
+        // Knowledge-driven choice (Advanced and Full): the strategy that cured this issue type
+        // most recently goes first, if the registry said so in time; ask again for next time.
+        self.effects.push(Effect::AskAdvice {
+            component: name.clone(),
+            issue_type: issue.issue_type.clone(),
+            actions: self.components[i].spec.recovery_actions.clone(),
+        });
         let c = &mut self.components[i];
+        let advice = c.advice.get(&issue.issue_type).cloned();
+        let prefer = advice.as_ref().map(|(action, _)| action.as_str());
         let (plan, step) =
             match c
                 .healer
-                .begin(issue.clone(), dependents, None, start == Start::Hung, now)
+                .begin(issue.clone(), dependents, prefer, start == Start::Hung, now)
             {
                 Ok(started) => started,
                 Err(NotStarted::AlreadyHealing { issue_type, action }) => {
@@ -311,11 +320,20 @@ impl Kernel {
             // The operator's request: like a manual restart, it clears the counters.
             c.healer.governor_mut().reset();
         }
+        let chosen = advice
+            .filter(|(action, _)| plan.first() == Some(action))
+            .map(|(_, reason)| reason);
+        c.strategy = Some(
+            chosen
+                .clone()
+                .unwrap_or_else(|| format!("default order: {}", plan.join(", then "))),
+        );
         let message = format!(
-            "healing {name} ({}): {}, {} each",
+            "healing {name} ({}): {}, {} each{}",
             issue.issue_type,
             plan.join(", then "),
-            format_duration(c.spec.healing_timeout)
+            format_duration(c.spec.healing_timeout),
+            chosen.map_or(String::new(), |reason| format!(" ({reason})"))
         );
         self.log(i, &message);
         self.episode_step(i, step);
@@ -509,8 +527,15 @@ impl Kernel {
             ),
         );
         self.components[i].healer.keep(record.clone());
+        // What was learned changes the advice for the next episode of this issue type.
+        let ask = Effect::AskAdvice {
+            component: record.issue.component.clone(),
+            issue_type: record.issue.issue_type.clone(),
+            actions: self.components[i].spec.recovery_actions.clone(),
+        };
         self.effects
             .push(Effect::Publish(Event::Healing { record }));
+        self.effects.push(ask);
     }
 
     // ----- Full-level plans -----

@@ -102,6 +102,10 @@ struct Component {
     threshold_health: HealthStatus,
     /// The health episodes and plans were last told about.
     told_health: HealthStatus,
+    /// What the knowledge registry advised last, by issue type: (action to try first, why).
+    advice: HashMap<String, (String, String)>,
+    /// Why the last episode tried its first action first.
+    strategy: Option<String>,
     /// What a linked component reported last.
     reported: Option<HealthMetrics>,
     /// Set for linked components.
@@ -140,6 +144,8 @@ impl Component {
             ready: true,
             threshold_health: HealthStatus::Healthy,
             told_health: HealthStatus::Healthy,
+            advice: HashMap::new(),
+            strategy: None,
             reported: None,
             linked: None,
             retired: false,
@@ -270,6 +276,18 @@ impl Kernel {
                 self.reply(reply, answer);
             }
             Input::ConnectionClosed { conn } => self.on_connection_closed(conn),
+            Input::Advice {
+                component,
+                issue_type,
+                advice,
+            } => {
+                if let Some(&i) = self.index.get(&component) {
+                    match advice {
+                        Some(a) => self.components[i].advice.insert(issue_type, a),
+                        None => self.components[i].advice.remove(&issue_type),
+                    };
+                }
+            }
         }
         self.tell_health();
         self.check_shutdown_complete();
@@ -810,7 +828,14 @@ impl Kernel {
                 c.started_at = Some(self.clock.wall);
                 c.metrics = None;
                 c.health = HealthStatus::Healthy;
-                c.threshold_health = HealthStatus::Healthy;
+                // A new run's metrics are unknown until the shell's first reading: a restart is
+                // not "healthy again" just because nothing was measured yet.
+                let t = &c.spec.thresholds;
+                c.threshold_health = if t.cpu_percent.is_some() || t.rss_mb.is_some() {
+                    HealthStatus::Degraded("metrics not measured yet".into())
+                } else {
+                    HealthStatus::Healthy
+                };
                 c.after_exit = AfterExit::Judge;
                 c.healer
                     .start_run(c.spec.liveness.as_ref(), c.spec.readiness.as_ref(), now);
@@ -1214,6 +1239,7 @@ impl Kernel {
                 next_trial_at,
                 last_issue: c.last_issue.clone(),
                 last_action: c.last_action.clone(),
+                strategy: c.strategy.clone(),
             },
         }
     }

@@ -109,7 +109,7 @@ impl World {
                         ticket,
                         ..
                     } => self.probes.push((name.clone(), *kind, *ticket, *epoch)),
-                    Effect::Then(_) => {}
+                    Effect::Then(_) | Effect::AskAdvice { .. } => {}
                     Effect::Publish(_)
                     | Effect::Log { .. }
                     | Effect::OpenLog { .. }
@@ -692,4 +692,47 @@ async fn an_issue_healed_locally_is_recorded_and_not_healed_again() {
         issue: Issue::new("svc", "cache_corrupt", Severity::Error),
     });
     assert_eq!(commands_to(&w, "svc"), [SupervisorCommand::ClearCache]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_episode_tries_first_what_the_knowledge_registry_advised_and_says_why() {
+    let mut w = World::new(
+        r#"
+[[component]]
+name = "db"
+command = ["db"]
+healing_level = "advanced"
+recovery_actions = ["restart", "clear_cache"]
+[component.actions.clear_cache]
+command = "db-clear-cache"
+"#,
+    );
+    let pid = w.pid("db");
+    // The registry advised clear_cache for this issue type; it is asked again for next time.
+    w.input(Input::Advice {
+        component: "db".into(),
+        issue_type: "manual_heal".into(),
+        advice: Some((
+            "clear_cache".into(),
+            "knowledge: clear_cache cured manual_heal 3 of the last 3 times".into(),
+        )),
+    });
+    w.request(Request::Heal {
+        component: "db".into(),
+    });
+    let first_action = w.effects.iter().find_map(|e| match e {
+        Effect::RunAction { action, .. } => Some(action.clone()),
+        Effect::Signal { .. } => Some("restart".into()),
+        _ => None,
+    });
+    assert_eq!(first_action.as_deref(), Some("clear_cache"));
+    assert_eq!(w.pid("db"), pid, "no restart first");
+    assert!(w.effects.iter().any(|e| matches!(e,
+        Effect::AskAdvice { issue_type, actions, .. }
+            if issue_type == "manual_heal" && actions == &["restart", "clear_cache"])));
+    let strategy = w.status("db").healing.strategy.unwrap();
+    assert_eq!(
+        strategy,
+        "knowledge: clear_cache cured manual_heal 3 of the last 3 times"
+    );
 }
