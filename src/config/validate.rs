@@ -37,6 +37,7 @@ pub(super) fn validate(
     let RawConfig {
         defaults,
         component,
+        group,
     } = raw;
     let mut entries = Vec::with_capacity(component.len());
     let mut first_line: HashMap<String, usize> = HashMap::new();
@@ -57,10 +58,13 @@ pub(super) fn validate(
         entries.push(with_defaults(c, &defaults, base_dir, checked));
     }
     check_dependencies(&entries, &at)?;
+    let names: Vec<&str> = entries.iter().map(|e| e.spec.name.as_str()).collect();
+    let recovery = super::strategy::check(&defaults, &group, &names, text, file)?;
     let components = in_start_order(entries, &at)?;
     Ok(FleetConfig {
         source: file.to_string(),
         components,
+        recovery,
     })
 }
 
