@@ -564,7 +564,12 @@ async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSend
                 return;
             }
         };
-        let Event::Command { component, command } = event else {
+        let Event::Command {
+            component,
+            command,
+            id: _,
+        } = event
+        else {
             continue;
         };
         if component != name {

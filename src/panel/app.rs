@@ -472,7 +472,8 @@ impl Model {
             Response::Pong
             | Response::Done { .. }
             | Response::Subscribed
-            | Response::Issues { .. } => {}
+            | Response::Issues { .. }
+            | Response::Plans { .. } => {}
         }
     }
 
@@ -538,6 +539,8 @@ impl Model {
                 }
             }
             Event::Command { .. } => {}
+            // Recovery plans: System Health's to show (its owner's change); nothing here yet.
+            Event::Plan { .. } => {}
             Event::PanelText {
                 panel,
                 text,
