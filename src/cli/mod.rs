@@ -6,6 +6,7 @@
 //! 3 no core is running on the socket.
 
 mod output;
+mod plans;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -94,6 +95,11 @@ enum Command {
         component: Option<String>,
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show recovery plans (Full level): running and recent, each step with its state and duration.
+    Plans {
         #[arg(long)]
         json: bool,
     },
@@ -351,6 +357,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         Command::Restart { component } => say(connect(&socket).await?.restart(&component).await?),
         Command::Heal { component } => say(connect(&socket).await?.heal(&component).await?),
         Command::Reload => say(connect(&socket).await?.reload().await?),
+        Command::Plans { json } => plans::plans(&socket, json).await,
         Command::Logs {
             component,
             lines,

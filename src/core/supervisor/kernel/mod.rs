@@ -1007,18 +1007,12 @@ impl Kernel {
                     self.set_state(i, RunState::Exited);
                     return;
                 }
-                // The restart itself is the governor's (backoff and the breaker hold) ...
-                self.after_failure(i, uptime);
-                // ... and at Full level what depends on the component follows it, as a plan.
                 let spec = &self.components[i].spec;
-                let coordinated = spec.healing_level == crate::model::HealingLevel::Full
-                    && spec.auto_healing
-                    && matches!(
-                        self.components[i].state,
-                        RunState::Starting | RunState::Backoff
-                    );
-                if let Some(issue) = issue.filter(|_| coordinated) {
-                    self.coordinate(i, &issue);
+                let full =
+                    spec.healing_level == crate::model::HealingLevel::Full && spec.auto_healing;
+                match issue.filter(|_| full) {
+                    Some(issue) => self.crash_at_full_level(i, &issue, uptime),
+                    None => self.after_failure(i, uptime),
                 }
             }
         }

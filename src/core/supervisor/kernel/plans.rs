@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::linked::Waiter;
 use super::{ComponentKind, Effect, Goal, Kernel, ReplyTo, Timer};
 use crate::healing::planner::{self, DependencyGraph, Member};
+use crate::healing::policy::RestartDecision;
 use crate::model::{
     Issue, PlanState, PlanStatus, PlanStep, RecoveryStep, RecoveryStrategy, RunState, StepState,
     SupervisorCommand,
@@ -50,6 +51,9 @@ pub(super) struct PlanRun {
     failed: Vec<String>,
     /// Components this plan stopped and has not started again.
     stopped: Vec<usize>,
+    /// Crashed components whose restart the governor allowed and the plan holds until its
+    /// step comes (so they start in the plan's order).
+    held: Vec<(usize, RestartDecision)>,
 }
 
 /// Whether an issue was coordinated by a plan.
@@ -96,20 +100,58 @@ impl Kernel {
     /// group's strategy, and starts the plan when it does more than restart `i` alone. A component
     /// already in a running plan joins it.
     pub(super) fn coordinate(&mut self, i: usize, issue: &Issue) -> Coordinated {
-        let name = self.components[i].spec.name.clone();
-        let touched = std::iter::once(name.clone()).chain(issue.affected_components());
-        for c in touched {
-            if let Some(id) = self.plan_of(&c) {
-                self.join_plan(id, issue);
-                return Coordinated::Joined(id);
-            }
+        if let Some(id) = self.joinable(i, issue) {
+            self.join_plan(id, issue);
+            return Coordinated::Joined(id);
         }
+        let name = self.components[i].spec.name.clone();
         let (strategy, graph) = self.scope(&name);
         let plan = planner::coordinate_healing(issue, &graph, strategy);
         if !plan.is_coordinated() {
             return Coordinated::No;
         }
-        Coordinated::Started(self.start_plan(i, issue, plan, Vec::new()))
+        Coordinated::Started(self.start_plan(i, issue, plan, Vec::new(), Vec::new()))
+    }
+
+    /// The running plan that acts on component `i` or on a component `issue` names.
+    fn joinable(&self, i: usize, issue: &Issue) -> Option<u64> {
+        std::iter::once(self.components[i].spec.name.clone())
+            .chain(issue.affected_components())
+            .find_map(|c| self.plan_of(&c))
+    }
+
+    /// Component `i` crashed at Full level and wants restarting. The governor decides whether
+    /// and when (backoff, the breaker); when the group's strategy touches more than `i`, the
+    /// restart it allows is held for the plan's step, so `i` starts in the plan's order. A crash
+    /// of a component already in a running plan joins it and is restarted as usual.
+    pub(super) fn crash_at_full_level(&mut self, i: usize, issue: &Issue, uptime: Duration) {
+        if let Some(id) = self.joinable(i, issue) {
+            self.join_plan(id, issue);
+            return self.after_failure(i, uptime);
+        }
+        let name = self.components[i].spec.name.clone();
+        let (strategy, graph) = self.scope(&name);
+        let plan = planner::coordinate_healing(issue, &graph, strategy);
+        if !plan.is_coordinated() {
+            return self.after_failure(i, uptime);
+        }
+        let now = self.clock.now;
+        let decision = self.components[i]
+            .healer
+            .governor_mut()
+            .on_failure(now, uptime);
+        match decision {
+            RestartDecision::RestartNow | RestartDecision::RestartAfter(_) => {
+                self.log(i, "restart held for the recovery plan");
+                self.components[i].epoch += 1;
+                self.set_state(i, RunState::Backoff);
+                self.start_plan(i, issue, plan, Vec::new(), vec![(i, decision)]);
+            }
+            // The breaker (or a policy) says no: nothing to coordinate.
+            RestartDecision::BreakerOpened { .. } | RestartDecision::NoAction { .. } => {
+                self.apply_decision(i, decision)
+            }
+        }
     }
 
     /// A Full-level episode of component `i` gave up: the operator is told first (`notify`), then
@@ -127,7 +169,7 @@ impl Kernel {
         }
         let (strategy, graph) = self.scope(&name);
         let plan = planner::coordinate_healing(issue, &graph, strategy);
-        self.start_plan(i, issue, plan, notify);
+        self.start_plan(i, issue, plan, notify, Vec::new());
     }
 
     /// A Full-level episode of component `i` recovered by a restart: its dependents are
@@ -157,16 +199,18 @@ impl Kernel {
             affected,
             steps,
         };
-        self.start_plan(i, issue, plan, Vec::new());
+        self.start_plan(i, issue, plan, Vec::new(), Vec::new());
     }
 
-    /// Starts carrying out `plan` for `issue` of component `i`, after the `prefix` steps.
+    /// Starts carrying out `plan` for `issue` of component `i`, after the `prefix` steps; `held`
+    /// are the governor's restarts the plan carries out at their components' steps.
     fn start_plan(
         &mut self,
         i: usize,
         issue: &Issue,
         plan: planner::Plan,
         prefix: Vec<RecoveryStep>,
+        held: Vec<(usize, RestartDecision)>,
     ) -> u64 {
         self.next_plan += 1;
         let id = self.next_plan;
@@ -211,6 +255,7 @@ impl Kernel {
             command: None,
             failed: plan.failed,
             stopped: Vec::new(),
+            held,
         });
         let message = format!(
             "recovery plan {id} for {name} ({}, {}): {summary}",
@@ -368,9 +413,24 @@ impl Kernel {
                 .map(Some)
                 .map_err(|(_, why)| why);
         }
+        let held = self
+            .plans
+            .iter_mut()
+            .find(|p| p.status.id == id)
+            .and_then(|p| {
+                let k = p.held.iter().position(|(h, _)| *h == j)?;
+                Some(p.held.remove(k).1)
+            });
         match action {
+            // A crashed component: the restart its governor allowed (now, or after its backoff).
+            SupervisorCommand::Restart if held.is_some() => {
+                if let Some(decision) = held {
+                    self.apply_decision(j, decision);
+                }
+                Ok(None)
+            }
             // A failed component is restarted through its governor: backoff and the breaker
-            // still hold (it is already restarting after a crash).
+            // still hold.
             SupervisorCommand::Restart if failed => self.heal_restart(j, false).map(|()| None),
             SupervisorCommand::Restart => match self.components[j].state {
                 RunState::Stopped if self.components[j].goal == Goal::Down => {
@@ -458,6 +518,7 @@ impl Kernel {
             }
             PlanState::Failed | PlanState::TimedOut => {
                 let stopped = std::mem::take(&mut self.plans[pos].stopped);
+                let held = std::mem::take(&mut self.plans[pos].held);
                 let mut message = format!(
                     "recovery plan {id} for {component} {}: {reason}",
                     state.word()
@@ -485,6 +546,11 @@ impl Kernel {
                 }
                 if self.shutdown.is_none() {
                     self.notify_operator(id, &component, &message);
+                    for (j, decision) in held {
+                        if self.components[j].state == RunState::Backoff {
+                            self.apply_decision(j, decision);
+                        }
+                    }
                     for j in stopped {
                         if self.components[j].goal == Goal::Down {
                             self.start(j, ReplyTo::NOBODY);
