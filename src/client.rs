@@ -21,7 +21,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::model::{
     ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
-    SupervisorCommand,
+    PlanStatus, ReportThresholds, SupervisorCommand,
 };
 use crate::protocol::{
     ClientMessage, ErrorCode, Event, Frame, FrameError, KnowledgeAnswer, KnowledgeItem,
@@ -90,6 +90,26 @@ pub struct CoreInfo {
     pub data_dir: PathBuf,
     /// How the core contains its components, as it says.
     pub containment: Option<String>,
+}
+
+/// What a linked component may declare when it registers, besides its capabilities.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Registration {
+    /// The keys its `UpdateConfig` handler accepts (`None`: it checks updates itself).
+    pub config_keys: Option<Vec<String>>,
+    /// Its own error-rate and response-time levels.
+    pub thresholds: Option<ReportThresholds>,
+}
+
+/// How a command a linked component received went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The command's id from the event (`None` for a core that sent none).
+    pub id: Option<u64>,
+    /// Why it was not carried out; `None` when it was.
+    pub error: Option<String>,
+    /// The component does not support the command.
+    pub unsupported: bool,
 }
 
 /// One connection to the core.
@@ -338,10 +358,25 @@ impl Client {
         capabilities: ComponentCapabilities,
         heartbeat: Option<Duration>,
     ) -> Result<String, ClientError> {
+        self.register_with(component, capabilities, heartbeat, Registration::default())
+            .await
+    }
+
+    /// [`Client::register`] with what a component may declare besides its capabilities: the
+    /// config keys its `UpdateConfig` accepts and its own metric thresholds.
+    pub async fn register_with(
+        &mut self,
+        component: &str,
+        capabilities: ComponentCapabilities,
+        heartbeat: Option<Duration>,
+        extra: Registration,
+    ) -> Result<String, ClientError> {
         let request = Request::Register {
             component: component.to_string(),
             capabilities,
             heartbeat_ms: heartbeat.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
+            config_keys: extra.config_keys,
+            thresholds: extra.thresholds,
         };
         self.done("register", request).await
     }
@@ -385,12 +420,38 @@ impl Client {
         command: SupervisorCommand,
         error: Option<String>,
     ) -> Result<String, ClientError> {
+        let outcome = Outcome {
+            id: None,
+            error,
+            unsupported: false,
+        };
+        self.command_answer(component, command, outcome).await
+    }
+
+    /// Tells the core how the command with `outcome.id` went, so its sender gets the answer;
+    /// returns the core's message.
+    pub async fn command_answer(
+        &mut self,
+        component: &str,
+        command: SupervisorCommand,
+        outcome: Outcome,
+    ) -> Result<String, ClientError> {
         let request = Request::CommandOutcome {
             component: component.to_string(),
             command,
-            error,
+            error: outcome.error,
+            id: outcome.id,
+            unsupported: outcome.unsupported,
         };
         self.done("command_outcome", request).await
+    }
+
+    /// The recovery plans running and the last ones that ended, oldest first.
+    pub async fn plans(&mut self) -> Result<Vec<PlanStatus>, ClientError> {
+        match self.request(Request::Plans).await? {
+            Response::Plans { plans } => Ok(plans),
+            other => Err(ClientError::unexpected("plans", other)),
+        }
     }
 
     /// Replaces a text panel's text, or appends one line to it; returns the core's message.

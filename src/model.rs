@@ -227,6 +227,43 @@ impl Issue {
     pub fn healed_locally(&self) -> Option<&str> {
         self.context.get(Issue::HEALED_BY).map(String::as_str)
     }
+
+    /// The context key naming the other components an issue touches (§2.2's cross-component
+    /// issues), comma-separated: the supervisor plans their recovery together at Full level.
+    ///
+    /// A context entry rather than a field of its own so that the guide's `Issue { id, component,
+    /// issue_type, severity, detected_at, context }` literal (§7) still compiles; it travels in
+    /// the JSON as `context.affected_components`, and a missing key is no affected component.
+    pub const AFFECTED_COMPONENTS: &'static str = "affected_components";
+
+    /// Says which other components the issue touches (see [`Issue::AFFECTED_COMPONENTS`]).
+    pub fn with_affected<S: AsRef<str>>(self, components: impl IntoIterator<Item = S>) -> Issue {
+        let names: Vec<String> = components
+            .into_iter()
+            .map(|c| c.as_ref().trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        self.with(Issue::AFFECTED_COMPONENTS, names.join(","))
+    }
+
+    /// The other components the issue touches, in the order given, without the issue's own
+    /// component and without repeats.
+    pub fn affected_components(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for name in self
+            .context
+            .get(Issue::AFFECTED_COMPONENTS)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+        {
+            if !name.is_empty() && name != self.component && !out.iter().any(|o| o == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// What a component can do, as it tells the supervisor when it registers (§4.1 step 2).
@@ -345,6 +382,136 @@ impl RecoveryStep {
             message: message.into(),
         }
     }
+}
+
+/// OTP's supervision strategies, for a group of components (or the whole fleet) at Full level:
+/// which components a failure's recovery plan restarts.
+///
+/// - `one_for_one`: only the failed component (today's restart, no plan);
+/// - `rest_for_one`: the failed component and every component that depends on it, directly or
+///   not: the dependents are stopped (last started first), the failed component is restarted and
+///   waited for healthy, then each dependent is started in dependency order and waited for;
+/// - `one_for_all`: every component of the group, the same way (stopped in reverse start order,
+///   then started again in start order, each waited for healthy before the next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryStrategy {
+    OneForOne,
+    OneForAll,
+    #[default]
+    RestForOne,
+}
+
+impl fmt::Display for RecoveryStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecoveryStrategy::OneForOne => "one_for_one",
+            RecoveryStrategy::OneForAll => "one_for_all",
+            RecoveryStrategy::RestForOne => "rest_for_one",
+        })
+    }
+}
+
+/// Where a step of a recovery plan is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not reached yet (or never, when the plan ended before it).
+    Pending,
+    /// Being carried out: an action waiting for its answer, or a wait for health.
+    Running,
+    Done,
+    /// The action could not be carried out; the step's `detail` says why.
+    Failed,
+    /// Its wait (or the plan's overall timeout) ran out.
+    TimedOut,
+}
+
+/// Where a recovery plan is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    Running,
+    /// Every step was carried out.
+    Done,
+    /// A step failed or its wait for health ran out; the operator was notified.
+    Failed,
+    /// The plan's overall timeout passed: it was cancelled and the operator notified.
+    TimedOut,
+}
+
+impl PlanState {
+    pub fn word(&self) -> &'static str {
+        match self {
+            PlanState::Running => "running",
+            PlanState::Done => "done",
+            PlanState::Failed => "failed",
+            PlanState::TimedOut => "timed out",
+        }
+    }
+}
+
+/// One step of a plan with how it went. In JSON the step's own fields come first, its kind
+/// named by `step` (`component_action`, `wait_for_health`, `notify_operator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    #[serde(flatten)]
+    pub step: RecoveryStep,
+    pub state: StepState,
+    /// How long it took (or has taken so far), once started.
+    #[serde(default, with = "opt_duration_ms")]
+    pub duration: Option<Duration>,
+    /// Why it failed, or what it did besides the obvious.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A recovery plan the supervisor carries out (§4.2), while it runs and afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStatus {
+    /// Counts up from 1 in one core's life.
+    pub id: u64,
+    /// The component whose issue started the plan.
+    pub component: String,
+    /// The issue that started it (its type and id).
+    pub issue_type: String,
+    pub issue_id: String,
+    pub strategy: RecoveryStrategy,
+    pub state: PlanState,
+    /// Every component the plan acts on, in the order it starts them.
+    pub affected: Vec<String>,
+    pub steps: Vec<PlanStep>,
+    /// Later issues of components in the plan that joined it instead of starting another.
+    #[serde(default)]
+    pub joined: Vec<String>,
+    #[serde(with = "rfc3339")]
+    pub started_at: SystemTime,
+    /// How long it ran (so far, while it runs).
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+    /// Why it failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Degraded and critical levels for one figure a linked component reports.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReportLimit {
+    #[serde(default)]
+    pub degraded: Option<f64>,
+    #[serde(default)]
+    pub critical: Option<f64>,
+}
+
+/// The thresholds a linked component asks the core to apply to the metrics it reports (its
+/// `error_rate` in percent and `response_time` in milliseconds), declared when it registers; a
+/// figure left out keeps the core's built-in levels.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReportThresholds {
+    #[serde(default)]
+    pub error_rate: Option<ReportLimit>,
+    #[serde(default)]
+    pub response_time_ms: Option<ReportLimit>,
 }
 
 /// What a healing attempt did (§2.1 step 4, `heal()`'s result).

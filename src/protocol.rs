@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::model::{
     ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
-    ProcessMetrics, RecoveryRecord, RunState, SupervisorCommand,
+    PlanStatus, ProcessMetrics, RecoveryRecord, ReportThresholds, RunState, SupervisorCommand,
 };
 
 pub use knowledge::{
@@ -168,6 +168,14 @@ pub enum Request {
         /// How often it promises to report health, in milliseconds.
         #[serde(default)]
         heartbeat_ms: Option<u64>,
+        /// The config keys its `UpdateConfig` handler accepts; an update with any other key is
+        /// refused by the core and never sent. `None`: the component checks updates itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_keys: Option<Vec<String>>,
+        /// Its own levels for the error rate and response time it reports (the core's built-in
+        /// levels for a figure left out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thresholds: Option<ReportThresholds>,
     },
     ReportHealth {
         component: String,
@@ -181,12 +189,19 @@ pub enum Request {
         issue: Issue,
     },
     /// How a command a linked component received ([`Event::Command`]) went: `error` is `None` when
-    /// it was carried out.
+    /// it was carried out. The core passes the answer on to whoever sent the command.
     CommandOutcome {
         component: String,
         command: SupervisorCommand,
         #[serde(default)]
         error: Option<String>,
+        /// The command's `id` from [`Event::Command`] (absent from older clients: the oldest
+        /// command of that name waiting for an answer is meant).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// The component does not support the command (the guide's `UnsupportedCommand`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unsupported: bool,
     },
     /// Text for a `text` panel of a component's tmux view (`TerminalInterface::update_panel` /
     /// `append_to_panel`). The core keeps the latest text per panel and pushes it to subscribers.
@@ -226,6 +241,8 @@ pub enum Request {
     Knowledge {
         request: KnowledgeRequest,
     },
+    /// The recovery plans running and the last ones that ended (§4.2), oldest first.
+    Plans,
 }
 
 fn default_issue_limit() -> usize {
@@ -250,6 +267,8 @@ pub enum Topic {
     Panels,
     /// Items stored in the knowledge registry.
     Knowledge,
+    /// Recovery plans as they start, move on a step and end.
+    Plans,
 }
 
 /// Successful answers.
@@ -277,6 +296,10 @@ pub enum Response {
     /// The knowledge registry's answer to a [`Request::Knowledge`].
     Knowledge {
         answer: KnowledgeAnswer,
+    },
+    /// Recovery plans, oldest first: the running ones and the last ones that ended.
+    Plans {
+        plans: Vec<PlanStatus>,
     },
 }
 
@@ -318,10 +341,17 @@ pub enum Event {
         #[serde(with = "crate::model::rfc3339")]
         at: SystemTime,
     },
-    /// A supervisor command for a linked component (which carries it out and reports back).
+    /// A supervisor command for a linked component (which carries it out and reports back with
+    /// `CommandOutcome`, carrying the same `id`).
     Command {
         component: String,
         command: SupervisorCommand,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// A recovery plan started, moved on a step or ended: its whole status.
+    Plan {
+        plan: Box<PlanStatus>,
     },
     /// A line typed into a component's own input pane.
     PanelInput {
@@ -356,6 +386,7 @@ impl Event {
             Event::Command { .. } => Topic::Commands,
             Event::PanelText { .. } | Event::PanelInput { .. } => Topic::Panels,
             Event::Knowledge { .. } => Topic::Knowledge,
+            Event::Plan { .. } => Topic::Plans,
         }
     }
 
@@ -372,6 +403,7 @@ impl Event {
             Event::Issue { issue } => Some(&issue.component),
             Event::Healing { record } => Some(&record.issue.component),
             Event::Knowledge { item } => Some(&item.component),
+            Event::Plan { plan } => Some(&plan.component),
             Event::Notice { .. } => None,
         }
     }
@@ -534,6 +566,88 @@ mod tests {
         }
     }
 
+    /// A plan with every kind of step and every step state.
+    fn plan() -> PlanStatus {
+        let step = |step: RecoveryStep, state: StepState, ms: Option<u64>| PlanStep {
+            step,
+            state,
+            duration: ms.map(Duration::from_millis),
+            detail: None,
+        };
+        PlanStatus {
+            id: 4,
+            component: "db".into(),
+            issue_type: "crash".into(),
+            issue_id: "b1".into(),
+            strategy: RecoveryStrategy::RestForOne,
+            state: PlanState::Failed,
+            affected: vec!["db".into(), "api".into()],
+            steps: vec![
+                step(
+                    RecoveryStep::ComponentAction {
+                        component: "api".into(),
+                        action: SupervisorCommand::Stop,
+                    },
+                    StepState::Done,
+                    Some(0),
+                ),
+                step(
+                    RecoveryStep::ComponentAction {
+                        component: "db".into(),
+                        action: SupervisorCommand::Restart,
+                    },
+                    StepState::Failed,
+                    Some(1),
+                ),
+                step(
+                    RecoveryStep::WaitForHealth {
+                        component: "db".into(),
+                        timeout: Duration::from_secs(5),
+                    },
+                    StepState::TimedOut,
+                    Some(5000),
+                ),
+                step(
+                    RecoveryStep::ComponentAction {
+                        component: "api".into(),
+                        action: SupervisorCommand::Start,
+                    },
+                    StepState::Running,
+                    Some(3),
+                ),
+                step(
+                    RecoveryStep::WaitForHealth {
+                        component: "api".into(),
+                        timeout: Duration::from_secs(5),
+                    },
+                    StepState::Pending,
+                    None,
+                ),
+                PlanStep {
+                    detail: Some("db is not healthy within 5s".into()),
+                    ..step(
+                        RecoveryStep::notify_operator("plan 4 failed"),
+                        StepState::Done,
+                        Some(0),
+                    )
+                },
+            ],
+            joined: vec!["crash of db".into()],
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(5004),
+            reason: Some("db is not healthy within 5s".into()),
+        }
+    }
+
+    #[test]
+    fn a_plan_step_names_its_kind() {
+        let json = serde_json::to_value(plan()).unwrap();
+        assert_eq!(json["steps"][2]["step"], "wait_for_health");
+        assert_eq!(json["steps"][2]["state"], "timed_out");
+        assert_eq!(json["steps"][2]["duration"], 5000);
+        assert_eq!(json["steps"][0]["action"]["command"], "stop");
+    }
+
     fn round_trip<T>(value: T)
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
@@ -600,6 +714,27 @@ mod tests {
                     healing_level: HealingLevel::Full,
                 },
                 heartbeat_ms: Some(5000),
+                config_keys: Some(vec!["log_level".into()]),
+                thresholds: Some(ReportThresholds {
+                    error_rate: Some(ReportLimit {
+                        degraded: Some(1.0),
+                        critical: None,
+                    }),
+                    response_time_ms: None,
+                }),
+            },
+            Request::Register {
+                component: "svc".into(),
+                capabilities: ComponentCapabilities {
+                    can_restart: false,
+                    can_scale: false,
+                    can_failover: false,
+                    supported_recovery_actions: vec![],
+                    healing_level: HealingLevel::Basic,
+                },
+                heartbeat_ms: None,
+                config_keys: None,
+                thresholds: None,
             },
             Request::ReportHealth {
                 component: "svc".into(),
@@ -614,12 +749,24 @@ mod tests {
                 component: "svc".into(),
                 command: SupervisorCommand::ClearCache,
                 error: Some("cache locked".into()),
+                id: Some(7),
+                unsupported: false,
             },
             Request::CommandOutcome {
                 component: "svc".into(),
                 command: SupervisorCommand::Restart,
                 error: None,
+                id: None,
+                unsupported: false,
             },
+            Request::CommandOutcome {
+                component: "svc".into(),
+                command: SupervisorCommand::Action("fly".into()),
+                error: Some("unsupported command fly".into()),
+                id: Some(8),
+                unsupported: true,
+            },
+            Request::Plans,
             Request::PanelUpdate {
                 component: "svc".into(),
                 panel: "notes".into(),
@@ -754,6 +901,9 @@ mod tests {
             Response::Knowledge {
                 answer: KnowledgeAnswer::Imported { count: 4 },
             },
+            Response::Plans {
+                plans: vec![plan()],
+            },
         ];
         round_trip(ServerMessage::Hello {
             version: 1,
@@ -830,6 +980,15 @@ mod tests {
             Event::Command {
                 component: "svc".into(),
                 command: SupervisorCommand::ClearCache,
+                id: Some(3),
+            },
+            Event::Command {
+                component: "svc".into(),
+                command: SupervisorCommand::Shutdown,
+                id: None,
+            },
+            Event::Plan {
+                plan: Box::new(plan()),
             },
             Event::PanelText {
                 component: "svc".into(),

@@ -340,8 +340,14 @@ async fn a_command_handler_set_after_handling_started_takes_effect_and_may_refus
     client.set_command_handler(|command| Err(CommandError::UnsupportedCommand(command)));
     client.report_health(HealthStatus::Healthy).await.unwrap();
 
-    let out = core.cli_ok(&["restart", "svc"]);
-    assert!(out.contains("sent restart to svc"), "{out}");
+    // The refusal comes back to the operator (issue 10: commands answer both ways).
+    let out = core.cli(&["restart", "svc"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("sent restart to svc: it does not support restart (UnsupportedCommand)"),
+        "{err}"
+    );
     wait_for("the refusal in the component's log", SECS10, || {
         core.log_texts("svc", 50)
             .iter()

@@ -7,6 +7,7 @@
 
 mod knowledge;
 mod output;
+mod plans;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,6 +96,11 @@ enum Command {
         component: Option<String>,
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show recovery plans (Full level): running and recent, each step with its state and duration.
+    Plans {
         #[arg(long)]
         json: bool,
     },
@@ -356,6 +362,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         Command::Restart { component } => say(connect(&socket).await?.restart(&component).await?),
         Command::Heal { component } => say(connect(&socket).await?.heal(&component).await?),
         Command::Reload => say(connect(&socket).await?.reload().await?),
+        Command::Plans { json } => plans::plans(&socket, json).await,
         Command::Logs {
             component,
             lines,

@@ -66,12 +66,25 @@
 //!
 //! A handler that must await uses [`SupervisorClient::set_async_command_handler`]. What each
 //! operator command delivers is listed on [`SupervisorCommand`]: the operator's `stop`,
-//! `shutdown` and `down` all deliver `Shutdown`.
+//! `shutdown` and `down` all deliver `Shutdown`. The handler's result goes back to whoever sent
+//! the command (the actions pane, `hms-console action`, a recovery plan's step): done, its error
+//! text, or that the component does not support it (`CommandError::UnsupportedCommand`).
+//!
+//! # When the core goes away
+//! A lost connection (the core restarted, or was stopped and started again) is not the
+//! component's end: the owner reconnects with backoff ([`RECONNECT_MIN`] doubling up to
+//! [`RECONNECT_MAX`]), registers again with the same capabilities, resumes command handling and
+//! reports the latest health. Meanwhile health and metrics are kept and sent once connected
+//! again; an issue is refused with [`SupervisorClientError::Reconnecting`] so the caller knows.
 //!
 //! # Settings
 //! The core is found at `HMS_SOCKET` (else the default socket, see [`crate::paths`]), or at the
 //! path given to [`SupervisorClient::with_socket`]; the heartbeat interval is
-//! [`DEFAULT_HEARTBEAT`] unless [`SupervisorClient::with_heartbeat`] says otherwise.
+//! [`DEFAULT_HEARTBEAT`] unless [`SupervisorClient::with_heartbeat`] says otherwise; metrics are
+//! sent at most once per [`DEFAULT_METRICS_INTERVAL`] (the latest wins) unless
+//! [`SupervisorClient::with_metrics_interval`] says otherwise. The config keys an `UpdateConfig`
+//! may carry ([`SupervisorClient::with_config_schema`]) and the component's own error-rate and
+//! response-time thresholds ([`SupervisorClient::with_thresholds`]) are declared at registration.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -80,18 +93,30 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::healing::BoxFuture;
 use super::mailbox::{Mailbox, Stopped, ask_weak};
-use crate::client::{Client, ClientError};
-use crate::model::{ComponentCapabilities, HealthMetrics, HealthStatus, Issue, SupervisorCommand};
+use crate::client::{Client, ClientError, Outcome, Registration};
+use crate::model::{
+    ComponentCapabilities, HealthMetrics, HealthStatus, Issue, ReportThresholds, SupervisorCommand,
+};
 use crate::protocol::{Event, Topic};
 
 /// How often the heartbeat reports health unless [`SupervisorClient::with_heartbeat`] says
 /// otherwise (the guide: every 5-10 seconds). The core declares the component Failed after three
 /// missed intervals.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// At most one metrics report per this interval unless
+/// [`SupervisorClient::with_metrics_interval`] says otherwise.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The first wait before reconnecting to a core that went away; it doubles on each failure.
+pub const RECONNECT_MIN: Duration = Duration::from_millis(50);
+
+/// The longest wait between two reconnection attempts.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +137,9 @@ pub enum SupervisorClientError {
     /// The client's background task has ended (it panicked); make a new client.
     #[error("the supervisor client's background task has stopped")]
     Stopped,
+    /// The connection to the core was lost and is being made again; try again shortly.
+    #[error("the connection to the supervisor was lost; reconnecting")]
+    Reconnecting,
 }
 
 impl From<Stopped> for SupervisorClientError {
@@ -154,6 +182,8 @@ pub struct SupervisorClient {
     id: String,
     /// Announced at registration.
     heartbeat: Duration,
+    /// Declared at registration.
+    registration: Registration,
     owner: Mailbox<Command>,
 }
 
@@ -169,8 +199,10 @@ enum Command {
         name: String,
         capabilities: ComponentCapabilities,
         heartbeat: Duration,
+        extra: Registration,
         reply: Answer<()>,
     },
+    MetricsInterval(Duration),
     StopHeartbeat,
     ReportHealth {
         health: HealthStatus,
@@ -198,7 +230,11 @@ enum Command {
     Outcome {
         component: String,
         command: SupervisorCommand,
-        error: Option<String>,
+        outcome: Outcome,
+    },
+    /// From listener number `listener`: the command stream ended (the core went away).
+    Lost {
+        listener: u64,
     },
     Disconnect {
         reply: oneshot::Sender<()>,
@@ -219,14 +255,23 @@ impl SupervisorClient {
             socket,
             requests: None,
             registered: None,
+            registration: None,
             health: HealthStatus::Healthy,
             handler: None,
             heartbeat: None,
             listener: None,
+            listeners: 0,
+            handling: None,
+            reconnect_at: None,
+            reconnect_wait: RECONNECT_MIN,
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
+            metrics_sent: None,
+            metrics_pending: None,
         };
         SupervisorClient {
             id: id.to_string(),
             heartbeat: DEFAULT_HEARTBEAT,
+            registration: Registration::default(),
             owner: Mailbox::new(|inbox| owner.run(inbox)),
         }
     }
@@ -234,6 +279,32 @@ impl SupervisorClient {
     /// Sets the heartbeat interval announced at registration (call before `register_component`).
     pub fn with_heartbeat(mut self, interval: Duration) -> SupervisorClient {
         self.heartbeat = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sends metrics at most once per `interval` however often `report_metrics` is called: the
+    /// latest metrics of an interval are sent at its end.
+    pub fn with_metrics_interval(self, interval: Duration) -> SupervisorClient {
+        self.owner.post(Command::MetricsInterval(interval));
+        self
+    }
+
+    /// Declares the config keys this component's `UpdateConfig` handler accepts (call before
+    /// `register_component`): the core refuses an update with any other key, naming it, and
+    /// sends nothing. Without a schema every update is sent and the handler decides.
+    pub fn with_config_schema<S: Into<String>>(
+        mut self,
+        keys: impl IntoIterator<Item = S>,
+    ) -> SupervisorClient {
+        self.registration.config_keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Declares this component's own error-rate (percent) and response-time (milliseconds)
+    /// levels for the metrics it reports (call before `register_component`); a figure left out
+    /// keeps the core's built-in levels.
+    pub fn with_thresholds(mut self, thresholds: ReportThresholds) -> SupervisorClient {
+        self.registration.thresholds = Some(thresholds);
         self
     }
 
@@ -256,11 +327,13 @@ impl SupervisorClient {
     ) -> Result<(), SupervisorClientError> {
         let name = name.to_string();
         let heartbeat = self.heartbeat;
+        let extra = self.registration.clone();
         self.owner
             .ask(|reply| Command::Register {
                 name,
                 capabilities,
                 heartbeat,
+                extra,
                 reply,
             })
             .await?
@@ -272,7 +345,8 @@ impl SupervisorClient {
         self.owner.post(Command::StopHeartbeat);
     }
 
-    /// Reports the component's health (the heartbeat repeats the latest one).
+    /// Reports the component's health (the heartbeat repeats the latest one). While the client
+    /// reconnects it is kept and sent once connected again.
     pub async fn report_health(&self, health: HealthStatus) -> Result<(), SupervisorClientError> {
         self.owner
             .ask(|reply| Command::ReportHealth { health, reply })
@@ -280,6 +354,8 @@ impl SupervisorClient {
     }
 
     /// Reports the guide's metrics; the core applies its error-rate and response-time thresholds.
+    /// Batched: at most one send per metrics interval, the latest metrics winning; a call within
+    /// the interval returns at once and its metrics go at the interval's end.
     pub async fn report_metrics(
         &self,
         metrics: HealthMetrics,
@@ -366,6 +442,22 @@ struct Owner {
     requests: Option<Client>,
     /// The name the component registered under.
     registered: Option<String>,
+    /// What it registered with, to register again after a reconnect.
+    registration: Option<(ComponentCapabilities, Duration, Registration)>,
+    /// How many listeners were started: a stream's end is news only from the current one.
+    listeners: u64,
+    /// Command handling was started (with this weak sender for the listener): resumed after a
+    /// reconnect.
+    handling: Option<mpsc::WeakUnboundedSender<Command>>,
+    /// The connection was lost: the next attempt to make it again.
+    reconnect_at: Option<Instant>,
+    /// The wait before the attempt after next.
+    reconnect_wait: Duration,
+    metrics_interval: Duration,
+    /// When metrics were last sent.
+    metrics_sent: Option<Instant>,
+    /// The latest metrics not sent yet, and when they are due.
+    metrics_pending: Option<(HealthMetrics, Instant)>,
     /// The health the heartbeat repeats: the last one reported.
     health: HealthStatus,
     handler: Option<CommandHandler>,
@@ -378,15 +470,108 @@ struct Owner {
 impl Owner {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
         loop {
+            let reconnect_at = self.reconnect_at;
+            let metrics_due = self.metrics_pending.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
                 () = next_beat(&mut self.heartbeat) => self.beat().await,
+                () = until(reconnect_at) => self.reconnect().await,
+                () = until(metrics_due) => self.flush_metrics().await,
             }
         }
         self.stop_listening();
+    }
+
+    /// A request failed: a connection that broke is made again with backoff.
+    fn failed(&mut self, e: &ClientError) {
+        let broken = matches!(
+            e,
+            ClientError::Io(_) | ClientError::Closed | ClientError::Protocol(_)
+        );
+        if broken && self.requests.is_some() {
+            self.lost();
+        }
+    }
+
+    /// The connection is gone: drop it and plan the first attempt to make it again.
+    fn lost(&mut self) {
+        if self.reconnect_at.is_some() {
+            return;
+        }
+        tracing::warn!(component = %self.id, "lost the connection to the supervisor; reconnecting");
+        self.requests = None;
+        self.stop_listening();
+        self.reconnect_wait = RECONNECT_MIN;
+        self.reconnect_at = Some(Instant::now() + RECONNECT_MIN);
+    }
+
+    /// One attempt to connect again, register again, resume command handling and report the
+    /// latest health; on failure the next one is planned with a doubled wait.
+    async fn reconnect(&mut self) {
+        self.reconnect_at = None;
+        match self.restore().await {
+            Ok(()) => {
+                tracing::info!(component = %self.id, "connected to the supervisor again");
+                self.reconnect_wait = RECONNECT_MIN;
+            }
+            Err(e) => {
+                tracing::debug!(component = %self.id, cause = %e, "reconnecting failed");
+                self.requests = None;
+                self.stop_listening();
+                self.reconnect_wait = (self.reconnect_wait * 2).min(RECONNECT_MAX);
+                self.reconnect_at = Some(Instant::now() + self.reconnect_wait);
+            }
+        }
+    }
+
+    async fn restore(&mut self) -> Result<(), SupervisorClientError> {
+        self.requests = Some(Client::connect(&self.socket, &self.id).await?);
+        let (Some(name), Some((capabilities, heartbeat, extra))) =
+            (self.registered.clone(), self.registration.clone())
+        else {
+            return Ok(());
+        };
+        self.client()?
+            .register_with(&name, capabilities, Some(heartbeat), extra)
+            .await?;
+        if let Some(owner) = self.handling.clone() {
+            self.listen(owner).await?;
+        }
+        let health = self.health.clone();
+        self.client()?.report_health(&name, health).await?;
+        if let Some((metrics, _)) = self.metrics_pending.take() {
+            self.client()?.report_metrics(&name, metrics).await?;
+            self.metrics_sent = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Sends the metrics held back for the end of their interval.
+    async fn flush_metrics(&mut self) {
+        if self.requests.is_none() {
+            // Sent once connected again; keep them without a deadline meanwhile.
+            if let Some((_, at)) = &mut self.metrics_pending {
+                *at = Instant::now() + RECONNECT_MAX;
+            }
+            return;
+        }
+        let (Some((metrics, _)), Some(name)) =
+            (self.metrics_pending.take(), self.registered.clone())
+        else {
+            return;
+        };
+        self.metrics_sent = Some(Instant::now());
+        let sent = match self.client() {
+            Ok(client) => client.report_metrics(&name, metrics).await,
+            Err(_) => return,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(component = %name, cause = %e, "cannot report metrics");
+            self.failed(&e);
+        }
     }
 
     async fn handle(&mut self, command: Command) {
@@ -405,10 +590,12 @@ impl Owner {
                 name,
                 capabilities,
                 heartbeat,
+                extra,
                 reply,
             } => {
-                let _ = reply.send(self.register(name, capabilities, heartbeat).await);
+                let _ = reply.send(self.register(name, capabilities, heartbeat, extra).await);
             }
+            Command::MetricsInterval(interval) => self.metrics_interval = interval,
             Command::StopHeartbeat => self.heartbeat = None,
             Command::ReportHealth { health, reply } => {
                 let _ = reply.send(self.report_health(health).await);
@@ -418,10 +605,16 @@ impl Owner {
             }
             Command::ReportIssue { issue, reply } => {
                 let sent = match self.client() {
-                    Ok(client) => client.report_issue(issue).await.map_err(Into::into),
-                    Err(e) => Err(e),
+                    Ok(client) => client.report_issue(issue).await,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
                 };
-                let _ = reply.send(sent.map(drop));
+                if let Err(e) = &sent {
+                    self.failed(e);
+                }
+                let _ = reply.send(sent.map(drop).map_err(Into::into));
             }
             Command::SetHandler(handler) => self.handler = Some(handler),
             Command::StartCommandHandling { owner, reply } => {
@@ -433,32 +626,47 @@ impl Owner {
             Command::Outcome {
                 component,
                 command,
-                error,
+                outcome,
             } => {
                 let sent = match self.client() {
-                    Ok(client) => client
-                        .command_outcome(&component, command, error)
-                        .await
-                        .map_err(Into::into),
-                    Err(e) => Err(e),
+                    Ok(client) => client.command_answer(&component, command, outcome).await,
+                    Err(e) => {
+                        tracing::warn!(component = %component, cause = %e, "cannot report a command's outcome");
+                        return;
+                    }
                 };
                 if let Err(e) = sent {
                     tracing::warn!(component = %component, cause = %e, "cannot report a command's outcome");
+                    self.failed(&e);
+                }
+            }
+            Command::Lost { listener } => {
+                if listener == self.listeners
+                    && self.registered.is_some()
+                    && self.requests.is_some()
+                {
+                    self.lost();
                 }
             }
             Command::Disconnect { reply } => {
                 self.heartbeat = None;
                 self.stop_listening();
                 self.requests = None;
+                self.registered = None;
+                self.handling = None;
+                self.reconnect_at = None;
                 let _ = reply.send(());
             }
         }
     }
 
     fn client(&mut self) -> Result<&mut Client, SupervisorClientError> {
-        self.requests
-            .as_mut()
-            .ok_or(SupervisorClientError::NotConnected)
+        let reconnecting = self.reconnect_at.is_some();
+        self.requests.as_mut().ok_or(if reconnecting {
+            SupervisorClientError::Reconnecting
+        } else {
+            SupervisorClientError::NotConnected
+        })
     }
 
     fn registered(&self) -> Result<String, SupervisorClientError> {
@@ -472,11 +680,13 @@ impl Owner {
         name: String,
         capabilities: ComponentCapabilities,
         heartbeat: Duration,
+        extra: Registration,
     ) -> Result<(), SupervisorClientError> {
         self.client()?
-            .register(&name, capabilities, Some(heartbeat))
+            .register_with(&name, capabilities.clone(), Some(heartbeat), extra.clone())
             .await?;
         self.registered = Some(name);
+        self.registration = Some((capabilities, heartbeat, extra));
         // The first beat one interval from now: registering counts as a report.
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -487,7 +697,18 @@ impl Owner {
     async fn report_health(&mut self, health: HealthStatus) -> Result<(), SupervisorClientError> {
         let name = self.registered()?;
         self.health = health.clone();
-        self.client()?.report_health(&name, health).await?;
+        if self.reconnect_at.is_some() {
+            // Sent by the reconnection.
+            return Ok(());
+        }
+        let sent = self.client()?.report_health(&name, health).await;
+        if let Err(e) = &sent {
+            self.failed(e);
+            if self.reconnect_at.is_some() {
+                return Ok(());
+            }
+        }
+        sent?;
         Ok(())
     }
 
@@ -496,7 +717,22 @@ impl Owner {
         metrics: HealthMetrics,
     ) -> Result<(), SupervisorClientError> {
         let name = self.registered()?;
-        self.client()?.report_metrics(&name, metrics).await?;
+        let now = Instant::now();
+        let due = self.metrics_sent.map(|t| t + self.metrics_interval);
+        if self.reconnect_at.is_some() || due.is_some_and(|d| d > now) {
+            // Within the interval (or while reconnecting): the latest waits for its end.
+            let at = due.filter(|d| *d > now).unwrap_or(now + RECONNECT_MAX);
+            let at = self.metrics_pending.as_ref().map_or(at, |(_, a)| *a);
+            self.metrics_pending = Some((metrics, at));
+            return Ok(());
+        }
+        self.metrics_pending = None;
+        self.metrics_sent = Some(now);
+        let sent = self.client()?.report_metrics(&name, metrics).await;
+        if let Err(e) = &sent {
+            self.failed(e);
+        }
+        sent?;
         Ok(())
     }
 
@@ -515,6 +751,9 @@ impl Owner {
         };
         if let Err(e) = sent {
             tracing::warn!(component = %name, cause = %e, "heartbeat failed");
+            if let SupervisorClientError::Client(e) = &e {
+                self.failed(e);
+            }
         }
     }
 
@@ -522,16 +761,28 @@ impl Owner {
         &mut self,
         owner: mpsc::WeakUnboundedSender<Command>,
     ) -> Result<(), SupervisorClientError> {
-        let name = self.registered()?;
+        self.registered()?;
         if self.handler.is_none() {
             return Err(SupervisorClientError::NoHandler);
         }
+        self.listen(owner.clone()).await?;
+        self.handling = Some(owner);
+        Ok(())
+    }
+
+    /// Subscribes a second connection to the component's commands and starts the listener on it.
+    async fn listen(
+        &mut self,
+        owner: mpsc::WeakUnboundedSender<Command>,
+    ) -> Result<(), SupervisorClientError> {
+        let name = self.registered()?;
         let mut events = Client::connect(&self.socket, &format!("{}:commands", self.id)).await?;
         events
             .subscribe(&[Topic::Commands], std::slice::from_ref(&name))
             .await?;
         self.stop_listening();
-        self.listener = Some(tokio::spawn(listen(events, name, owner)));
+        self.listeners += 1;
+        self.listener = Some(tokio::spawn(listen(events, name, owner, self.listeners)));
         Ok(())
     }
 
@@ -539,6 +790,14 @@ impl Owner {
         if let Some(listener) = self.listener.take() {
             listener.abort();
         }
+    }
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -553,18 +812,29 @@ async fn next_beat(heartbeat: &mut Option<Interval>) {
 }
 
 /// The listener: reads the component's commands, runs the owner's current handler on each and
-/// hands the outcome back to the owner. Ends with the subscription or with the owner.
-async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSender<Command>) {
+/// hands the outcome back to the owner. Ends with the subscription (telling the owner the core
+/// went away) or with the owner.
+async fn listen(
+    mut events: Client,
+    name: String,
+    owner: mpsc::WeakUnboundedSender<Command>,
+    number: u64,
+) {
     loop {
         let event = match events.next_event().await {
             Ok(Some(e)) => e,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::warn!(component = %name, cause = %e, "command stream failed");
-                return;
+                break;
             }
         };
-        let Event::Command { component, command } = event else {
+        let Event::Command {
+            component,
+            command,
+            id,
+        } = event
+        else {
             continue;
         };
         if component != name {
@@ -573,17 +843,35 @@ async fn listen(mut events: Client, name: String, owner: mpsc::WeakUnboundedSend
         let Some(handler) = ask_weak(&owner, |reply| Command::Handler { reply }).await else {
             return;
         };
-        let Some(handler) = handler else {
-            continue;
+        let outcome = match handler {
+            Some(handler) => match handler(command.clone()).await {
+                Ok(()) => Outcome {
+                    id,
+                    error: None,
+                    unsupported: false,
+                },
+                Err(e) => Outcome {
+                    id,
+                    unsupported: matches!(e, CommandError::UnsupportedCommand(_)),
+                    error: Some(e.to_string()),
+                },
+            },
+            None => Outcome {
+                id,
+                error: Some(format!("no command handler for {}", command.action_name())),
+                unsupported: true,
+            },
         };
-        let error = handler(command.clone()).await.err().map(|e| e.to_string());
         let Some(owner) = owner.upgrade() else {
             return;
         };
         let _ = owner.send(Command::Outcome {
             component: name.clone(),
             command,
-            error,
+            outcome,
         });
+    }
+    if let Some(owner) = owner.upgrade() {
+        let _ = owner.send(Command::Lost { listener: number });
     }
 }

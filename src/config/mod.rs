@@ -9,6 +9,7 @@
 //!   thresholds, log patterns, actions) and their built-in defaults.
 //! - `raw.rs`: the TOML as written, before checks, and TOML errors turned into [`ConfigError`]s.
 //! - `validate.rs`: the checks, section by section, that turn the raw TOML into a [`FleetConfig`].
+//! - `strategy.rs`: coordinated recovery's keys (strategies, groups, plan timeout, notify command).
 //! - `procfile.rs`: Procfile import.
 //! - `reload.rs`: [`ReloadPlan`], what a reload changes.
 //!
@@ -24,10 +25,12 @@ use crate::model::{HealingLevel, RestartPolicy, Severity};
 mod procfile;
 mod raw;
 mod reload;
+mod strategy;
 mod validate;
 mod values;
 
 pub use reload::ReloadPlan;
+pub use strategy::{DEFAULT_PLAN_TIMEOUT, GroupConfig, RecoveryConfig};
 pub use values::{
     ActionConfig, BackoffConfig, BreakerConfig, CommandLine, ConfigDuration, ConfigSize,
     IntensityConfig, LogPattern, ProbeConfig, ProbeTarget, SignalName, TcpCheck, Threshold,
@@ -226,6 +229,8 @@ pub struct FleetConfig {
     /// The core's bounds (`[limits]`); a Procfile or a config without the table gets the
     /// defaults.
     pub limits: Limits,
+    /// Coordinated recovery: strategies, plan timeout, notify command.
+    pub recovery: RecoveryConfig,
 }
 
 impl FleetConfig {

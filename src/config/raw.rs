@@ -26,6 +26,10 @@ pub(super) struct RawDefaults {
     pub(super) auto_healing: Option<bool>,
     pub(super) circuit_breaker: Option<bool>,
     pub(super) healing_timeout: Option<ConfigDuration>,
+    /// Coordinated recovery (`strategy.rs`): fleet-wide only.
+    pub(super) strategy: Option<crate::model::RecoveryStrategy>,
+    pub(super) plan_timeout: Option<Spanned<ConfigDuration>>,
+    pub(super) notify_command: Option<Spanned<String>>,
     pub(super) stop_signal: Option<SignalName>,
     pub(super) stop_grace: Option<ConfigDuration>,
     pub(super) min_uptime: Option<ConfigDuration>,
@@ -93,6 +97,9 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) component: Vec<RawComponent>,
+    /// Groups of components recovered together (`strategy.rs`).
+    #[serde(default)]
+    pub(super) group: Vec<super::strategy::RawGroup>,
 }
 
 /// 1-based line and column of a byte offset.

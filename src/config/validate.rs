@@ -39,6 +39,7 @@ pub(super) fn validate(
         defaults,
         limits,
         component,
+        group,
     } = raw;
     let limits = check_limits(&limits, &at)?;
     check_log_files(
@@ -72,11 +73,14 @@ pub(super) fn validate(
         entries.push(with_defaults(c, &defaults, base_dir, checked));
     }
     check_dependencies(&entries, &at)?;
+    let names: Vec<&str> = entries.iter().map(|e| e.spec.name.as_str()).collect();
+    let recovery = super::strategy::check(&defaults, &group, &names, text, file)?;
     let components = in_start_order(entries, &at)?;
     Ok(FleetConfig {
         source: file.to_string(),
         components,
         limits,
+        recovery,
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | requests | owner |
 //! |---|---|
-//! | status, start, stop, restart, command, heal, reload, down, register, report_*, command_outcome | the supervisor actor ([`super::supervisor`]) |
+//! | status, start, stop, restart, command, heal, reload, down, register, report_*, command_outcome, plans | the supervisor actor ([`super::supervisor`]) |
 //! | logs | the log store ([`super::logs`]) |
 //! | issues | the issue journal ([`super::journal`]) |
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
@@ -54,7 +54,8 @@ impl Router {
             | Request::ReportHealth { .. }
             | Request::ReportMetrics { .. }
             | Request::ReportIssue { .. }
-            | Request::CommandOutcome { .. } => self.supervisor.request_from(conn, request).await,
+            | Request::CommandOutcome { .. }
+            | Request::Plans => self.supervisor.request_from(conn, request).await,
             Request::Logs { component, lines } => match self.logs.tail(&component, lines) {
                 Some(lines) => Ok(Response::Logs { lines }),
                 // Let the supervisor say which components there are.

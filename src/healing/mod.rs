@@ -11,6 +11,8 @@
 //! - [`probe`]: liveness/readiness probes (exec, TCP, HTTP) and the tracker that applies thresholds.
 //! - [`detect`]: metric thresholds, log patterns, heartbeats and the issues they raise.
 //! - [`recovery`]: one healing episode: actions in order, healing timeouts, escalation plans.
+//! - [`planner`]: coordinated recovery across components (§4.2): OTP strategies over the
+//!   dependency graph, as a list of recovery steps.
 //!
 //! # Driving it from the core (one owner per component, timers guarded by epochs)
 //! - Process exit wanted restarting (or a liveness [`probe::ProbeTransition::BecameUnhealthy`]):
@@ -28,6 +30,7 @@
 //!   as above), arm its deadline, feed health changes to `on_health`, publish every record.
 pub mod detect;
 pub mod healer;
+pub mod planner;
 pub mod policy;
 pub mod probe;
 pub mod recovery;

@@ -383,6 +383,16 @@ fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::styl
         Response::Pong => vec![("pong".into(), theme.good())],
         Response::Knowledge { answer } => vec![(format!("{answer:?}"), plain)],
         Response::Subscribed => vec![("subscribed".into(), theme.good())],
+        // No actions-pane command asks for plans yet (`hms-console plans` does).
+        Response::Plans { plans } => plans
+            .iter()
+            .map(|p| {
+                (
+                    format!("plan {} for {}: {}", p.id, p.component, p.state.word()),
+                    plain,
+                )
+            })
+            .collect(),
     }
 }
 

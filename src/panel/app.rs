@@ -496,7 +496,8 @@ impl Model {
             | Response::Done { .. }
             | Response::Subscribed
             | Response::Issues { .. }
-            | Response::Knowledge { .. } => {}
+            | Response::Knowledge { .. }
+            | Response::Plans { .. } => {}
         }
     }
 
@@ -568,6 +569,8 @@ impl Model {
                     state.push(*item);
                 }
             }
+            // Recovery plans: System Health's to show (its owner's change); nothing here yet.
+            Event::Plan { .. } => {}
             Event::PanelText {
                 panel,
                 text,

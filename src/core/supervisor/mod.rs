@@ -118,6 +118,9 @@ pub struct Supervisor {
     origin: FleetOrigin,
 }
 
+/// How long the operator's notify command may run.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a CPU sample stays fresh enough to answer `status` without reading /proc again.
 const SAMPLE_FRESH: Duration = Duration::from_millis(250);
 
@@ -490,7 +493,54 @@ impl Supervisor {
                 });
             }
             Effect::Then(input) => queue.push_back(input),
+            Effect::Notify {
+                command,
+                message,
+                component,
+                plan,
+            } => self.notify(command, message, component, plan),
         }
+    }
+
+    /// Runs the operator's notify command for a plan's `NotifyOperator`, in a task of its own (at
+    /// most [`NOTIFY_TIMEOUT`]); how it went is written to the component's log.
+    fn notify(&self, command: String, message: String, component: String, plan: u64) {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(&command)
+            .env("HMS_NOTIFY_MESSAGE", &message)
+            .env("HMS_NOTIFY_COMPONENT", &component)
+            .env("HMS_NOTIFY_PLAN", plan.to_string())
+            .env(process::CORE_ID_ENV, &self.core_id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let logs = self.logs.clone();
+        tokio::spawn(async move {
+            let said = match cmd.spawn() {
+                Err(e) => format!("notify command `{command}` cannot run: {e}"),
+                Ok(child) => {
+                    match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait_with_output()).await {
+                        Ok(Ok(out)) if out.status.success() => {
+                            format!("notify command ran for plan {plan}")
+                        }
+                        Ok(Ok(out)) => format!(
+                            "notify command `{command}` failed ({}): {}",
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                        Ok(Err(e)) => format!("notify command `{command}` failed: {e}"),
+                        Err(_) => format!(
+                            "notify command `{command}` killed after {}",
+                            crate::text::duration(NOTIFY_TIMEOUT)
+                        ),
+                    }
+                }
+            };
+            tracing::info!(%component, plan, "{said}");
+            logs.system(&component, said);
+        });
     }
 
     /// Starts a component's process: its output goes to its log, log patterns come back as

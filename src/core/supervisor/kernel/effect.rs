@@ -55,6 +55,10 @@ pub enum Timer {
     Episode { name: String, serial: u64 },
     /// A plan's wait for health may be over.
     Plan { plan: u64 },
+    /// A plan's overall timeout: it is cancelled if it still runs.
+    PlanTimeout { plan: u64 },
+    /// Command `id` sent to a linked component has had its time to answer.
+    Command { id: u64 },
 }
 
 /// What a component timer is for.
@@ -213,4 +217,12 @@ pub enum Effect {
     /// Feed this input back once the current ones are handled (an outcome known at once, such as
     /// a signal action's).
     Then(Input),
+    /// Run the configured `notify_command` (through `sh -c`) with `HMS_NOTIFY_MESSAGE`,
+    /// `HMS_NOTIFY_COMPONENT` and `HMS_NOTIFY_PLAN` in its environment; nothing comes back.
+    Notify {
+        command: String,
+        message: String,
+        component: String,
+        plan: u64,
+    },
 }

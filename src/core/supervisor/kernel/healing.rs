@@ -12,14 +12,10 @@
 //! - Episodes: each attempt has a serial; its deadline and its command's result carry the serial,
 //!   so late ones are ignored. Once an input is handled, every component whose health changed
 //!   tells its episode and the plans waiting on it ([`Kernel::tell_health`]), never re-entrantly.
-//! - Full-level plans ([`RecoveryStep`] lists) run step by step; a `WaitForHealth` parks the plan
-//!   until the component is healthy or its timeout passes.
+//! - At Full level an episode's follow-up (dependents after a restart) and its escalation are
+//!   recovery plans, carried out by `plans.rs`.
 //!
 //! Nothing here does I/O: probes and action commands are effects the shell carries out.
-
-use std::collections::VecDeque;
-
-use tokio::time::Instant;
 
 use super::{AfterExit, ComponentKind, Effect, Goal, Kernel, Refusal, ReplyTo, Timer, TimerKind};
 use crate::healing::detect::{self, BreachLevel};
@@ -28,10 +24,10 @@ use crate::healing::policy::RestartDecision;
 use crate::healing::probe::{ProbeKind, ProbeOutcome, ProbeTicket, ProbeTransition};
 use crate::healing::recovery::{self, EpisodeStep, EpisodeUpdate};
 use crate::model::{
-    HealingAction, HealingLevel, HealthStatus, Issue, RecoveryRecord, RecoveryStep, RunState,
+    HealingAction, HealingLevel, HealthStatus, Issue, RecoveryRecord, RecoveryStrategy, RunState,
     Severity, SupervisorCommand,
 };
-use crate::protocol::{ErrorCode, Event, NoticeLevel};
+use crate::protocol::{ErrorCode, Event};
 use crate::text::duration as format_duration;
 
 /// Who starts an episode.
@@ -43,14 +39,6 @@ pub(super) enum Start {
     Hung,
     /// The operator (`heal X`): acts even when automatic healing is off, and clears the counters.
     Operator,
-}
-
-/// A Full-level plan being carried out.
-pub(super) struct PlanRun {
-    id: u64,
-    steps: VecDeque<RecoveryStep>,
-    /// Waiting for this component to be healthy until this deadline.
-    waiting: Option<(usize, Instant)>,
 }
 
 impl Kernel {
@@ -206,7 +194,10 @@ impl Kernel {
         let c = &self.components[i];
         let thresholds = match c.kind {
             ComponentKind::Process => c.spec.thresholds,
-            ComponentKind::Linked => super::linked::LINKED_THRESHOLDS,
+            ComponentKind::Linked => c.linked.as_ref().map_or(
+                super::linked::LINKED_THRESHOLDS,
+                super::linked::Linked::thresholds,
+            ),
         };
         let breaches =
             detect::threshold_breaches(&thresholds, c.metrics.as_ref(), c.reported.as_ref());
@@ -373,12 +364,18 @@ impl Kernel {
                 self.publish(i);
             }
             EpisodeStep::Recovered { action, follow_up } => {
-                self.components[i].healer.finish();
+                let episode = self.components[i].healer.finish();
                 self.log(i, &format!("healed by {action}"));
                 self.components[i].last_action = Some(action);
                 self.publish(i);
-                if !follow_up.is_empty() {
-                    self.run_plan(follow_up);
+                let name = self.components[i].spec.name.clone();
+                let (strategy, _) = self.fleet.recovery.scope_of(&name);
+                if !follow_up.is_empty()
+                    && strategy != RecoveryStrategy::OneForOne
+                    && let Some(issue) = episode.map(|e| e.issue().clone())
+                {
+                    // Its dependents are restarted after it, as a plan.
+                    self.follow_up_plan(i, &issue, strategy, follow_up);
                 }
             }
             EpisodeStep::Escalate { action, plan } => {
@@ -398,8 +395,29 @@ impl Kernel {
                         .with("cause", &e.issue().issue_type)
                         .with("cause_id", &e.issue().id);
                 }
-                self.record_issue(issue);
-                self.run_plan(plan);
+                self.record_issue(issue.clone());
+                match self.components[i].spec.healing_level {
+                    // The operator is told; nothing else is left to try.
+                    HealingLevel::Basic | HealingLevel::Advanced => {
+                        for step in plan {
+                            if let crate::model::RecoveryStep::NotifyOperator { message } = step {
+                                self.notice(crate::protocol::NoticeLevel::Error, message);
+                            }
+                        }
+                    }
+                    // The operator is told, then the group's strategy restarts the component
+                    // and what depends on it.
+                    HealingLevel::Full => {
+                        let notify = plan
+                            .into_iter()
+                            .filter(|s| {
+                                matches!(s, crate::model::RecoveryStep::NotifyOperator { .. })
+                            })
+                            .collect();
+                        let cause = cause.map_or(issue, |e| e.issue().clone());
+                        self.escalate_plan(i, &cause, notify);
+                    }
+                }
             }
         }
     }
@@ -427,9 +445,13 @@ impl Kernel {
                         RestartDecision::NoAction { reason } => return Err(reason),
                     }
                 }
-                self.send_command(i, SupervisorCommand::from_action(action))
-                    .map(|_| ())
-                    .map_err(|(_, m)| m)
+                self.send_command(
+                    i,
+                    SupervisorCommand::from_action(action),
+                    super::linked::Waiter::Nobody,
+                )
+                .map(|_| ())
+                .map_err(|(_, m)| m)
             }
             ComponentKind::Process => match action {
                 recovery::RESTART => {
@@ -536,101 +558,6 @@ impl Kernel {
         self.effects
             .push(Effect::Publish(Event::Healing { record }));
         self.effects.push(ask);
-    }
-
-    // ----- Full-level plans -----
-
-    /// Carries out a list of recovery steps across components.
-    pub(super) fn run_plan(&mut self, steps: Vec<RecoveryStep>) {
-        self.next_plan += 1;
-        let id = self.next_plan;
-        self.plans.push(PlanRun {
-            id,
-            steps: steps.into(),
-            waiting: None,
-        });
-        self.advance_plan(id);
-    }
-
-    fn advance_plan(&mut self, id: u64) {
-        if self.shutdown.is_some() {
-            self.plans.clear();
-            return;
-        }
-        loop {
-            let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
-                return;
-            };
-            if let Some((j, _)) = self.plans[pos].waiting {
-                if !self.health_of(j).is_healthy() {
-                    return;
-                }
-                self.plans[pos].waiting = None;
-            }
-            let Some(step) = self.plans[pos].steps.pop_front() else {
-                self.plans.remove(pos);
-                return;
-            };
-            match step {
-                RecoveryStep::NotifyOperator { message } => {
-                    self.notice(NoticeLevel::Error, message);
-                }
-                RecoveryStep::ComponentAction { component, action } => {
-                    match self.find(&component) {
-                        Ok(j) => self.plan_action(j, action),
-                        Err((_, why)) => self.notice(NoticeLevel::Warning, why),
-                    }
-                }
-                RecoveryStep::WaitForHealth { component, timeout } => {
-                    if let Ok(j) = self.find(&component)
-                        && !self.health_of(j).is_healthy()
-                    {
-                        let deadline = self.clock.now + timeout;
-                        self.plans[pos].waiting = Some((j, deadline));
-                        self.arm(deadline, Timer::Plan { plan: id });
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    fn plan_action(&mut self, j: usize, action: SupervisorCommand) {
-        self.log(j, &format!("recovery plan: {}", action.action_name()));
-        // Plans are the supervisor's own requests: nobody waits for their answers.
-        self.command(j, action, ReplyTo::NOBODY);
-    }
-
-    fn plans_health_changed(&mut self, j: usize) {
-        let waiting: Vec<u64> = self
-            .plans
-            .iter()
-            .filter(|p| p.waiting.is_some_and(|(w, _)| w == j))
-            .map(|p| p.id)
-            .collect();
-        for id in waiting {
-            self.advance_plan(id);
-        }
-    }
-
-    pub(super) fn on_plan_deadline(&mut self, id: u64) {
-        let now = self.clock.now;
-        let Some(pos) = self.plans.iter().position(|p| p.id == id) else {
-            return;
-        };
-        let Some((j, deadline)) = self.plans[pos].waiting else {
-            return;
-        };
-        if now < deadline {
-            return;
-        }
-        self.plans[pos].waiting = None;
-        let message = format!(
-            "recovery plan: {} is not healthy in time; going on with the plan",
-            self.components[j].spec.name
-        );
-        self.notice(NoticeLevel::Warning, message);
-        self.advance_plan(id);
     }
 
     /// True when the operator wants the component up (used by linked components).

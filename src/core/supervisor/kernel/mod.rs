@@ -11,19 +11,22 @@
 //!
 //! # Layout
 //! - this file: requests, the process lifecycle and the exit decision tree;
-//! - [`healing`]: probes, metric thresholds, log symptoms, recovery episodes and Full-level plans;
-//! - [`linked`]: Rust components linked over the socket (register, reports, heartbeats);
+//! - [`healing`]: probes, metric thresholds, log symptoms and recovery episodes;
+//! - [`plans`]: Full-level recovery plans across components (the planner's steps, carried out);
+//! - [`linked`]: Rust components linked over the socket (register, reports, heartbeats, commands
+//!   and their answers);
 //! - [`reload`]: applying a config that was read again;
 //! - [`effect`]: the inputs and effects.
 
 pub mod effect;
 mod healing;
 mod linked;
+mod plans;
 mod reload;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +44,8 @@ use crate::healing::policy::{PolicyConfig, RestartDecision};
 use crate::healing::probe::ProbeKind;
 use crate::model::{
     ComponentKind, ComponentStatus, ExitInfo, HealingAction, HealingStatus, HealthMetrics,
-    HealthStatus, Issue, ProcessMetrics, RestartPolicy, RunState, Severity, SupervisorCommand,
+    HealthStatus, Issue, PlanStatus, ProcessMetrics, RestartPolicy, RunState, Severity,
+    SupervisorCommand,
 };
 use crate::protocol::{ErrorCode, Event, NoticeLevel, Request, Response};
 use crate::text::duration as format_duration;
@@ -194,8 +198,13 @@ pub struct Kernel {
     /// episodes and the plans waiting on them are told once the input is handled.
     touched: Vec<usize>,
     /// Full-level recovery plans being carried out.
-    plans: Vec<healing::PlanRun>,
+    plans: Vec<plans::PlanRun>,
+    /// The last plans that ended, oldest first (at most [`plans::KEPT_PLANS`]).
+    plan_history: VecDeque<PlanStatus>,
     next_plan: u64,
+    /// Commands sent to linked components and not answered yet.
+    commands: Vec<linked::PendingCommand>,
+    next_command: u64,
     /// Process groups of components that ended during shutdown: the core waits for them to be
     /// gone before it exits, so `down` returns with nothing left running.
     ended_groups: Vec<u32>,
@@ -230,7 +239,10 @@ impl Kernel {
             shutdown: None,
             touched: Vec::new(),
             plans: Vec::new(),
+            plan_history: VecDeque::new(),
             next_plan: 0,
+            commands: Vec::new(),
+            next_command: 0,
             ended_groups: Vec::new(),
             fleet: fleet.clone(),
             clock,
@@ -451,7 +463,16 @@ impl Kernel {
                 component,
                 capabilities,
                 heartbeat_ms,
-            } => self.register(conn, &component, capabilities, heartbeat_ms),
+                config_keys,
+                thresholds,
+            } => self.register(
+                conn,
+                &component,
+                capabilities,
+                heartbeat_ms,
+                config_keys,
+                thresholds,
+            ),
             Request::ReportHealth { component, health } => self.report_health(&component, health),
             Request::ReportMetrics { component, metrics } => {
                 self.report_metrics(&component, metrics)
@@ -461,7 +482,12 @@ impl Kernel {
                 component,
                 command,
                 error,
-            } => self.command_outcome(&component, &command, error),
+                id,
+                unsupported,
+            } => self.command_outcome(&component, &command, error, id, unsupported),
+            Request::Plans => Ok(Response::Plans {
+                plans: self.plan_statuses(),
+            }),
             Request::Logs { .. }
             | Request::Issues { .. }
             | Request::Subscribe { .. }
@@ -505,8 +531,7 @@ impl Kernel {
     fn start(&mut self, i: usize, reply: ReplyTo) {
         if self.components[i].kind == ComponentKind::Linked {
             self.components[i].goal = Goal::Up;
-            let answer = self.send_command(i, SupervisorCommand::Start);
-            return self.reply(reply, answer);
+            return self.send_for(i, SupervisorCommand::Start, reply);
         }
         let c = &mut self.components[i];
         c.goal = Goal::Up;
@@ -551,8 +576,7 @@ impl Kernel {
     fn stop_by_request(&mut self, i: usize, command: SupervisorCommand, reply: ReplyTo) {
         self.components[i].goal = Goal::Down;
         if self.components[i].kind == ComponentKind::Linked {
-            let answer = self.send_command(i, command);
-            return self.reply(reply, answer);
+            return self.send_for(i, command, reply);
         }
         self.components[i].after_exit = AfterExit::StayDown;
         self.components[i].stop_waiters.push(reply);
@@ -570,8 +594,7 @@ impl Kernel {
         c.goal = Goal::Up;
         c.last_action = Some(HealingAction::Restart);
         if c.kind == ComponentKind::Linked {
-            let answer = self.send_command(i, SupervisorCommand::Restart);
-            return self.reply(reply, answer);
+            return self.send_for(i, SupervisorCommand::Restart, reply);
         }
         c.start_waiters.push(reply);
         self.begin_restart(i, "restart requested by the operator");
@@ -624,14 +647,13 @@ impl Kernel {
                 | SupervisorCommand::UpdateConfig(_)
                 | SupervisorCommand::Action(_)),
                 ComponentKind::Linked,
-            ) => {
-                let answer = self.send_command(i, command);
-                self.reply(reply, answer);
+            ) => self.send_for(i, command, reply),
+            (SupervisorCommand::UpdateConfig(_), ComponentKind::Process) => {
+                let why = linked::process_config_refusal(&self.components[i].spec.name);
+                self.reply(reply, Err((ErrorCode::Rejected, why)));
             }
             (
-                command @ (SupervisorCommand::ClearCache
-                | SupervisorCommand::UpdateConfig(_)
-                | SupervisorCommand::Action(_)),
+                command @ (SupervisorCommand::ClearCache | SupervisorCommand::Action(_)),
                 ComponentKind::Process,
             ) => {
                 if let Err(e) = self.run_action(i, command.action_name(), None, reply) {
@@ -884,7 +906,7 @@ impl Kernel {
         if self.components[i].kind == ComponentKind::Linked {
             // The core cannot stop a process it does not own: it asks for the guide's graceful
             // shutdown, and forgets it.
-            let _ = self.send_command(i, SupervisorCommand::Shutdown);
+            let _ = self.send_command(i, SupervisorCommand::Shutdown, linked::Waiter::Nobody);
             self.components[i].epoch += 1;
             self.set_state(i, RunState::Stopped);
             self.stopped(i);
@@ -1003,16 +1025,22 @@ impl Kernel {
                     RestartPolicy::Transient => !exit.is_success(),
                     RestartPolicy::Temporary => false,
                 };
-                if !exit.is_success() {
-                    let issue = detect::crash_issue(name, &exit, uptime);
+                let issue = (!exit.is_success()).then(|| detect::crash_issue(name, &exit, uptime));
+                if let Some(issue) = &issue {
                     self.components[i].health = HealthStatus::Failed(format!("crashed: {exit}"));
-                    self.record_issue(issue);
+                    self.record_issue(issue.clone());
                 }
                 if !wants_restart {
                     self.set_state(i, RunState::Exited);
                     return;
                 }
-                self.after_failure(i, uptime);
+                let spec = &self.components[i].spec;
+                let full =
+                    spec.healing_level == crate::model::HealingLevel::Full && spec.auto_healing;
+                match issue.filter(|_| full) {
+                    Some(issue) => self.crash_at_full_level(i, &issue, uptime),
+                    None => self.after_failure(i, uptime),
+                }
             }
         }
     }
@@ -1096,6 +1124,8 @@ impl Kernel {
             Timer::Component { name, epoch, kind } => (name, epoch, kind),
             Timer::Episode { name, serial } => return self.on_episode_deadline(&name, serial),
             Timer::Plan { plan } => return self.on_plan_deadline(plan),
+            Timer::PlanTimeout { plan } => return self.on_plan_timeout(plan),
+            Timer::Command { id } => return self.on_command_timeout(id),
         };
         let Some(&i) = self.index.get(&name) else {
             return;

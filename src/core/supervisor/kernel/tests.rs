@@ -114,7 +114,8 @@ impl World {
                     | Effect::Log { .. }
                     | Effect::OpenLog { .. }
                     | Effect::RunAction { .. }
-                    | Effect::LoadConfig { .. } => {}
+                    | Effect::LoadConfig { .. }
+                    | Effect::Notify { .. } => {}
                 }
                 if let Effect::Then(input) = effect {
                     queue.push_back(input);
@@ -617,9 +618,9 @@ fn commands_to(w: &World, name: &str) -> Vec<SupervisorCommand> {
     w.effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Publish(Event::Command { component, command }) if component == name => {
-                Some(command.clone())
-            }
+            Effect::Publish(Event::Command {
+                component, command, ..
+            }) if component == name => Some(command.clone()),
             _ => None,
         })
         .collect()
@@ -636,6 +637,8 @@ fn register_linked(w: &mut World, name: &str) {
             healing_level: crate::model::HealingLevel::Advanced,
         },
         heartbeat_ms: None,
+        config_keys: None,
+        thresholds: None,
     });
     assert!(matches!(w.answer(id), Some(Ok(_))), "{:?}", w.answer(id));
 }
@@ -647,8 +650,15 @@ async fn the_operators_stop_shutdown_and_down_deliver_the_guides_shutdown_to_a_l
     let id = w.request(Request::Stop {
         component: "svc".into(),
     });
-    assert!(matches!(w.answer(id), Some(Ok(_))));
     assert_eq!(commands_to(&w, "svc"), [SupervisorCommand::Shutdown]);
+    // The stop is answered once the component has: done, or gone (it shut down).
+    assert!(w.answer(id).is_none());
+    w.input(Input::ConnectionClosed { conn: NO_CONN });
+    assert!(
+        matches!(w.answer(id), Some(Ok(Response::Done { message })) if message == "sent shutdown to svc: done"),
+        "{:?}",
+        w.answer(id)
+    );
 
     register_linked(&mut w, "svc");
     w.request(Request::Command {
@@ -735,4 +745,469 @@ command = "db-clear-cache"
         strategy,
         "knowledge: clear_cache cured manual_heal 3 of the last 3 times"
     );
+}
+
+// ----- coordinated recovery (issue 10) -----
+
+/// db with a readiness probe, api on db, both at Full level.
+const FULL: &str = r#"
+[defaults]
+healing_level = "full"
+healing_timeout = "5s"
+notify_command = "notify"
+min_uptime = "1s"
+
+[[component]]
+name = "db"
+command = ["db"]
+[component.readiness]
+exec = ["db-ready"]
+period = "1s"
+
+[[component]]
+name = "api"
+command = ["api"]
+depends_on = ["db"]
+"#;
+
+impl World {
+    /// Lets db's next readiness probe run and answers it with `outcome`.
+    async fn probe_db(&mut self, outcome: ProbeOutcome) {
+        self.advance(Duration::from_secs(1)).await;
+        let at = self
+            .probes
+            .iter()
+            .rposition(|(n, k, ..)| n == "db" && *k == ProbeKind::Readiness)
+            .expect("a readiness probe of db ran");
+        let (name, kind, ticket, epoch) = self.probes.remove(at);
+        self.input(Input::ProbeResult {
+            name,
+            epoch,
+            kind,
+            ticket,
+            outcome,
+        });
+    }
+
+    fn plans(&mut self) -> Vec<PlanStatus> {
+        let id = self.request(Request::Plans);
+        match self.answer(id) {
+            Some(Ok(Response::Plans { plans })) => plans.clone(),
+            other => panic!("no plans: {other:?}"),
+        }
+    }
+
+    /// The names of the components spawned since effect `from`, in order.
+    fn spawned_since(&self, from: usize) -> Vec<String> {
+        self.effects[from..]
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Spawn { spec, .. } => Some(spec.name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The notify commands run so far: (message, component, plan).
+    fn notified(&self) -> Vec<(String, String, u64)> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify {
+                    message,
+                    component,
+                    plan,
+                    ..
+                } => Some((message.clone(), component.clone(), *plan)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn step_states(plan: &PlanStatus) -> Vec<(String, crate::model::StepState)> {
+    plan.steps
+        .iter()
+        .map(|s| {
+            let words = match &s.step {
+                crate::model::RecoveryStep::ComponentAction { component, action } => {
+                    format!("{} {component}", action.action_name())
+                }
+                crate::model::RecoveryStep::WaitForHealth { component, .. } => {
+                    format!("wait {component}")
+                }
+                crate::model::RecoveryStep::NotifyOperator { .. } => "notify".into(),
+            };
+            (words, s.state)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_db_crash_at_full_level_restarts_db_waits_for_it_then_restarts_api() {
+    use crate::model::{PlanState, StepState};
+    let mut w = World::new(FULL);
+    w.probe_db(ProbeOutcome::Success).await;
+    assert_eq!(w.state("api"), RunState::Running);
+    let api_pid = w.pid("api").unwrap();
+    w.advance(Duration::from_secs(2)).await;
+
+    let from = w.effects.len();
+    w.exits("db", 1);
+    // db is restarted at once (a stable run), api is stopped, the plan waits for db.
+    assert_eq!(w.spawned_since(from), ["db"]);
+    assert!(w.signals().contains(&(api_pid, Signal::SIGTERM)));
+    assert_eq!(w.state("api"), RunState::Stopped);
+    let plan = w.plans().pop().expect("a plan runs");
+    assert_eq!(plan.state, PlanState::Running);
+    assert_eq!(plan.component, "db");
+    assert_eq!(plan.affected, ["db", "api"]);
+    assert_eq!(
+        step_states(&plan),
+        [
+            ("stop api".to_string(), StepState::Done),
+            ("restart db".into(), StepState::Done),
+            ("wait db".into(), StepState::Running),
+            ("start api".into(), StepState::Pending),
+            ("wait api".into(), StepState::Pending),
+        ]
+    );
+
+    // Not ready yet: api stays down.
+    w.probe_db(ProbeOutcome::Failed("warming up".into())).await;
+    assert_eq!(w.spawned_since(from), ["db"]);
+    // db ready: only now is api started, and the plan is done once it is healthy.
+    w.probe_db(ProbeOutcome::Success).await;
+    assert_eq!(w.spawned_since(from), ["db", "api"]);
+    assert_eq!(w.state("api"), RunState::Running);
+    let plan = w.plans().pop().unwrap();
+    assert_eq!(plan.state, PlanState::Done, "{plan:?}");
+    assert!(plan.steps.iter().all(|s| s.state == StepState::Done));
+    let wait_db = &plan.steps[2];
+    assert_eq!(
+        wait_db.duration,
+        Some(Duration::from_secs(2)),
+        "two probe periods"
+    );
+    assert!(w.notified().is_empty());
+    // The plan was on the bus as it went.
+    let events = w
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Publish(Event::Plan { .. })))
+        .count();
+    assert!(events >= 3, "{events} plan events");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_health_that_times_out_ends_the_plan_and_notifies_the_operator() {
+    use crate::model::{PlanState, RecoveryStep, StepState};
+    let mut w = World::new(FULL);
+    w.probe_db(ProbeOutcome::Success).await;
+    w.advance(Duration::from_secs(2)).await;
+    w.exits("db", 1);
+    // db never gets ready within healing_timeout (5 s).
+    for _ in 0..4 {
+        w.probe_db(ProbeOutcome::Failed("no disk".into())).await;
+    }
+    assert_eq!(w.plans()[0].state, PlanState::Running);
+    w.advance(Duration::from_secs(1)).await;
+    let plan = w.plans().pop().unwrap();
+    assert_eq!(plan.state, PlanState::Failed);
+    let reason = plan.reason.clone().unwrap();
+    assert!(reason.contains("db is not healthy within 5s"), "{reason}");
+    assert_eq!(plan.steps[2].state, StepState::TimedOut);
+    assert_eq!(
+        plan.steps[3].state,
+        StepState::Pending,
+        "api was not started by the plan"
+    );
+    let RecoveryStep::NotifyOperator { message } = &plan.steps.last().unwrap().step else {
+        panic!("the plan ends with NotifyOperator: {plan:?}");
+    };
+    assert!(message.contains(&reason), "{message}");
+    assert!(message.contains("api handed back"), "{message}");
+    let notified = w.notified();
+    assert_eq!(notified.len(), 1);
+    assert_eq!(notified[0].1, "db");
+    assert_eq!(notified[0].2, plan.id);
+    assert!(w.effects.iter().any(|e| matches!(e,
+        Effect::Publish(Event::Notice { level: NoticeLevel::Error, message, .. }) if message.contains("not healthy within"))));
+    // api is back under normal supervision: it starts as soon as db is ready.
+    assert_eq!(w.state("api"), RunState::Starting);
+    w.probe_db(ProbeOutcome::Success).await;
+    assert_eq!(w.state("api"), RunState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_failure_during_a_plan_joins_it() {
+    use crate::model::PlanState;
+    let mut w = World::new(FULL);
+    w.probe_db(ProbeOutcome::Success).await;
+    w.advance(Duration::from_secs(2)).await;
+    w.exits("db", 1);
+    assert_eq!(w.plans().len(), 1);
+    // db crashes again while the plan waits for it.
+    w.exits("db", 1);
+    let plans = w.plans();
+    assert_eq!(plans.len(), 1, "no second plan: {plans:?}");
+    assert_eq!(plans[0].joined.len(), 1);
+    assert!(plans[0].joined[0].starts_with("crash of db"), "{plans:?}");
+    // The governor still restarts db (after its backoff); the plan goes on once it is ready.
+    let delay = w.pending_restart_delay("db").expect("db backs off");
+    w.advance(delay).await;
+    assert_eq!(w.state("db"), RunState::Running);
+    w.probe_db(ProbeOutcome::Success).await;
+    let plan = w.plans().pop().unwrap();
+    assert_eq!(plan.state, PlanState::Done, "{plan:?}");
+    assert_eq!(w.state("api"), RunState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_that_outlives_its_timeout_is_cancelled() {
+    use crate::model::{PlanState, StepState};
+    let mut w = World::new(
+        &FULL
+            .replace("healing_timeout = \"5s\"", "healing_timeout = \"60s\"")
+            .replace(
+                "min_uptime = \"1s\"",
+                "min_uptime = \"1s\"\nplan_timeout = \"3s\"",
+            ),
+    );
+    w.probe_db(ProbeOutcome::Success).await;
+    w.advance(Duration::from_secs(2)).await;
+    w.exits("db", 1);
+    w.advance(Duration::from_millis(2900)).await;
+    assert_eq!(w.plans()[0].state, PlanState::Running);
+    w.advance(Duration::from_millis(200)).await;
+    let plan = w.plans().pop().unwrap();
+    assert_eq!(plan.state, PlanState::TimedOut);
+    assert!(plan.reason.as_deref().unwrap().contains("3s"), "{plan:?}");
+    assert_eq!(plan.steps[2].state, StepState::TimedOut);
+    assert_eq!(w.notified().len(), 1);
+    // Cancelled cleanly: its wait timer firing later changes nothing.
+    w.advance(Duration::from_secs(60)).await;
+    assert_eq!(w.plans().len(), 1);
+    assert_eq!(w.notified().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_for_one_and_lower_levels_keep_the_plain_restart() {
+    for fleet in [
+        FULL.replace("healing_level = \"full\"", "healing_level = \"advanced\""),
+        FULL.replace("[defaults]", "[defaults]\nstrategy = \"one_for_one\""),
+    ] {
+        let mut w = World::new(&fleet);
+        w.probe_db(ProbeOutcome::Success).await;
+        w.advance(Duration::from_secs(2)).await;
+        w.exits("db", 1);
+        assert!(w.plans().is_empty());
+        assert_eq!(w.state("api"), RunState::Running, "api is left alone");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cross_component_issue_plans_across_the_components_it_names() {
+    use crate::model::PlanState;
+    let mut w = World::new(
+        r#"
+[defaults]
+healing_level = "full"
+[[component]]
+name = "queue"
+command = ["queue"]
+[[component]]
+name = "worker"
+command = ["worker"]
+"#,
+    );
+    let issue = Issue::new("queue", "poisoned_message", Severity::Error).with_affected(["worker"]);
+    let id = w.request(Request::ReportIssue { issue });
+    assert!(
+        matches!(w.answer(id), Some(Ok(Response::Done { message })) if message.contains("plan 1")),
+        "{:?}",
+        w.answer(id)
+    );
+    // queue is restarted through its governor (a short run backs off), then worker after it.
+    w.advance(Duration::from_secs(1)).await;
+    let plan = w.plans().pop().unwrap();
+    assert_eq!(plan.affected, ["queue", "worker"]);
+    assert_eq!(plan.state, PlanState::Done, "{plan:?}");
+    assert_eq!(w.spawns("queue"), 2);
+    assert_eq!(w.spawns("worker"), 2);
+}
+
+/// The id of the last command published to `name`.
+fn last_command_id(w: &World, name: &str) -> u64 {
+    w.effects
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Publish(Event::Command { component, id, .. }) if component == name => *id,
+            _ => None,
+        })
+        .expect("a command with an id")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_linked_components_answer_goes_back_to_whoever_sent_the_command() {
+    let mut w = World::new(ONE);
+    register_linked(&mut w, "svc");
+    let ask = |w: &mut World| {
+        w.request(Request::Command {
+            component: "svc".into(),
+            command: SupervisorCommand::ClearCache,
+        })
+    };
+    // Done.
+    let id = ask(&mut w);
+    assert!(w.answer(id).is_none(), "the answer waits for the component");
+    let cmd = last_command_id(&w, "svc");
+    w.request(Request::CommandOutcome {
+        component: "svc".into(),
+        command: SupervisorCommand::ClearCache,
+        error: None,
+        id: Some(cmd),
+        unsupported: false,
+    });
+    assert!(
+        matches!(w.answer(id), Some(Ok(Response::Done { message })) if message == "sent clear_cache to svc: done"),
+        "{:?}",
+        w.answer(id)
+    );
+    // Its error text.
+    let id = ask(&mut w);
+    let cmd = last_command_id(&w, "svc");
+    w.request(Request::CommandOutcome {
+        component: "svc".into(),
+        command: SupervisorCommand::ClearCache,
+        error: Some("cache locked".into()),
+        id: Some(cmd),
+        unsupported: false,
+    });
+    assert!(
+        matches!(w.answer(id), Some(Err((ErrorCode::Rejected, m))) if m.ends_with("it failed: cache locked")),
+        "{:?}",
+        w.answer(id)
+    );
+    // UnsupportedCommand.
+    let id = ask(&mut w);
+    let cmd = last_command_id(&w, "svc");
+    w.request(Request::CommandOutcome {
+        component: "svc".into(),
+        command: SupervisorCommand::ClearCache,
+        error: Some("unsupported command clear_cache".into()),
+        id: Some(cmd),
+        unsupported: true,
+    });
+    assert!(
+        matches!(w.answer(id), Some(Err((_, m))) if m.contains("UnsupportedCommand")),
+        "{:?}",
+        w.answer(id)
+    );
+    // No answer: the kernel's timer answers.
+    let id = ask(&mut w);
+    w.advance(linked::COMMAND_TIMEOUT - ms(1)).await;
+    assert!(w.answer(id).is_none());
+    w.advance(ms(2)).await;
+    assert!(
+        matches!(w.answer(id), Some(Err((_, m))) if m.contains("no answer within 10s")),
+        "{:?}",
+        w.answer(id)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_config_is_checked_before_it_is_sent() {
+    let mut w = World::new(ONE);
+    let id = w.request(Request::Register {
+        component: "svc".into(),
+        capabilities: crate::model::ComponentCapabilities {
+            can_restart: true,
+            can_scale: false,
+            can_failover: false,
+            supported_recovery_actions: vec![],
+            healing_level: crate::model::HealingLevel::Basic,
+        },
+        heartbeat_ms: None,
+        config_keys: Some(vec!["log_level".into(), "pool_size".into()]),
+        thresholds: None,
+    });
+    assert!(matches!(w.answer(id), Some(Ok(_))));
+    let update = |pairs: &[(&str, &str)]| {
+        SupervisorCommand::UpdateConfig(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    let id = w.request(Request::Command {
+        component: "svc".into(),
+        command: update(&[("log_level", "debug"), ("log_levle", "x")]),
+    });
+    assert!(
+        matches!(w.answer(id), Some(Err((ErrorCode::Rejected, m)))
+            if m.contains("'log_levle'") && m.contains("did you mean 'log_level'") && m.contains("nothing was changed")),
+        "{:?}",
+        w.answer(id)
+    );
+    assert!(commands_to(&w, "svc").is_empty(), "nothing was sent");
+    w.request(Request::Command {
+        component: "svc".into(),
+        command: update(&[("pool_size", "8")]),
+    });
+    assert_eq!(commands_to(&w, "svc"), [update(&[("pool_size", "8")])]);
+    // A process has no runtime config.
+    let id = w.request(Request::Command {
+        component: "api".into(),
+        command: update(&[("pool_size", "8")]),
+    });
+    assert!(
+        matches!(w.answer(id), Some(Err((ErrorCode::Rejected, m))) if m.contains("edit its [[component]] in hms.toml")),
+        "{:?}",
+        w.answer(id)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_linked_components_own_thresholds_judge_its_reports() {
+    let mut w = World::new(ONE);
+    w.request(Request::Register {
+        component: "svc".into(),
+        capabilities: crate::model::ComponentCapabilities {
+            can_restart: false,
+            can_scale: false,
+            can_failover: false,
+            supported_recovery_actions: vec![],
+            healing_level: crate::model::HealingLevel::Basic,
+        },
+        heartbeat_ms: None,
+        config_keys: None,
+        thresholds: Some(crate::model::ReportThresholds {
+            error_rate: Some(crate::model::ReportLimit {
+                degraded: Some(0.5),
+                critical: Some(2.0),
+            }),
+            response_time_ms: None,
+        }),
+    });
+    let report = |w: &mut World, error_rate: f64, response_time: f64| {
+        w.request(Request::ReportMetrics {
+            component: "svc".into(),
+            metrics: crate::model::HealthMetrics {
+                error_rate,
+                response_time,
+                ..Default::default()
+            },
+        });
+    };
+    // 1 % errors: healthy by the built-in 5 %, degraded by its own 0.5 %.
+    report(&mut w, 1.0, 10.0);
+    assert!(matches!(w.status("svc").health, HealthStatus::Degraded(_)));
+    report(&mut w, 3.0, 10.0);
+    assert!(matches!(w.status("svc").health, HealthStatus::Critical(_)));
+    // The response time it left out keeps the built-in levels (degraded from 1000 ms).
+    report(&mut w, 0.0, 1500.0);
+    assert!(matches!(w.status("svc").health, HealthStatus::Degraded(_)));
 }
