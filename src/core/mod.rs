@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod console_room;
 pub mod journal;
 pub mod logs;
+pub mod mac;
 pub mod orphans;
 pub mod probe_runner;
 pub mod process;
@@ -156,13 +157,18 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             journal: journal.clone(),
         },
     );
+    // The MAC task bus: a room of its own; its supervisor-agent reaches the supervisor through
+    // the router.
+    let mac = mac::MacHandle::spawn(bus.clone(), mac::Settings::default());
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
+        mac: mac.clone(),
         logs,
         journal,
         bus,
     };
+    mac.attach(handle.clone());
     // Watch the config before the fleet starts, so no edit made once it runs is missed.
     let _config_watch = origin
         .path()

@@ -6,6 +6,7 @@
 //! | logs | the log store ([`super::logs`]) |
 //! | issues | the issue journal ([`super::journal`]) |
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
+//! | mac (register_agent, request_task, task_result, agents, tasks) | the task bus ([`super::mac`]) |
 //! | subscribe | the connection itself ([`super::server`]) |
 //!
 //! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
@@ -16,6 +17,7 @@ use tokio::sync::broadcast;
 use super::console_room::ConsoleHandle;
 use super::journal::IssueJournal;
 use super::logs::LogStore;
+use super::mac::MacHandle;
 use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
 use crate::protocol::{ErrorCode, Event, Request, Response};
 
@@ -24,6 +26,7 @@ use crate::protocol::{ErrorCode, Event, Request, Response};
 pub struct Router {
     pub supervisor: SupervisorHandle,
     pub console: ConsoleHandle,
+    pub mac: MacHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
     pub bus: broadcast::Sender<Event>,
@@ -73,6 +76,7 @@ impl Router {
             | Request::PanelText { .. }
             | Request::PanelInput { .. }
             | Request::Notify { .. } => self.console.request(request).await,
+            Request::Mac { request } => self.mac.request(conn, request).await,
             Request::Subscribe { .. } => Err((
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),

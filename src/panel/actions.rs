@@ -381,6 +381,7 @@ fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::styl
             .collect(),
         Response::PanelText { text } => text.lines().map(|l| (l.to_string(), plain)).collect(),
         Response::Pong => vec![("pong".into(), theme.good())],
+        Response::Mac { answer } => vec![(format!("{answer:?}"), plain)],
         Response::Subscribed => vec![("subscribed".into(), theme.good())],
     }
 }

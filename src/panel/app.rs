@@ -18,10 +18,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::theme::Theme;
-use super::{actions, component, logs, metrics, status, system_health, text};
+use super::{actions, agents, component, logs, metrics, status, system_health, text};
 use crate::command::ParseContext;
 use crate::model::{ComponentStatus, PanelKind};
-use crate::protocol::{Event, Request, Response, Topic};
+use crate::protocol::{Event, MacAnswer, MacRequest, Request, Response, Topic};
 
 /// Everything that can happen to a panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +101,8 @@ impl Fleet {
 
 /// The part of the model that belongs to one kind of panel.
 #[derive(Debug, Clone, PartialEq)]
+// One model per panel process: the size of the largest kind's state costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Body {
     Metrics(metrics::MetricsState),
     Logs(logs::LogsState),
@@ -109,6 +111,7 @@ pub enum Body {
     SystemHealth(system_health::HealthState),
     Component(component::TileState),
     Text(text::TextState),
+    Agents(agents::AgentsState),
 }
 
 /// What a panel kind may read while it draws: the part of the [`Model`] every kind shares,
@@ -197,6 +200,7 @@ pub fn default_title(kind: PanelKind, component: Option<&str>, panel: Option<&st
         PanelKind::SystemHealth => "System Health".into(),
         PanelKind::Component => component.unwrap_or("Component").into(),
         PanelKind::Text => panel.unwrap_or("Text").into(),
+        PanelKind::Agents => "Agents".into(),
     }
 }
 
@@ -222,6 +226,7 @@ impl Model {
             PanelKind::SystemHealth => Body::SystemHealth(system_health::HealthState::default()),
             PanelKind::Component => Body::Component(component::TileState::default()),
             PanelKind::Text => Body::Text(text::TextState::default()),
+            PanelKind::Agents => Body::Agents(agents::AgentsState::default()),
         };
         Model {
             kind,
@@ -256,7 +261,10 @@ impl Model {
     /// back as [`Msg::Snapshot`].
     pub fn sync_requests(&self) -> Vec<Request> {
         let component = self.component.clone();
-        let fleet_wide = matches!(self.kind, PanelKind::Actions | PanelKind::SystemHealth);
+        let fleet_wide = matches!(
+            self.kind,
+            PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents
+        );
         let mut requests = vec![Request::Status {
             component: if fleet_wide { None } else { component.clone() },
         }];
@@ -277,6 +285,9 @@ impl Model {
                     });
                 }
             }
+            (PanelKind::Agents, _) => requests.push(Request::Mac {
+                request: MacRequest::Agents,
+            }),
             (
                 PanelKind::Metrics
                 | PanelKind::Logs
@@ -301,10 +312,13 @@ impl Model {
             PanelKind::SystemHealth => vec![Topic::State, Topic::Notices],
             PanelKind::Component => vec![Topic::State, Topic::Logs],
             PanelKind::Text => vec![Topic::Panels],
+            PanelKind::Agents => vec![Topic::Agents],
         };
         // The actions pane parses names of every component, so it listens to the whole fleet.
         let components = match (self.kind, &self.component) {
-            (PanelKind::Actions | PanelKind::SystemHealth, _) | (_, None) => Vec::new(),
+            (PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents, _) | (_, None) => {
+                Vec::new()
+            }
             (
                 PanelKind::Metrics
                 | PanelKind::Logs
@@ -372,7 +386,8 @@ impl Model {
                     | Body::Actions(_)
                     | Body::SystemHealth(_)
                     | Body::Component(_)
-                    | Body::Text(_) => {}
+                    | Body::Text(_)
+                    | Body::Agents(_) => {}
                 }
                 Vec::new()
             }
@@ -409,7 +424,8 @@ impl Model {
                     | Body::Status
                     | Body::SystemHealth(_)
                     | Body::Component(_)
-                    | Body::Text(_) => {}
+                    | Body::Text(_)
+                    | Body::Agents(_) => {}
                 }
                 Vec::new()
             }
@@ -436,7 +452,8 @@ impl Model {
             | Body::Actions(_)
             | Body::SystemHealth(_)
             | Body::Component(_)
-            | Body::Text(_) => {}
+            | Body::Text(_)
+            | Body::Agents(_) => {}
         }
         Vec::new()
     }
@@ -462,23 +479,35 @@ impl Model {
                 | Body::Status
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
-                | Body::Text(_) => {}
+                | Body::Text(_)
+                | Body::Agents(_) => {}
             },
             Response::PanelText { text } => {
                 if let Body::Text(state) = &mut self.body {
                     state.set(&text, false);
                 }
             }
+            Response::Mac {
+                answer: MacAnswer::Agents { agents },
+            } => {
+                if let Body::Agents(state) = &mut self.body {
+                    state.replace(agents);
+                }
+            }
             Response::Pong
             | Response::Done { .. }
             | Response::Subscribed
-            | Response::Issues { .. } => {}
+            | Response::Issues { .. }
+            | Response::Mac { .. } => {}
         }
     }
 
     fn apply_event(&mut self, event: Event) {
         // Fleet-wide panels take everything; the actions pane needs every component's name.
-        let fleet_wide = matches!(self.kind, PanelKind::Actions | PanelKind::SystemHealth);
+        let fleet_wide = matches!(
+            self.kind,
+            PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents
+        );
         if !fleet_wide && !self.concerns(event.component()) {
             return;
         }
@@ -508,7 +537,8 @@ impl Model {
                 | Body::Status
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
-                | Body::Text(_) => {}
+                | Body::Text(_)
+                | Body::Agents(_) => {}
             },
             Event::Metrics {
                 component, metrics, ..
@@ -537,7 +567,12 @@ impl Model {
                     state.push_notice(level, message, at);
                 }
             }
-            Event::Command { .. } => {}
+            Event::Command { .. } | Event::Task { .. } => {}
+            Event::Agents { agents } => {
+                if let Body::Agents(state) = &mut self.body {
+                    state.replace(agents);
+                }
+            }
             Event::PanelText {
                 panel,
                 text,
@@ -616,6 +651,7 @@ impl Widget for &Model {
             Body::SystemHealth(state) => system_health::render(shared, state, inner, buf),
             Body::Component(state) => component::render(shared, state, inner, buf),
             Body::Text(state) => text::render(shared, state, inner, buf),
+            Body::Agents(state) => agents::render(shared, state, inner, buf),
         }
     }
 }

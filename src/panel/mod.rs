@@ -5,7 +5,8 @@
 //! - [`app`]: the Elm shape shared by every panel: [`Model`], [`Msg`], [`Model::update`] returning
 //!   [`Effect`]s, and [`Model::view`].
 //! - One module per kind: [`metrics`], [`logs`], [`status`], [`actions`], [`system_health`],
-//!   [`component`] (the overview tile) and [`text`] (free text from a linked component).
+//!   [`component`] (the overview tile), [`text`] (free text from a linked component) and
+//!   [`agents`] (the MAC task bus's agents).
 //! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
 //! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
 //!
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod agents;
 pub mod app;
 pub mod component;
 pub mod format;

@@ -75,6 +75,7 @@ impl Panel {
             PanelKind::SystemHealth => "System Health",
             PanelKind::Component => "Component",
             PanelKind::Text => "Text",
+            PanelKind::Agents => "Agents",
         };
         match (&self.component, self.kind) {
             (Some(c), PanelKind::Component) => c.clone(),
@@ -236,7 +237,7 @@ impl Grid {
                 | PanelKind::Status
                 | PanelKind::Actions
                 | PanelKind::Text => true,
-                PanelKind::SystemHealth | PanelKind::Component => false,
+                PanelKind::SystemHealth | PanelKind::Component | PanelKind::Agents => false,
             };
             if per_component && panel.component.is_none() {
                 panel.component = Some(component.to_string());

@@ -444,6 +444,7 @@ impl Kernel {
                 error,
             } => self.command_outcome(&component, &command, error),
             Request::Logs { .. }
+            | Request::Mac { .. }
             | Request::Issues { .. }
             | Request::Subscribe { .. }
             | Request::PanelUpdate { .. }
