@@ -56,6 +56,10 @@ pub use component::{
     HealingError, HealingFactory, ImplementationConfig, SelfHealing, SupervisorClient,
     TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
+pub use component::{MacClient, MacError, TaskError};
+pub use model::{
+    AgentCapabilities, HealingCoordination, MacTask, TaskPriority, map_severity_to_priority,
+};
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
 
 /// Every name of the integration guide a Rust component uses, in one import:
@@ -96,8 +100,12 @@ pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue,
 /// [`RecoveryStep`](crate::model::RecoveryStep),
 /// [`SupervisorCommand`](crate::model::SupervisorCommand)).
 ///
-/// Not here yet: the guide's `KnowledgeClient` (§5), `MacClient` (§6) and `HmsComponent` (§7) do
-/// not exist in the library so far; they join this prelude when they are built.
+/// §6's `MacClient`, `AgentCapabilities`, `MacTask`, `TaskPriority`, `HealingCoordination`
+/// and `map_severity_to_priority` are here too, with `MacError` (one variant per way a task ends
+/// without a result) and `TaskError` (the guide's `Error::UnsupportedTask`).
+///
+/// Not here yet: the guide's `KnowledgeClient` (§5) and `HmsComponent` (§7) do not exist in the
+/// library so far; they join this prelude when they are built.
 pub mod prelude {
     pub use std::collections::{BTreeMap, HashMap};
     pub use std::sync::Arc;
@@ -108,6 +116,10 @@ pub mod prelude {
         ActionError, HealingError, HealingFactory, ImplementationConfig, InputOutcome, SelfHealing,
         SupervisorClient, TerminalError, TerminalInterface, TerminalLayout, TerminalMode,
         UnifiedHealingConfig, action, health_check,
+    };
+    pub use crate::component::{MacClient, MacError, TaskError};
+    pub use crate::model::{
+        AgentCapabilities, HealingCoordination, MacTask, TaskPriority, map_severity_to_priority,
     };
     pub use crate::model::{
         BreakerState, ComponentCapabilities, HealingAction, HealingLevel, HealingStatus,

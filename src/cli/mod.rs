@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
 
+mod mac;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -146,7 +147,7 @@ enum Command {
     },
     /// Run one panel in this terminal (tmux panes run these).
     Panel {
-        /// metrics, logs, status, actions, system-health, component or text.
+        /// metrics, logs, status, actions, system-health, component, text or agents.
         #[arg(value_parser = parse_panel_kind)]
         kind: crate::model::PanelKind,
         #[arg(long)]
@@ -160,6 +161,9 @@ enum Command {
         #[arg(long)]
         ascii: bool,
     },
+    /// The MAC task bus: its agents, a task asked by hand, recent tasks and their outcomes.
+    #[command(subcommand, after_help = mac::AFTER_HELP)]
+    Mac(mac::MacCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Internal: started by `attach`/`layout`; keeps the session's grids in shape after resizes
@@ -409,6 +413,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             .await
         }
         Command::Action { line, component } => action(&socket, &line, component).await,
+        Command::Mac(command) => mac::run(&socket, command).await,
         Command::ConsoleWatch { session, ascii } => {
             let opts = console_options(&socket, &data_dir, &session, ascii)?;
             crate::console::watch::run(tmux_driver(cli.tmux_socket.as_deref()), opts).await

@@ -8,6 +8,8 @@
 //! - [`healing`]: the guide's `HealingFactory` / `SelfHealing`: in-process self-healing driven by
 //!   the engine in [`crate::healing`].
 //! - `healed`: what local healing recovered, so a report made afterwards says so (§7).
+//! - [`mac`]: the guide's `MacClient` (§6.1): register an agent with its capabilities, handle
+//!   the tasks delivered to it, and ask other agents for tasks, by name or by capability.
 //!
 //! Authors import all of it, and the guide's data types, with `use hms::prelude::*;`. The
 //! guide's `HmsComponent`, `KnowledgeClient` and `MacClient` join here.
@@ -18,6 +20,7 @@
 
 mod healed;
 pub mod healing;
+pub mod mac;
 mod mailbox;
 pub mod supervisor_client;
 pub mod terminal;
@@ -26,5 +29,6 @@ pub use healing::{
     ActionError, ActionHandler, HealingError, HealingFactory, HealthCheck, ImplementationConfig,
     SelfHealing, UnifiedHealingConfig, action, health_check,
 };
+pub use mac::{MacClient, MacError, TaskError, TaskHandler};
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{InputOutcome, TerminalError, TerminalInterface, TerminalLayout, TerminalMode};
