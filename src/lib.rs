@@ -8,12 +8,13 @@
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
 //! - [`component`]: the library side for Rust services: the guide's `SupervisorClient` (§4),
-//!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
+//!   `TerminalInterface` (§3), `HealingFactory` / `SelfHealing` (§2) and `MacClient` (§6),
+//!   re-exported here.
 //! - [`prelude`]: every guide name in one import, `use hms::prelude::*;`.
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: the control socket and the router, and the rooms requests go to (the
 //!   supervisor — a pure kernel in an async shell —, the log store, the issue journal, the console
-//!   room), processes, cgroup containment and the reaper.
+//!   room, the MAC task bus), processes, cgroup containment and the reaper.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
 //!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.

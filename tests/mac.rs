@@ -202,7 +202,7 @@ async fn tasks_route_by_name_and_by_capability_to_the_least_loaded() {
     for name in ["lookup-a", "lookup-b"] {
         let mac = MacClient::with_socket(name, socket.clone()).with_concurrency(1);
         mac.connect().await.expect("connect");
-        mac.register_agent(name, capabilities(&["lookup", "refuse"]))
+        mac.register_agent(name, capabilities(&["lookup", "refuse", "boom"]))
             .await
             .expect("register");
         let me = name.to_string();
@@ -215,6 +215,7 @@ async fn tasks_route_by_name_and_by_capability_to_the_least_loaded() {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                         Ok(me)
                     }
+                    "boom" => panic!("boom"),
                     _ => Err(TaskError::UnsupportedTask(task.task_type)),
                 }
             }
@@ -274,7 +275,21 @@ async fn tasks_route_by_name_and_by_capability_to_the_least_loaded() {
         }) => {
             assert_eq!(agent, "lookup-a");
             assert_eq!(task_type, "refuse");
-            assert_eq!(processes, vec!["lookup".to_string(), "refuse".to_string()]);
+            assert_eq!(
+                processes,
+                capabilities(&["lookup", "refuse", "boom"]).can_process
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A handler that panics is a failed task, at once.
+    match requester
+        .request_task("lookup-b", task("boom", "", Duration::from_secs(30)))
+        .await
+    {
+        Err(MacError::HandlerFailed { agent, error }) => {
+            assert_eq!(agent, "lookup-b");
+            assert_eq!(error, "the task handler panicked: boom");
         }
         other => panic!("{other:?}"),
     }
@@ -412,4 +427,64 @@ async fn coordinate_healing_goes_to_the_supervisor_through_the_supervisor_agent(
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// An agent that is also a supervised component follows the component's state: while the
+/// component is stopped the agent shows it and gets no task (it waits in its queue); once the
+/// component runs again the task is delivered and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_follows_its_components_state() {
+    let core = Core::start(
+        "[[component]]\nname = \"worker\"\ncommand = [\"sleep\", \"1000\"]\nstop_grace = \"1s\"\n",
+    );
+    let core_ref = &core;
+    tokio::task::block_in_place(|| {
+        core_ref.wait_component("worker", "running", Duration::from_secs(10), |c| {
+            c.state == hms::model::RunState::Running
+        })
+    });
+    let worker = MacClient::with_socket("worker", core.socket.clone());
+    worker.connect().await.expect("connect");
+    worker
+        .register_agent("worker", capabilities(&["work"]))
+        .await
+        .expect("register");
+    worker.set_task_handler(|task: MacTask| Ok::<_, TaskError>(format!("did {}", task.payload)));
+    worker.start_task_handling().await.expect("handling");
+    tokio::task::block_in_place(|| {
+        wait_agent(core_ref, "worker", "ready", |a| {
+            a.state == AgentState::Ready
+        })
+    });
+
+    tokio::task::block_in_place(|| core_ref.cli_ok(&["stop", "worker"]));
+    let down = tokio::task::block_in_place(|| {
+        wait_agent(core_ref, "worker", "its component stopped", |a| {
+            matches!(a.state, AgentState::ComponentDown { .. })
+        })
+    });
+    assert_eq!(down.state.to_string(), "component stopped");
+
+    let requester = Arc::new(MacClient::with_socket("requester", core.socket.clone()));
+    requester.connect().await.expect("connect");
+    let asked = {
+        let requester = requester.clone();
+        tokio::spawn(async move {
+            requester
+                .request_task("worker", task("work", "it", Duration::from_secs(30)))
+                .await
+        })
+    };
+    tokio::task::block_in_place(|| {
+        wait_agent(core_ref, "worker", "the task queued", |a| {
+            a.queued == 1 && a.in_flight == 0
+        })
+    });
+    tokio::task::block_in_place(|| core_ref.cli_ok(&["start", "worker"]));
+    let answer = tokio::time::timeout(Duration::from_secs(20), asked)
+        .await
+        .expect("answered once the component runs")
+        .expect("joined")
+        .expect("done");
+    assert_eq!(answer, "did it");
 }

@@ -53,10 +53,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -378,9 +380,12 @@ impl MacClient {
         };
         // The core ends the task at its timeout; the margin covers only a core that stopped
         // answering altogether.
-        let answered = tokio::time::timeout(timeout + Duration::from_secs(2), self.call(request))
-            .await
-            .map_err(|_| MacError::TimedOut { after: timeout })??;
+        let answered = tokio::time::timeout(
+            timeout.saturating_add(Duration::from_secs(2)),
+            self.call(request),
+        )
+        .await
+        .map_err(|_| MacError::TimedOut { after: timeout })??;
         match answered {
             Response::Mac {
                 answer: MacAnswer::Outcome { outcome, .. },
@@ -540,8 +545,16 @@ impl Owner {
         let generation = self.generation;
         let (lines, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
         let writer = tokio::spawn(async move {
-            while let Some(line) = queued.recv().await {
-                if write.write_all(&line).await.is_err() {
+            while let Some(mut batch) = queued.recv().await {
+                // Lines queued meanwhile go out in the same write: under load, one system call
+                // and one wake-up of the core's reader for many requests.
+                while batch.len() < 64 * 1024 {
+                    match queued.try_recv() {
+                        Ok(line) => batch.extend_from_slice(&line),
+                        Err(_) => break,
+                    }
+                }
+                if write.write_all(&batch).await.is_err() {
                     return;
                 }
             }
@@ -626,13 +639,20 @@ impl Owner {
             let work = handler(task);
             let me = me.clone();
             tokio::spawn(async move {
-                // On a task of its own, so a panic is caught and reported.
-                let reply = match tokio::spawn(work).await {
+                // A panic in the handler is caught and reported, not left to the timeout.
+                let reply = match AssertUnwindSafe(work).catch_unwind().await {
                     Ok(Ok(result)) => TaskReply::Done { result },
                     Ok(Err(TaskError::UnsupportedTask(_))) => TaskReply::Unsupported,
                     Ok(Err(TaskError::Failed(error))) => TaskReply::Failed { error },
-                    Err(e) => TaskReply::Failed {
-                        error: format!("the task handler panicked: {e}"),
+                    Err(panic) => TaskReply::Failed {
+                        error: format!(
+                            "the task handler panicked: {}",
+                            panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default()
+                        ),
                     },
                 };
                 if let Some(owner) = me.upgrade() {
