@@ -20,13 +20,15 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::model::{
-    ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
-    PlanStatus, ReportThresholds, SupervisorCommand,
+    AgentCapabilities, AgentStatus, ComponentCapabilities, ComponentStatus, HealthMetrics,
+    HealthStatus, Issue, LogLine, MacTask, PlanStatus, ReportThresholds, SupervisorCommand,
+    TaskOutcome, TaskRecord,
 };
 use crate::protocol::{
     ClientMessage, ErrorCode, Event, Frame, FrameError, KnowledgeAnswer, KnowledgeItem,
-    KnowledgeQuery, KnowledgeRequest, KnowledgeResult, KnowledgeStats, MAX_ANSWER_LINE,
-    NoticeLevel, PROTOCOL_VERSION, Request, Response, ServerMessage, Topic, encode, read_frame,
+    KnowledgeQuery, KnowledgeRequest, KnowledgeResult, KnowledgeStats, MAX_ANSWER_LINE, MacAnswer,
+    MacRequest, NoticeLevel, PROTOCOL_VERSION, Request, Response, ServerMessage, TaskReply, Topic,
+    encode, read_frame,
 };
 
 /// Why a request could not be answered.
@@ -599,6 +601,129 @@ impl Client {
         }
     }
 
+    /// Sends a task-bus request and returns the bus's answer.
+    async fn mac(
+        &mut self,
+        op: &'static str,
+        request: MacRequest,
+    ) -> Result<MacAnswer, ClientError> {
+        match self.request(Request::Mac { request }).await? {
+            Response::Mac { answer } => Ok(answer),
+            other => Err(ClientError::unexpected(op, other)),
+        }
+    }
+
+    /// Registers a MAC agent for this connection (it is gone when the connection closes);
+    /// `None` takes the bus's default concurrency and queue capacity. Returns its status.
+    pub async fn register_agent(
+        &mut self,
+        name: &str,
+        capabilities: AgentCapabilities,
+        concurrency: Option<usize>,
+        queue_capacity: Option<usize>,
+    ) -> Result<AgentStatus, ClientError> {
+        let request = MacRequest::RegisterAgent {
+            name: name.to_string(),
+            capabilities,
+            concurrency,
+            queue_capacity,
+        };
+        match self.mac("register_agent", request).await? {
+            MacAnswer::Registered { agent } => Ok(agent),
+            other => Err(ClientError::unexpected(
+                "register_agent",
+                Response::Mac { answer: other },
+            )),
+        }
+    }
+
+    /// Asks for a task (of `agent`, or of any agent that processes its type when `None`) and
+    /// waits for how it ended: the result, or the typed failure.
+    pub async fn request_task(
+        &mut self,
+        agent: Option<&str>,
+        task: MacTask,
+        requester: Option<&str>,
+    ) -> Result<TaskCompletion, ClientError> {
+        let request = MacRequest::RequestTask {
+            agent: agent.map(str::to_string),
+            task,
+            requester: requester.map(str::to_string),
+        };
+        match self.mac("request_task", request).await? {
+            MacAnswer::Outcome {
+                task_id,
+                agent,
+                outcome,
+            } => Ok(TaskCompletion {
+                task_id,
+                agent,
+                outcome,
+            }),
+            other => Err(ClientError::unexpected(
+                "request_task",
+                Response::Mac { answer: other },
+            )),
+        }
+    }
+
+    /// An agent's answer to a task delivered to it; returns the core's message.
+    pub async fn task_result(
+        &mut self,
+        agent: &str,
+        task_id: u64,
+        reply: TaskReply,
+    ) -> Result<String, ClientError> {
+        let request = MacRequest::TaskResult {
+            agent: agent.to_string(),
+            task_id,
+            reply,
+        };
+        match self.mac("task_result", request).await? {
+            MacAnswer::Noted { message } => Ok(message),
+            other => Err(ClientError::unexpected(
+                "task_result",
+                Response::Mac { answer: other },
+            )),
+        }
+    }
+
+    /// Every registered MAC agent.
+    pub async fn agents(&mut self) -> Result<Vec<AgentStatus>, ClientError> {
+        match self.mac("agents", MacRequest::Agents).await? {
+            MacAnswer::Agents { agents } => Ok(agents),
+            other => Err(ClientError::unexpected(
+                "agents",
+                Response::Mac { answer: other },
+            )),
+        }
+    }
+
+    /// The last `limit` tasks the bus finished, oldest first.
+    pub async fn tasks(&mut self, limit: usize) -> Result<Vec<TaskRecord>, ClientError> {
+        match self.mac("tasks", MacRequest::Tasks { limit }).await? {
+            MacAnswer::Tasks { tasks } => Ok(tasks),
+            other => Err(ClientError::unexpected(
+                "tasks",
+                Response::Mac { answer: other },
+            )),
+        }
+    }
+
+    /// Splits the connection for a caller that keeps many requests in flight at once (the
+    /// library's `MacClient`): it writes request lines itself and reads every message with the
+    /// returned reader, matching answers by id. Events already received come along.
+    pub fn into_halves(self) -> (MessageReader, OwnedWriteHalf, VecDeque<Event>) {
+        (
+            MessageReader {
+                reader: self.reader,
+                buf: self.buf,
+            },
+            self.writer,
+            self.pending_events,
+        )
+    }
+
     /// The next event; `Ok(None)` when the core hung up cleanly.
     pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
         if let Some(e) = self.pending_events.pop_front() {
@@ -615,6 +740,32 @@ impl Client {
 
 fn unexpected_knowledge(request: &'static str, answer: KnowledgeAnswer) -> ClientError {
     ClientError::unexpected(request, Response::Knowledge { answer })
+}
+
+/// How a requested task ended, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCompletion {
+    pub task_id: u64,
+    /// The agent it was routed to (empty when it could not be routed).
+    pub agent: String,
+    pub outcome: TaskOutcome,
+}
+
+/// The reading half of a split [`Client`].
+pub struct MessageReader {
+    reader: BufReader<OwnedReadHalf>,
+    buf: Vec<u8>,
+}
+
+impl MessageReader {
+    /// The next message from the core; `Ok(None)` when it hung up cleanly.
+    pub async fn next(&mut self) -> Result<Option<ServerMessage>, ClientError> {
+        match read_message(&mut self.reader, &mut self.buf).await {
+            Ok(message) => Ok(Some(message)),
+            Err(ClientError::Closed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 async fn read_message(

@@ -8,12 +8,13 @@
 //! - [`paths`]: where the socket, the data directory and log files live.
 //! - [`client`]: the typed async client for the control socket.
 //! - [`component`]: the library side for Rust services: the guide's `SupervisorClient` (§4),
-//!   `TerminalInterface` (§3) and `HealingFactory` / `SelfHealing` (§2), re-exported here.
+//!   `TerminalInterface` (§3), `HealingFactory` / `SelfHealing` (§2) and `MacClient` (§6),
+//!   re-exported here.
 //! - [`prelude`]: every guide name in one import, `use hms::prelude::*;`.
 //! - [`cli`]: the `hms-console` command line.
 //! - [`core`]: the daemon: the control socket and the router, and the rooms requests go to (the
 //!   supervisor — a pure kernel in an async shell —, the log store, the issue journal, the console
-//!   room), processes, cgroup containment and the reaper.
+//!   room, the MAC task bus), processes, cgroup containment and the reaper.
 //! - [`fswatch`]: event-driven file watching with debouncing on the receiving side.
 //! - [`config`]: `hms.toml` and Procfile parsing and validation (`config/`: the value types, the raw
 //!   TOML, validation section by section, Procfile import, reload plans); the embedded demo fleet.
@@ -57,6 +58,10 @@ pub use component::{
     TerminalInterface, TerminalLayout, TerminalMode, UnifiedHealingConfig,
 };
 pub use component::{KnowledgeClient, KnowledgeClientError};
+pub use component::{MacClient, MacError, TaskError};
+pub use model::{
+    AgentCapabilities, HealingCoordination, MacTask, TaskPriority, map_severity_to_priority,
+};
 pub use model::{HealingAction, HealingLevel, HealthMetrics, HealthStatus, Issue, Severity};
 pub use model::{IssuePattern, RecoveryRecord};
 pub use protocol::{KnowledgeItem, KnowledgeQuery, KnowledgeResult};
@@ -99,9 +104,12 @@ pub use protocol::{KnowledgeItem, KnowledgeQuery, KnowledgeResult};
 /// [`RecoveryStep`](crate::model::RecoveryStep),
 /// [`SupervisorCommand`](crate::model::SupervisorCommand)).
 ///
-/// §5's `KnowledgeClient`, `KnowledgeQuery`, `KnowledgeItem` and `KnowledgeResult` are here too.
-/// Not here yet: the guide's `MacClient` (§6) and `HmsComponent` (§7); they join this prelude
-/// when they are built.
+/// §5's `KnowledgeClient`, `KnowledgeQuery`, `KnowledgeItem` and `KnowledgeResult` are here too,
+/// and §6's `MacClient`, `AgentCapabilities`, `MacTask`, `TaskPriority`, `HealingCoordination`
+/// and `map_severity_to_priority`, with `MacError` (one variant per way a task ends without a
+/// result) and `TaskError` (the guide's `Error::UnsupportedTask`).
+///
+/// Not here yet: the guide's `HmsComponent` (§7); it joins this prelude when it is built.
 pub mod prelude {
     pub use std::collections::{BTreeMap, HashMap};
     pub use std::sync::Arc;
@@ -114,6 +122,10 @@ pub mod prelude {
         UnifiedHealingConfig, action, health_check,
     };
     pub use crate::component::{KnowledgeClient, KnowledgeClientError};
+    pub use crate::component::{MacClient, MacError, TaskError};
+    pub use crate::model::{
+        AgentCapabilities, HealingCoordination, MacTask, TaskPriority, map_severity_to_priority,
+    };
     pub use crate::model::{
         BreakerState, ComponentCapabilities, HealingAction, HealingLevel, HealingStatus,
         HealthMetrics, HealthStatus, Issue, IssuePattern, RecoveryRecord, RecoveryStep, Severity,

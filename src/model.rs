@@ -783,10 +783,12 @@ pub enum PanelKind {
     Text,
     /// What the knowledge registry learned recently (guide §5).
     Knowledge,
+    /// The MAC task bus's agents: state, queue, in flight, done, failed, latency (guide §6).
+    Agents,
 }
 
 impl PanelKind {
-    pub const ALL: [PanelKind; 8] = [
+    pub const ALL: [PanelKind; 9] = [
         PanelKind::Metrics,
         PanelKind::Logs,
         PanelKind::Status,
@@ -795,6 +797,7 @@ impl PanelKind {
         PanelKind::Component,
         PanelKind::Text,
         PanelKind::Knowledge,
+        PanelKind::Agents,
     ];
 
     /// The name used in layout files and on the command line.
@@ -808,7 +811,305 @@ impl PanelKind {
             PanelKind::Component => "component",
             PanelKind::Text => "text",
             PanelKind::Knowledge => "knowledge",
+            PanelKind::Agents => "agents",
         }
+    }
+}
+
+/// What an agent can do, as it tells the MAC task bus when it registers (§6.1 step 2).
+///
+/// The guide writes the lists as `vec!["data-analysis", …]`; a serde type sent over the socket
+/// holds `String`s, so write `vec!["data-analysis".into(), …]` or build a list with
+/// [`AgentCapabilities::names`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AgentCapabilities {
+    /// Task types the agent's handler processes, e.g. `execute-query`.
+    pub can_process: Vec<String>,
+    /// What the agent needs from other agents (e.g. `storage`). While no registered agent
+    /// provides one of them, the agent is registered but waiting, and receives no task.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// What the agent offers to others (e.g. `database-access`).
+    #[serde(default)]
+    pub provides: Vec<String>,
+    #[serde(default)]
+    pub healing_level: HealingLevel,
+}
+
+impl AgentCapabilities {
+    /// The guide's `vec!["data-analysis", "user-requests"]` as the `Vec<String>` a field holds.
+    pub fn names<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+        names.into_iter().map(Into::into).collect()
+    }
+}
+
+/// How urgent a task is: an agent's queue serves higher priorities first, and tasks of one
+/// priority in the order they came.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskPriority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Critical,
+}
+
+impl TaskPriority {
+    /// Every priority, lowest first.
+    pub const ALL: [TaskPriority; 4] = [
+        TaskPriority::Low,
+        TaskPriority::Normal,
+        TaskPriority::High,
+        TaskPriority::Critical,
+    ];
+
+    /// The priority named `name` (`low`, `normal`, `high`, `critical`; any case).
+    pub fn parse(name: &str) -> Option<TaskPriority> {
+        TaskPriority::ALL
+            .into_iter()
+            .find(|p| p.to_string().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+impl fmt::Display for TaskPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskPriority::Low => "low",
+            TaskPriority::Normal => "normal",
+            TaskPriority::High => "high",
+            TaskPriority::Critical => "critical",
+        })
+    }
+}
+
+/// A piece of work one agent asks another to do (§6.1 step 4). The payload is the requester's
+/// own text (the guide's is JSON made with `serde_json::to_string`); the answer is the handler's
+/// result string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacTask {
+    pub task_type: String,
+    #[serde(default)]
+    pub payload: String,
+    #[serde(default)]
+    pub priority: TaskPriority,
+    /// The longest the requester waits, queueing included; the core answers `timed out` then,
+    /// whatever the agent does.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+}
+
+/// The payload of a `coordinate-healing` task for the core's `supervisor-agent` (§6.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealingCoordination {
+    pub issue: Issue,
+    /// The agents (components) the issue touches besides its own component.
+    #[serde(default)]
+    pub affected_agents: Vec<String>,
+    pub priority: TaskPriority,
+}
+
+/// The task priority an issue of `severity` deserves (§6.2): info low, warning normal, error
+/// high, critical critical.
+pub fn map_severity_to_priority(severity: Severity) -> TaskPriority {
+    match severity {
+        Severity::Info => TaskPriority::Low,
+        Severity::Warning => TaskPriority::Normal,
+        Severity::Error => TaskPriority::High,
+        Severity::Critical => TaskPriority::Critical,
+    }
+}
+
+/// Whether an agent receives tasks now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    /// Registered, its requirements met: tasks are delivered to it.
+    Ready,
+    /// Some of its `requires` are provided by no registered agent; its tasks wait in its queue.
+    WaitingFor { missing: Vec<String> },
+    /// The agent is also a supervised component that is not running (crashed, backing off, its
+    /// breaker open …); its tasks wait in its queue until the component runs again.
+    ComponentDown { component_state: RunState },
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentState::Ready => f.write_str("ready"),
+            AgentState::WaitingFor { missing } => write!(f, "waiting for: {}", missing.join(", ")),
+            AgentState::ComponentDown { component_state } => {
+                write!(f, "component {component_state}")
+            }
+        }
+    }
+}
+
+/// An agent as `hms-console mac agents` and the agents panel show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub name: String,
+    pub capabilities: AgentCapabilities,
+    pub state: AgentState,
+    /// Tasks waiting in its queue.
+    pub queued: usize,
+    /// Tasks delivered and not yet answered.
+    pub in_flight: usize,
+    /// How many tasks it may work on at once.
+    pub concurrency: usize,
+    /// How many tasks its queue holds before it answers `busy`.
+    pub queue_capacity: usize,
+    /// Tasks it answered with a result.
+    pub done: u64,
+    /// Tasks that failed with it: its handler's errors, timeouts, a disconnect.
+    pub failed: u64,
+    /// The mean time from request to result of its done tasks (`mean_latency_us` on the wire:
+    /// round trips take well under a millisecond).
+    #[serde(default, rename = "mean_latency_us", with = "opt_duration_us")]
+    pub mean_latency: Option<Duration>,
+    /// True for agents built into the core (`supervisor-agent`).
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+/// Why a task produced no result. Each is an error of its own for the requester.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "failure", rename_all = "snake_case")]
+pub enum TaskFailure {
+    /// No agent of that name is registered.
+    NoSuchAgent { agent: String, known: Vec<String> },
+    /// No registered agent processes the task type (capability routing).
+    NoCapableAgent {
+        task_type: String,
+        known: Vec<String>,
+    },
+    /// The agent does not process this task type (it said so, or its capabilities do).
+    UnsupportedTask {
+        agent: String,
+        task_type: String,
+        processes: Vec<String>,
+    },
+    /// The agent's queue is full.
+    Busy { agent: String, queued: usize },
+    /// No result within the task's timeout.
+    TimedOut {
+        #[serde(with = "duration_ms")]
+        after: Duration,
+    },
+    /// The agent went away while the task was delivered to it (or queued, with no other agent
+    /// able to take it).
+    AgentDisconnected { agent: String },
+    /// The agent's handler returned an error; `error` is its text.
+    HandlerFailed { agent: String, error: String },
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        match self {
+            TaskFailure::NoSuchAgent { agent, known } => {
+                write!(f, "no such agent '{agent}' — known: {}", list(known))
+            }
+            TaskFailure::NoCapableAgent { task_type, known } => write!(
+                f,
+                "no agent processes '{task_type}' — known agents: {}",
+                list(known)
+            ),
+            TaskFailure::UnsupportedTask {
+                agent,
+                task_type,
+                processes,
+            } => write!(
+                f,
+                "agent '{agent}' cannot process '{task_type}' (it processes: {})",
+                list(processes)
+            ),
+            TaskFailure::Busy { agent, queued } => write!(
+                f,
+                "agent '{agent}' is busy: its queue is full ({queued} tasks waiting)"
+            ),
+            TaskFailure::TimedOut { after } => write!(
+                f,
+                "timed out: no result within {}",
+                humantime::format_duration(*after)
+            ),
+            TaskFailure::AgentDisconnected { agent } => {
+                write!(f, "agent '{agent}' disconnected before answering")
+            }
+            TaskFailure::HandlerFailed { agent, error } => {
+                write!(f, "agent '{agent}' failed: {error}")
+            }
+        }
+    }
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TaskOutcome {
+    /// The handler's result string.
+    Completed {
+        result: String,
+    },
+    Failed {
+        failure: TaskFailure,
+    },
+}
+
+/// One recent task, for `hms-console mac tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: u64,
+    /// The agent it was routed to (empty when it could not be routed).
+    pub agent: String,
+    pub task_type: String,
+    pub priority: TaskPriority,
+    /// Who asked (the requesting connection's client name).
+    pub requester: String,
+    #[serde(with = "rfc3339")]
+    pub requested_at: SystemTime,
+    /// From request to outcome (`took_us` on the wire).
+    #[serde(rename = "took_us", with = "duration_us")]
+    pub took: Duration,
+    pub outcome: TaskOutcome,
+}
+
+/// Durations too short for milliseconds (task latencies) are whole microseconds on the wire.
+pub mod duration_us {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_micros().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_micros(u64::deserialize(d)?))
+    }
+}
+
+/// Optional [`duration_us`]: whole microseconds or null.
+pub mod opt_duration_us {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_micros().min(u64::MAX as u128) as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_micros))
     }
 }
 
@@ -909,6 +1210,26 @@ mod tests {
         assert!(Severity::Error >= Severity::Error);
         assert!(Severity::Warning < Severity::Error);
         assert!(Severity::Info < Severity::Warning);
+    }
+
+    #[test]
+    fn severity_maps_to_the_priority_of_its_rank() {
+        assert_eq!(map_severity_to_priority(Severity::Info), TaskPriority::Low);
+        assert_eq!(
+            map_severity_to_priority(Severity::Warning),
+            TaskPriority::Normal
+        );
+        assert_eq!(
+            map_severity_to_priority(Severity::Error),
+            TaskPriority::High
+        );
+        assert_eq!(
+            map_severity_to_priority(Severity::Critical),
+            TaskPriority::Critical
+        );
+        assert!(TaskPriority::Critical > TaskPriority::High);
+        assert_eq!(TaskPriority::parse("HIGH"), Some(TaskPriority::High));
+        assert_eq!(TaskPriority::parse("urgent"), None);
     }
 
     #[test]

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::model::{
-    ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
-    PlanStatus, ProcessMetrics, RecoveryRecord, ReportThresholds, RunState, SupervisorCommand,
+    AgentCapabilities, AgentStatus, ComponentCapabilities, ComponentStatus, HealthMetrics,
+    HealthStatus, Issue, LogLine, MacTask, PlanStatus, ProcessMetrics, RecoveryRecord,
+    ReportThresholds, RunState, SupervisorCommand, TaskOutcome, TaskRecord,
 };
 
 pub use knowledge::{
@@ -225,6 +226,12 @@ pub enum Request {
         panel: String,
         line: String,
     },
+    /// The MAC task bus (guide §6): agents register, ask each other for tasks and answer them.
+    /// One variant for the whole family, so the bus's requests grow without touching the other
+    /// rooms' matches.
+    Mac {
+        request: MacRequest,
+    },
     /// Re-read the fleet config the core was started with and apply the difference: new
     /// components start, removed ones stop, changed ones restart with their new settings. An
     /// invalid config changes nothing and is answered with the error.
@@ -261,6 +268,11 @@ pub enum Topic {
     Healing,
     /// Messages for the operator: escalations, breaker openings, config reloads.
     Notices,
+    /// Tasks delivered to an agent (subscribe with the agent's name as the component).
+    Tasks,
+    /// The MAC agents' list, whenever an agent comes, goes, changes state, or (at most once a
+    /// second) its counters move.
+    Agents,
     /// Supervisor commands addressed to a linked component.
     Commands,
     /// Text panel updates.
@@ -287,6 +299,10 @@ pub enum Response {
         lines: Vec<LogLine>,
     },
     Subscribed,
+    /// The task bus's answer to a [`Request::Mac`].
+    Mac {
+        answer: MacAnswer,
+    },
     Issues {
         issues: Vec<Issue>,
     },
@@ -341,6 +357,16 @@ pub enum Event {
         #[serde(with = "crate::model::rfc3339")]
         at: SystemTime,
     },
+    /// A task for an agent, which answers with [`MacRequest::TaskResult`] carrying `task_id`.
+    Task {
+        agent: String,
+        task_id: u64,
+        task: MacTask,
+    },
+    /// Every registered agent, as `mac agents` shows them.
+    Agents {
+        agents: Vec<AgentStatus>,
+    },
     /// A supervisor command for a linked component (which carries it out and reports back with
     /// `CommandOutcome`, carrying the same `id`).
     Command {
@@ -384,6 +410,8 @@ impl Event {
             Event::Healing { .. } => Topic::Healing,
             Event::Notice { .. } => Topic::Notices,
             Event::Command { .. } => Topic::Commands,
+            Event::Task { .. } => Topic::Tasks,
+            Event::Agents { .. } => Topic::Agents,
             Event::PanelText { .. } | Event::PanelInput { .. } => Topic::Panels,
             Event::Knowledge { .. } => Topic::Knowledge,
             Event::Plan { .. } => Topic::Plans,
@@ -397,6 +425,9 @@ impl Event {
             Event::StateChanged { component, .. }
             | Event::Metrics { component, .. }
             | Event::Command { component, .. }
+            | Event::Task {
+                agent: component, ..
+            }
             | Event::PanelText { component, .. }
             | Event::PanelInput { component, .. } => Some(component),
             Event::Log { line } => Some(&line.component),
@@ -404,7 +435,7 @@ impl Event {
             Event::Healing { record } => Some(&record.issue.component),
             Event::Knowledge { item } => Some(&item.component),
             Event::Plan { plan } => Some(&plan.component),
-            Event::Notice { .. } => None,
+            Event::Notice { .. } | Event::Agents { .. } => None,
         }
     }
 }
@@ -415,6 +446,93 @@ pub enum NoticeLevel {
     Info,
     Warning,
     Error,
+}
+
+/// The task bus's requests (guide §6), carried by [`Request::Mac`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MacRequest {
+    /// Registers (or updates) an agent. The registration belongs to the connection: when it
+    /// closes, the agent is gone, its tasks in flight fail and its queued tasks go to another
+    /// capable agent. Tasks arrive as [`Event::Task`] on [`Topic::Tasks`] for a connection that
+    /// subscribed to them with the agent's name.
+    RegisterAgent {
+        name: String,
+        capabilities: AgentCapabilities,
+        /// Tasks delivered to it at once (default 4).
+        #[serde(default)]
+        concurrency: Option<usize>,
+        /// Tasks its queue holds before the bus answers `busy` (default 1024).
+        #[serde(default)]
+        queue_capacity: Option<usize>,
+    },
+    /// Asks for a task to be done and waits for its outcome (answered with
+    /// [`MacAnswer::Outcome`]): by the agent's name, or, when `agent` is absent, by an agent
+    /// whose `can_process` holds the task type, least loaded first.
+    RequestTask {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        task: MacTask,
+        /// Who asks, for `mac tasks` (a MacClient's id, `cli` …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requester: Option<String>,
+    },
+    /// An agent's answer to an [`Event::Task`].
+    TaskResult {
+        agent: String,
+        task_id: u64,
+        reply: TaskReply,
+    },
+    /// Every registered agent.
+    Agents,
+    /// The most recent tasks and their outcomes, oldest first.
+    Tasks {
+        #[serde(default = "default_task_limit")]
+        limit: usize,
+    },
+}
+
+fn default_task_limit() -> usize {
+    50
+}
+
+/// What an agent's handler made of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum TaskReply {
+    /// The handler's result string.
+    Done { result: String },
+    /// The handler failed; the text says why.
+    Failed { error: String },
+    /// The handler does not process this task type.
+    Unsupported,
+}
+
+/// The task bus's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum MacAnswer {
+    /// The agent is registered; its status now.
+    Registered {
+        agent: AgentStatus,
+    },
+    /// How a requested task ended (a failure is data here, not a refused request).
+    Outcome {
+        task_id: u64,
+        /// The agent it was routed to (empty when it could not be routed).
+        agent: String,
+        outcome: TaskOutcome,
+    },
+    /// A task result was taken (or came too late, which `message` says).
+    Noted {
+        message: String,
+    },
+    Agents {
+        agents: Vec<AgentStatus>,
+    },
+    Tasks {
+        tasks: Vec<TaskRecord>,
+    },
 }
 
 /// One line read from the wire.
@@ -648,6 +766,42 @@ mod tests {
         assert_eq!(json["steps"][0]["action"]["command"], "stop");
     }
 
+    fn agent_capabilities() -> AgentCapabilities {
+        AgentCapabilities {
+            can_process: AgentCapabilities::names(["execute-query"]),
+            requires: AgentCapabilities::names(["storage"]),
+            provides: AgentCapabilities::names(["database-access"]),
+            healing_level: HealingLevel::Advanced,
+        }
+    }
+
+    fn task() -> MacTask {
+        MacTask {
+            task_type: "execute-query".into(),
+            payload: "\"SELECT 1\"".into(),
+            priority: TaskPriority::High,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn agent_status() -> AgentStatus {
+        AgentStatus {
+            name: "database-agent".into(),
+            capabilities: agent_capabilities(),
+            state: AgentState::WaitingFor {
+                missing: vec!["storage".into()],
+            },
+            queued: 2,
+            in_flight: 1,
+            concurrency: 4,
+            queue_capacity: 1024,
+            done: 10,
+            failed: 1,
+            mean_latency: Some(Duration::from_micros(250)),
+            builtin: false,
+        }
+    }
+
     fn round_trip<T>(value: T)
     where
         T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
@@ -835,6 +989,59 @@ mod tests {
                     path: "/tmp/k.jsonl".into(),
                 },
             },
+            Request::Mac {
+                request: MacRequest::RegisterAgent {
+                    name: "database-agent".into(),
+                    capabilities: agent_capabilities(),
+                    concurrency: Some(8),
+                    queue_capacity: None,
+                },
+            },
+            Request::Mac {
+                request: MacRequest::RequestTask {
+                    agent: Some("database-agent".into()),
+                    task: task(),
+                    requester: Some("analysis-agent".into()),
+                },
+            },
+            Request::Mac {
+                request: MacRequest::RequestTask {
+                    agent: None,
+                    task: task(),
+                    requester: None,
+                },
+            },
+            Request::Mac {
+                request: MacRequest::TaskResult {
+                    agent: "database-agent".into(),
+                    task_id: 7,
+                    reply: TaskReply::Done {
+                        result: "[1,2]".into(),
+                    },
+                },
+            },
+            Request::Mac {
+                request: MacRequest::TaskResult {
+                    agent: "database-agent".into(),
+                    task_id: 8,
+                    reply: TaskReply::Failed {
+                        error: "disk full".into(),
+                    },
+                },
+            },
+            Request::Mac {
+                request: MacRequest::TaskResult {
+                    agent: "database-agent".into(),
+                    task_id: 9,
+                    reply: TaskReply::Unsupported,
+                },
+            },
+            Request::Mac {
+                request: MacRequest::Agents,
+            },
+            Request::Mac {
+                request: MacRequest::Tasks { limit: 20 },
+            },
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -904,6 +1111,21 @@ mod tests {
             Response::Plans {
                 plans: vec![plan()],
             },
+            Response::Mac {
+                answer: MacAnswer::Registered {
+                    agent: agent_status(),
+                },
+            },
+            Response::Mac {
+                answer: MacAnswer::Noted {
+                    message: "taken".into(),
+                },
+            },
+            Response::Mac {
+                answer: MacAnswer::Agents {
+                    agents: vec![agent_status()],
+                },
+            },
         ];
         round_trip(ServerMessage::Hello {
             version: 1,
@@ -931,6 +1153,70 @@ mod tests {
                 message: "x".into(),
             });
         }
+        let failures = vec![
+            TaskFailure::NoSuchAgent {
+                agent: "x".into(),
+                known: vec!["database-agent".into()],
+            },
+            TaskFailure::NoCapableAgent {
+                task_type: "make-coffee".into(),
+                known: vec![],
+            },
+            TaskFailure::UnsupportedTask {
+                agent: "database-agent".into(),
+                task_type: "make-coffee".into(),
+                processes: vec!["execute-query".into()],
+            },
+            TaskFailure::Busy {
+                agent: "database-agent".into(),
+                queued: 1024,
+            },
+            TaskFailure::TimedOut {
+                after: Duration::from_secs(30),
+            },
+            TaskFailure::AgentDisconnected {
+                agent: "database-agent".into(),
+            },
+            TaskFailure::HandlerFailed {
+                agent: "database-agent".into(),
+                error: "no such table".into(),
+            },
+        ];
+        let mut outcomes: Vec<TaskOutcome> = failures
+            .into_iter()
+            .map(|failure| TaskOutcome::Failed { failure })
+            .collect();
+        outcomes.push(TaskOutcome::Completed {
+            result: "{\"rows\":3}".into(),
+        });
+        let mut responses = responses;
+        for outcome in outcomes.clone() {
+            responses.push(Response::Mac {
+                answer: MacAnswer::Outcome {
+                    task_id: 3,
+                    agent: "database-agent".into(),
+                    outcome,
+                },
+            });
+        }
+        responses.push(Response::Mac {
+            answer: MacAnswer::Tasks {
+                tasks: outcomes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, outcome)| TaskRecord {
+                        id: i as u64,
+                        agent: "database-agent".into(),
+                        task_type: "execute-query".into(),
+                        priority: TaskPriority::ALL[i % 4],
+                        requester: "analysis-agent".into(),
+                        requested_at: SystemTime::UNIX_EPOCH,
+                        took: Duration::from_micros(1500),
+                        outcome,
+                    })
+                    .collect(),
+            },
+        });
         for (id, response) in responses.into_iter().enumerate() {
             round_trip(ServerMessage::Response {
                 id: id as u64,
@@ -1003,6 +1289,14 @@ mod tests {
             },
             Event::Knowledge {
                 item: Box::new(knowledge_result()),
+            },
+            Event::Task {
+                agent: "database-agent".into(),
+                task_id: 4,
+                task: task(),
+            },
+            Event::Agents {
+                agents: vec![agent_status()],
             },
         ];
         for event in events {

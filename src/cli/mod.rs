@@ -6,6 +6,7 @@
 //! 3 no core is running on the socket.
 
 mod knowledge;
+mod mac;
 mod output;
 mod plans;
 
@@ -153,7 +154,7 @@ enum Command {
     },
     /// Run one panel in this terminal (tmux panes run these).
     Panel {
-        /// metrics, logs, status, actions, system-health, component, text or knowledge.
+        /// metrics, logs, status, actions, system-health, component, text, knowledge or agents.
         #[arg(value_parser = parse_panel_kind)]
         kind: crate::model::PanelKind,
         #[arg(long)]
@@ -171,6 +172,9 @@ enum Command {
     /// runbooks); query it, add to it, export and import it.
     #[command(subcommand, after_help = knowledge::AFTER_HELP)]
     Knowledge(knowledge::KnowledgeCommand),
+    /// The MAC task bus: its agents, a task asked by hand, recent tasks and their outcomes.
+    #[command(subcommand, after_help = mac::AFTER_HELP)]
+    Mac(mac::MacCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Internal: started by `attach`/`layout`; keeps the session's grids in shape after resizes
@@ -422,6 +426,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         }
         Command::Action { line, component } => action(&socket, &line, component).await,
         Command::Knowledge(command) => knowledge::run(&socket, command).await,
+        Command::Mac(command) => mac::run(&socket, command).await,
         Command::ConsoleWatch { session, ascii } => {
             let opts = console_options(&socket, &data_dir, &session, ascii)?;
             crate::console::watch::run(tmux_driver(cli.tmux_socket.as_deref()), opts).await

@@ -8,6 +8,8 @@
 //! - [`healing`]: the guide's `HealingFactory` / `SelfHealing`: in-process self-healing driven by
 //!   the engine in [`crate::healing`].
 //! - `healed`: what local healing recovered, so a report made afterwards says so (§7).
+//! - [`mac`]: the guide's `MacClient` (§6.1): register an agent with its capabilities, handle
+//!   the tasks delivered to it, and ask other agents for tasks, by name or by capability.
 //!
 //! - [`knowledge`]: the guide's `KnowledgeClient` (§5.1): query the knowledge registry and
 //!   contribute to it, with `KnowledgeQuery` and `KnowledgeItem`.
@@ -22,6 +24,7 @@
 mod healed;
 pub mod healing;
 pub mod knowledge;
+pub mod mac;
 mod mailbox;
 pub mod supervisor_client;
 pub mod terminal;
@@ -31,5 +34,6 @@ pub use healing::{
     SelfHealing, UnifiedHealingConfig, action, health_check,
 };
 pub use knowledge::{KnowledgeClient, KnowledgeClientError};
+pub use mac::{MacClient, MacError, TaskError, TaskHandler};
 pub use supervisor_client::{CommandError, SupervisorClient, SupervisorClientError};
 pub use terminal::{InputOutcome, TerminalError, TerminalInterface, TerminalLayout, TerminalMode};

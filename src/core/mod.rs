@@ -13,6 +13,7 @@ pub mod console_room;
 pub mod journal;
 pub mod knowledge;
 pub mod logs;
+pub mod mac;
 pub mod orphans;
 pub mod probe_runner;
 pub mod process;
@@ -168,14 +169,19 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             journal: journal.clone(),
         },
     );
+    // The MAC task bus: a room of its own; its supervisor-agent reaches the supervisor through
+    // the router.
+    let mac = mac::MacHandle::spawn(bus.clone(), mac::Settings::default());
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
         knowledge,
+        mac: mac.clone(),
         logs,
         journal,
         bus,
     };
+    mac.attach(handle.clone());
     // Watch the config before the fleet starts, so no edit made once it runs is missed.
     let _config_watch = origin
         .path()

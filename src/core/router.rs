@@ -7,6 +7,7 @@
 //! | issues | the issue journal ([`super::journal`]) |
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
 //! | knowledge (query, contribute, stats, export, import) | the knowledge registry ([`super::knowledge`]) |
+//! | mac (register_agent, request_task, task_result, agents, tasks) | the task bus ([`super::mac`]) |
 //! | subscribe | the connection itself ([`super::server`]) |
 //!
 //! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
@@ -18,6 +19,7 @@ use super::console_room::ConsoleHandle;
 use super::journal::IssueJournal;
 use super::knowledge::KnowledgeHandle;
 use super::logs::LogStore;
+use super::mac::MacHandle;
 use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
 use crate::protocol::{ErrorCode, Event, Request, Response};
 
@@ -27,6 +29,7 @@ pub struct Router {
     pub supervisor: SupervisorHandle,
     pub console: ConsoleHandle,
     pub knowledge: KnowledgeHandle,
+    pub mac: MacHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
     pub bus: broadcast::Sender<Event>,
@@ -78,6 +81,7 @@ impl Router {
             | Request::PanelInput { .. }
             | Request::Notify { .. } => self.console.request(request).await,
             Request::Knowledge { request } => self.knowledge.request(request).await,
+            Request::Mac { request } => self.mac.request(conn, request).await,
             Request::Subscribe { .. } => Err((
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),

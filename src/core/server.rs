@@ -450,6 +450,7 @@ async fn connection(
     if registered {
         handle.supervisor.connection_closed(conn);
     }
+    handle.mac.connection_closed(conn);
     // Answers still being worked on are written if the client still reads; one that does not
     // read has its queue dropped after a moment.
     drop(out);

@@ -382,6 +382,7 @@ fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::styl
         Response::PanelText { text } => text.lines().map(|l| (l.to_string(), plain)).collect(),
         Response::Pong => vec![("pong".into(), theme.good())],
         Response::Knowledge { answer } => vec![(format!("{answer:?}"), plain)],
+        Response::Mac { answer } => vec![(format!("{answer:?}"), plain)],
         Response::Subscribed => vec![("subscribed".into(), theme.good())],
         // No actions-pane command asks for plans yet (`hms-console plans` does).
         Response::Plans { plans } => plans

@@ -18,10 +18,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use super::theme::Theme;
-use super::{actions, component, knowledge, logs, metrics, status, system_health, text};
+use super::{actions, agents, component, knowledge, logs, metrics, status, system_health, text};
 use crate::command::ParseContext;
 use crate::model::{ComponentStatus, PanelKind};
-use crate::protocol::{Event, KnowledgeAnswer, KnowledgeRequest, Request, Response, Topic};
+use crate::protocol::{
+    Event, KnowledgeAnswer, KnowledgeRequest, MacAnswer, MacRequest, Request, Response, Topic,
+};
 
 /// Everything that can happen to a panel.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +114,7 @@ pub enum Body {
     Component(component::TileState),
     Text(text::TextState),
     Knowledge(knowledge::KnowledgeState),
+    Agents(agents::AgentsState),
 }
 
 /// What a panel kind may read while it draws: the part of the [`Model`] every kind shares,
@@ -201,6 +204,7 @@ pub fn default_title(kind: PanelKind, component: Option<&str>, panel: Option<&st
         PanelKind::Component => component.unwrap_or("Component").into(),
         PanelKind::Text => panel.unwrap_or("Text").into(),
         PanelKind::Knowledge => "Knowledge".into(),
+        PanelKind::Agents => "Agents".into(),
     }
 }
 
@@ -227,6 +231,7 @@ impl Model {
             PanelKind::Component => Body::Component(component::TileState::default()),
             PanelKind::Text => Body::Text(text::TextState::default()),
             PanelKind::Knowledge => Body::Knowledge(knowledge::KnowledgeState::default()),
+            PanelKind::Agents => Body::Agents(agents::AgentsState::default()),
         };
         Model {
             kind,
@@ -261,7 +266,10 @@ impl Model {
     /// back as [`Msg::Snapshot`].
     pub fn sync_requests(&self) -> Vec<Request> {
         let component = self.component.clone();
-        let fleet_wide = matches!(self.kind, PanelKind::Actions | PanelKind::SystemHealth);
+        let fleet_wide = matches!(
+            self.kind,
+            PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents
+        );
         let mut requests = vec![Request::Status {
             component: if fleet_wide { None } else { component.clone() },
         }];
@@ -286,6 +294,9 @@ impl Model {
                 request: KnowledgeRequest::Query {
                     query: knowledge::snapshot_query(c.as_deref()),
                 },
+            }),
+            (PanelKind::Agents, _) => requests.push(Request::Mac {
+                request: MacRequest::Agents,
             }),
             (
                 PanelKind::Metrics
@@ -312,10 +323,13 @@ impl Model {
             PanelKind::Component => vec![Topic::State, Topic::Logs],
             PanelKind::Text => vec![Topic::Panels],
             PanelKind::Knowledge => vec![Topic::Knowledge],
+            PanelKind::Agents => vec![Topic::Agents],
         };
         // The actions pane parses names of every component, so it listens to the whole fleet.
         let components = match (self.kind, &self.component) {
-            (PanelKind::Actions | PanelKind::SystemHealth, _) | (_, None) => Vec::new(),
+            (PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents, _) | (_, None) => {
+                Vec::new()
+            }
             (
                 PanelKind::Metrics
                 | PanelKind::Logs
@@ -385,7 +399,8 @@ impl Model {
                     | Body::SystemHealth(_)
                     | Body::Component(_)
                     | Body::Text(_)
-                    | Body::Knowledge(_) => {}
+                    | Body::Knowledge(_)
+                    | Body::Agents(_) => {}
                 }
                 Vec::new()
             }
@@ -423,7 +438,8 @@ impl Model {
                     | Body::SystemHealth(_)
                     | Body::Component(_)
                     | Body::Text(_)
-                    | Body::Knowledge(_) => {}
+                    | Body::Knowledge(_)
+                    | Body::Agents(_) => {}
                 }
                 Vec::new()
             }
@@ -451,7 +467,8 @@ impl Model {
             | Body::SystemHealth(_)
             | Body::Component(_)
             | Body::Text(_)
-            | Body::Knowledge(_) => {}
+            | Body::Knowledge(_)
+            | Body::Agents(_) => {}
         }
         Vec::new()
     }
@@ -478,7 +495,8 @@ impl Model {
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
                 | Body::Text(_)
-                | Body::Knowledge(_) => {}
+                | Body::Knowledge(_)
+                | Body::Agents(_) => {}
             },
             Response::PanelText { text } => {
                 if let Body::Text(state) = &mut self.body {
@@ -492,18 +510,29 @@ impl Model {
                     state.replace(results);
                 }
             }
+            Response::Mac {
+                answer: MacAnswer::Agents { agents },
+            } => {
+                if let Body::Agents(state) = &mut self.body {
+                    state.replace(agents);
+                }
+            }
             Response::Pong
             | Response::Done { .. }
             | Response::Subscribed
             | Response::Issues { .. }
             | Response::Knowledge { .. }
-            | Response::Plans { .. } => {}
+            | Response::Plans { .. }
+            | Response::Mac { .. } => {}
         }
     }
 
     fn apply_event(&mut self, event: Event) {
         // Fleet-wide panels take everything; the actions pane needs every component's name.
-        let fleet_wide = matches!(self.kind, PanelKind::Actions | PanelKind::SystemHealth);
+        let fleet_wide = matches!(
+            self.kind,
+            PanelKind::Actions | PanelKind::SystemHealth | PanelKind::Agents
+        );
         if !fleet_wide && !self.concerns(event.component()) {
             return;
         }
@@ -534,7 +563,8 @@ impl Model {
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
                 | Body::Text(_)
-                | Body::Knowledge(_) => {}
+                | Body::Knowledge(_)
+                | Body::Agents(_) => {}
             },
             Event::Metrics {
                 component, metrics, ..
@@ -563,7 +593,7 @@ impl Model {
                     state.push_notice(level, message, at);
                 }
             }
-            Event::Command { .. } => {}
+            Event::Command { .. } | Event::Task { .. } => {}
             Event::Knowledge { item } => {
                 if let Body::Knowledge(state) = &mut self.body {
                     state.push(*item);
@@ -571,6 +601,11 @@ impl Model {
             }
             // Recovery plans: System Health's to show (its owner's change); nothing here yet.
             Event::Plan { .. } => {}
+            Event::Agents { agents } => {
+                if let Body::Agents(state) = &mut self.body {
+                    state.replace(agents);
+                }
+            }
             Event::PanelText {
                 panel,
                 text,
@@ -650,6 +685,7 @@ impl Widget for &Model {
             Body::Component(state) => component::render(shared, state, inner, buf),
             Body::Text(state) => text::render(shared, state, inner, buf),
             Body::Knowledge(state) => knowledge::render(shared, state, inner, buf),
+            Body::Agents(state) => agents::render(shared, state, inner, buf),
         }
     }
 }

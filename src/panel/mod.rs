@@ -7,6 +7,7 @@
 //! - One module per kind: [`metrics`], [`logs`], [`status`], [`actions`], [`system_health`],
 //!   [`component`] (the overview tile), [`text`] (free text from a linked component) and
 //!   [`knowledge`] (what the knowledge registry learned recently).
+//!   [`agents`] (the MAC task bus's agents).
 //! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
 //! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
 //!
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod agents;
 pub mod app;
 pub mod component;
 pub mod format;

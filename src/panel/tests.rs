@@ -527,6 +527,80 @@ fn state_changed_events_update_rows() {
     assert_eq!(api.pid, None);
 }
 
+// ---------------------------------------------------------------- agents
+
+fn agent(name: &str, can: &[&str], state: AgentState) -> AgentStatus {
+    AgentStatus {
+        name: name.into(),
+        capabilities: AgentCapabilities {
+            can_process: can.iter().map(|s| s.to_string()).collect(),
+            ..AgentCapabilities::default()
+        },
+        state,
+        queued: 0,
+        in_flight: 0,
+        concurrency: 4,
+        queue_capacity: 1024,
+        done: 0,
+        failed: 0,
+        mean_latency: None,
+        builtin: false,
+    }
+}
+
+#[test]
+fn agents_panel_shows_each_agents_state_load_counters_and_latency() {
+    let mut model = panel(PanelKind::Agents, None, 78, 7);
+    assert_eq!(
+        model.sync_requests().last(),
+        Some(&Request::Mac {
+            request: crate::protocol::MacRequest::Agents
+        })
+    );
+    assert_eq!(model.subscription(), (vec![Topic::Agents], vec![]));
+    let mut db = agent("database-agent", &["execute-query"], AgentState::Ready);
+    db.queued = 3;
+    db.in_flight = 4;
+    db.done = 1200;
+    db.failed = 2;
+    db.mean_latency = Some(Duration::from_micros(240));
+    let analysis = agent(
+        "analysis-agent",
+        &["data-analysis"],
+        AgentState::WaitingFor {
+            missing: vec!["storage".into()],
+        },
+    );
+    let cache = agent(
+        "cache-agent",
+        &["warm"],
+        AgentState::ComponentDown {
+            component_state: RunState::Backoff,
+        },
+    );
+    model.update(Msg::Snapshot(Ok(Response::Mac {
+        answer: crate::protocol::MacAnswer::Agents {
+            agents: vec![db.clone()],
+        },
+    })));
+    // Published lists replace the snapshot.
+    model.update(Msg::Event(Event::Agents {
+        agents: vec![analysis, cache, db],
+    }));
+    assert_screen(
+        &model,
+        &[
+            "┌ Agents ────────────────────────────────────────────────────────────────────┐",
+            "│   NAME           STATE                QUEUE RUN DONE   FAIL MEAN   PROCESSE│",
+            "│🟡 analysis-agent waiting for: storage     0   0      0    0      - data-ana│",
+            "│❌ cache-agent    component backoff        0   0      0    0      - warm    │",
+            "│✅ database-agent ready                    3   4   1200    2  240µs execute-│",
+            "│                                                                            │",
+            "└────────────────────────────────────────────────────────────────────────────┘",
+        ],
+    );
+}
+
 // ---------------------------------------------------------------- component tile
 
 #[test]

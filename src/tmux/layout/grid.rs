@@ -76,6 +76,7 @@ impl Panel {
             PanelKind::Component => "Component",
             PanelKind::Text => "Text",
             PanelKind::Knowledge => "Knowledge",
+            PanelKind::Agents => "Agents",
         };
         match (&self.component, self.kind) {
             (Some(c), PanelKind::Component) => c.clone(),
@@ -238,7 +239,7 @@ impl Grid {
                 | PanelKind::Actions
                 | PanelKind::Text
                 | PanelKind::Knowledge => true,
-                PanelKind::SystemHealth | PanelKind::Component => false,
+                PanelKind::SystemHealth | PanelKind::Component | PanelKind::Agents => false,
             };
             if per_component && panel.component.is_none() {
                 panel.component = Some(component.to_string());

@@ -489,6 +489,7 @@ impl Kernel {
                 plans: self.plan_statuses(),
             }),
             Request::Logs { .. }
+            | Request::Mac { .. }
             | Request::Issues { .. }
             | Request::Subscribe { .. }
             | Request::PanelUpdate { .. }
