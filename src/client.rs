@@ -24,8 +24,8 @@ use crate::model::{
     SupervisorCommand,
 };
 use crate::protocol::{
-    ClientMessage, ErrorCode, Event, Frame, FrameError, MAX_ANSWER_LINE, NoticeLevel,
-    PROTOCOL_VERSION, Request, Response, ServerMessage, Topic, encode, read_frame,
+    ClientMessage, ComponentHistory, ErrorCode, Event, Frame, FrameError, MAX_ANSWER_LINE,
+    NoticeLevel, PROTOCOL_VERSION, Request, Response, ServerMessage, Topic, encode, read_frame,
 };
 
 /// Why a request could not be answered.
@@ -450,6 +450,17 @@ impl Client {
         let message = message.into();
         self.done("notify", Request::Notify { level, message })
             .await
+    }
+
+    /// One component's recent history: samples and timeline, oldest first.
+    pub async fn history(&mut self, component: &str) -> Result<ComponentHistory, ClientError> {
+        let request = Request::History {
+            component: component.to_string(),
+        };
+        match self.request(request).await? {
+            Response::History { history } => Ok(history),
+            other => Err(ClientError::unexpected("history", other)),
+        }
     }
 
     /// The next event; `Ok(None)` when the core hung up cleanly.

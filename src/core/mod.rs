@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod console_room;
+pub mod history;
 pub mod journal;
 pub mod logs;
 pub mod orphans;
@@ -159,6 +160,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
+        history: history::HistoryHandle::spawn(&bus),
         logs,
         journal,
         bus,

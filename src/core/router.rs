@@ -6,6 +6,7 @@
 //! | logs | the log store ([`super::logs`]) |
 //! | issues | the issue journal ([`super::journal`]) |
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
+//! | history | the history room ([`super::history`]) |
 //! | subscribe | the connection itself ([`super::server`]) |
 //!
 //! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
@@ -14,6 +15,7 @@
 use tokio::sync::broadcast;
 
 use super::console_room::ConsoleHandle;
+use super::history::HistoryHandle;
 use super::journal::IssueJournal;
 use super::logs::LogStore;
 use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
@@ -24,6 +26,7 @@ use crate::protocol::{ErrorCode, Event, Request, Response};
 pub struct Router {
     pub supervisor: SupervisorHandle,
     pub console: ConsoleHandle,
+    pub history: HistoryHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
     pub bus: broadcast::Sender<Event>,
@@ -73,6 +76,7 @@ impl Router {
             | Request::PanelText { .. }
             | Request::PanelInput { .. }
             | Request::Notify { .. } => self.console.request(request).await,
+            Request::History { .. } => self.history.request(request).await,
             Request::Subscribe { .. } => Err((
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),

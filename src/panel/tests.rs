@@ -169,11 +169,11 @@ fn metrics_panel_shows_values_and_sparklines() {
             "┌ Component Metrics ────────────── api ┐",
             "│CPU              4.0 % ▇▃▅█           │",
             "│Memory        12.4 MiB █▆▇█           │",
-            "│Open fds             7 ████           │",
-            "│Error rate       0.5 % █              │",
-            "│Throughput     120.0/s █              │",
-            "│Response         35 ms █              │",
-            "│                                      │",
+            "│Open fds             7 ▄▄▄▄           │",
+            "│Restarts             3 ▄              │",
+            "│Error rate       0.5 % ▄              │",
+            "│Throughput     120.0/s ▄              │",
+            "│Response         35 ms ▄              │",
             "└──────────────────────────────────────┘",
         ],
     );
@@ -186,9 +186,9 @@ fn metrics_panel_without_component_lists_the_fleet() {
         &model,
         &[
             "┌ Component Metrics ───────────────────────┐",
-            "│✅ api      3.2 %   12.4 MiB █            │",
-            "│🟡 cache    3.2 %   12.4 MiB █            │",
-            "│❌ db       3.2 %   12.4 MiB █            │",
+            "│✅ api      3.2 %   12.4 MiB ▄            │",
+            "│🟡 cache    3.2 %   12.4 MiB ▄            │",
+            "│❌ db    breaker open                     │",
             "│                                          │",
             "└──────────────────────────────────────────┘",
         ],
@@ -462,11 +462,11 @@ fn system_health_has_one_row_per_component_and_the_latest_notices() {
         &[
             "┌ System Health ───────────────────────────────────────────┐",
             "│   NAME  STATE        HEALTH              RESTARTS PID    │",
-            "│✅ api   running      healthy                    3 4242   │",
-            "│🟡 cache running      degraded: slow             0 4300   │",
             "│❌ db    breaker open failed: exit 3             5 -      │",
+            "│🟡 cache running      degraded: slow             0 4300   │",
+            "│✅ api   running      healthy                    3 4242   │",
             "│                                                          │",
-            "│error: db: breaker open after 5 restarts                  │",
+            "│13:46:40 error: db: breaker open after 5 restarts         │",
             "└──────────────────────────────────────────────────────────┘",
         ],
     );
@@ -497,9 +497,9 @@ fn system_health_in_ascii_without_colour() {
         &[
             "+ System Health -----------------------------------+",
             "|     NAME  STATE        HEALTH    RESTARTS PID    |",
-            "|[ok] api   running      healthy          3 4242   |",
-            "|[~~] cache running      degraded         0 4300   |",
             "|[xx] db    breaker open failed           5 -      |",
+            "|[~~] cache running      degraded         0 4300   |",
+            "|[ok] api   running      healthy          3 4242   |",
             "+--------------------------------------------------+",
         ],
     );
@@ -752,19 +752,20 @@ fn help_is_answered_locally() {
         &[
             "┌ Actions ───────────────────────────────────────────────────────────┐",
             "│components: api cache db                                            │",
-            "│> help stop                                                         │",
-            "│usage: stop [component]                                             │",
+            "│2 more above · PgUp/PgDn scroll                                     │",
             "│stop a component; it stays stopped until started.                   │",
             "│Stops the process (SIGTERM to its group, then SIGKILL after the     │",
             "│grace period). Healing leaves a stopped component alone.            │",
+            "│example: stop api                                                   │",
             "│>                                                                   │",
             "└────────────────────────────────────────────────────────────────────┘",
         ],
     );
-    // The outcome takes the rows it needs; the rest of the help is a page down.
-    model.update(key(KeyCode::PageDown));
+    // The newest lines show; the head of the help is a page up, and the hint says so.
+    model.update(key(KeyCode::PageUp));
     let text = screen(&model);
-    assert!(text.contains("example: stop api"), "{text}");
+    assert!(text.contains("> help stop"), "{text}");
+    assert!(text.contains("below · PgUp/PgDn scroll"), "{text}");
 }
 
 #[test]
@@ -844,20 +845,36 @@ fn line_editing_keys() {
 }
 
 #[test]
-fn ctrl_c_clears_then_quits_and_q_is_just_a_letter() {
+fn ctrl_c_clears_the_line_and_on_an_empty_line_says_how_to_close_instead_of_quitting() {
     let mut model = actions(None);
     typed(&mut model, "q");
     assert_eq!(actions_state(&model).input, "q");
     assert!(model.update(ctrl('c')).is_empty());
     assert_eq!(actions_state(&model).input, "");
-    assert_eq!(model.update(ctrl('c')), vec![Effect::Quit]);
+    assert!(model.update(ctrl('c')).is_empty(), "no Quit");
+    assert!(model.update(ctrl('d')).is_empty(), "no Quit");
+    assert_eq!(
+        actions_state(&model).outcome,
+        actions::Outcome::Note(actions::CLOSE_HINT.into())
+    );
 }
 
 #[test]
-fn other_panels_quit_on_q() {
-    let mut model = panel(PanelKind::Status, Some("api"), 40, 8);
-    assert_eq!(model.update(key(KeyCode::Char('q'))), vec![Effect::Quit]);
-    assert_eq!(model.update(ctrl('c')), vec![Effect::Quit]);
+fn no_key_quits_any_panel() {
+    for kind in PanelKind::ALL {
+        let mut model = panel(kind, Some("api"), 40, 8);
+        for msg in [
+            key(KeyCode::Char('q')),
+            ctrl('c'),
+            ctrl('d'),
+            key(KeyCode::Esc),
+        ] {
+            assert!(
+                !model.update(msg).contains(&Effect::Quit),
+                "{kind:?} quits on a key"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------- connection
@@ -982,8 +999,17 @@ fn each_kind_asks_for_what_it_shows_and_subscribes_to_its_topics() {
     );
     assert_eq!(
         plan(PanelKind::Component, Some("api")).1.0,
-        vec![Topic::State, Topic::Logs]
+        vec![Topic::State, Topic::Logs, Topic::Metrics]
     );
+    let history = Request::History {
+        component: "api".into(),
+    };
+    for kind in [PanelKind::Metrics, PanelKind::Status, PanelKind::Component] {
+        assert!(
+            plan(kind, Some("api")).0.contains(&history),
+            "{kind:?} asks for the core's history"
+        );
+    }
     assert_eq!(plan(PanelKind::Text, Some("api")).1.0, vec![Topic::Panels]);
 }
 

@@ -449,7 +449,8 @@ impl Kernel {
             | Request::PanelUpdate { .. }
             | Request::PanelText { .. }
             | Request::PanelInput { .. }
-            | Request::Notify { .. } => Err((
+            | Request::Notify { .. }
+            | Request::History { .. } => Err((
                 ErrorCode::Internal,
                 "the router sends this request to another part of the core".into(),
             )),
