@@ -29,25 +29,20 @@ pub struct TileState {
     pub tail: VecDeque<LogLine>,
     /// CPU samples for the trend (gaps while there is no process).
     pub cpu: Series,
-    /// Memory now, `None` without a process.
-    pub rss: Option<u64>,
 }
 
 impl TileState {
     pub fn on_process(&mut self, metrics: &ProcessMetrics, at: SystemTime) {
         self.cpu.push(at, Some(metrics.cpu_percent));
-        self.rss = Some(metrics.rss_bytes);
     }
 
     /// A process that is gone leaves a gap and no figures.
     pub fn on_status(&mut self, status: &ComponentStatus) {
-        if !has_process(status) {
-            self.rss = None;
-            if self.cpu.last().is_some()
-                && let Some(at) = status.last_exit.as_ref().map(|e| e.at)
-            {
-                self.cpu.push(at, None);
-            }
+        if !has_process(status)
+            && self.cpu.last().is_some()
+            && let Some(at) = status.last_exit.as_ref().map(|e| e.at)
+        {
+            self.cpu.push(at, None);
         }
     }
 
@@ -103,21 +98,22 @@ pub(super) fn render(view: Shared<'_>, state: &TileState, area: Rect, buf: &mut 
         Span::styled("  up ", theme.label()),
         Span::raw(uptime),
     ]));
-    let mut facts = vec![
+    lines.push(Line::from(vec![
         Span::styled("restarts ", theme.label()),
         Span::raw(status.restarts.to_string()),
-    ];
-    let running = has_process(status);
-    if let (true, Some(cpu), Some(rss)) = (running, state.cpu.last(), state.rss) {
-        facts.push(Span::styled("  cpu ", theme.label()));
-        facts.push(Span::raw(format!("{cpu:.1}% ")));
-        facts.push(Span::raw(format::bytes(rss)));
-    }
-    lines.push(Line::from(facts));
+    ]));
+    // The CPU trend, with the figure now while there is a process to measure.
     if !state.cpu.is_empty() {
-        let width = usize::from(area.width).saturating_sub(6).min(60);
+        let now = match (has_process(status), state.cpu.last()) {
+            (true, Some(cpu)) => format!("{cpu:.1}% "),
+            (true, None) | (false, _) => "- ".to_string(),
+        };
+        let width = usize::from(area.width)
+            .saturating_sub(4 + now.len())
+            .min(60);
         lines.push(Line::from(vec![
-            Span::styled("cpu   ", theme.label()),
+            Span::styled("cpu ", theme.label()),
+            Span::raw(now),
             Span::styled(
                 super::metrics::trend(theme, &state.cpu, width),
                 theme.good(),

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -208,8 +208,10 @@ async fn event_loop(
             }
         }
         // Keys already read (a paste typed as keys) go in before the next draw.
+        // Polled with this task's own waker (`poll!`, not `now_or_never`): EventStream keeps
+        // the waker of the poll that found nothing, and a throwaway one would never wake us.
         for _ in 0..KEY_BATCH {
-            let Some(event) = keys.next().now_or_never() else {
+            let std::task::Poll::Ready(event) = futures::poll!(keys.next()) else {
                 break;
             };
             let Some(msg) = term_msg(event)? else {
