@@ -29,7 +29,7 @@ const PRIORITY: [usize; 6] = [6, 7, 9, 8, 10, 11];
 
 /// The `status` table: one row per component, columns sized to their content, no cell cut. With
 /// a `width`, columns that do not fit are left out (CPU% and RSS go last, LAST ACTION first) and
-/// a last line names them; `None` prints every column.
+/// a last line says how many and that `--wide` shows them; `None` prints every column.
 pub fn status_table(
     components: &[ComponentStatus],
     now: SystemTime,
@@ -100,9 +100,9 @@ pub fn status_table(
     let mut out = render(&picked);
     if !hidden.is_empty() {
         out.push_str(&format!(
-            "({} left out to fit {} columns; --wide shows them)\n",
-            hidden.join(", "),
-            width.unwrap_or_default()
+            "({} more column{}: --wide)\n",
+            hidden.len(),
+            if hidden.len() == 1 { "" } else { "s" }
         ));
     }
     out
@@ -236,7 +236,7 @@ mod tests {
         }
         assert!(narrow.starts_with("NAME"));
         assert!(!narrow.lines().next().unwrap().contains("LAST ACTION"));
-        assert!(narrow.contains("--wide shows them"), "{narrow}");
+        assert!(narrow.contains("more columns: --wide"), "{narrow}");
         let eighty = status_table(&[c], now, Some(80));
         assert!(eighty.lines().next().unwrap().contains("CPU%"), "{eighty}");
     }

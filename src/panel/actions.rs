@@ -363,9 +363,10 @@ impl ActionsState {
                 start += 1;
             }
         }
-        let column = PROMPT.len() + marker.len().min(1) + used;
+        let marker_cols = usize::from(start > 0);
+        let column = PROMPT.len() + marker_cols + used;
         let mut visible = marker.to_string();
-        let mut shown = column - PROMPT.len();
+        let mut shown = marker_cols;
         for &c in &chars[start..] {
             if shown + cols(c) > room + 1 {
                 break;

@@ -1044,3 +1044,201 @@ fn default_titles_follow_the_guide() {
     );
     assert_eq!(given.title(), "API load");
 }
+
+// ---------------------------------------------------------------- issue 13
+
+fn frameless(kind: PanelKind, component: Option<&str>, width: u16, height: u16) -> Model {
+    let mut model = Model::new(
+        kind,
+        component.map(str::to_string),
+        None,
+        None,
+        Theme::default(),
+    )
+    .frameless();
+    model.update(Msg::Tick(now()));
+    model.update(Msg::Resize { width, height });
+    model.update(Msg::Connected);
+    model.update(Msg::Snapshot(Ok(Response::Status {
+        components: fleet(),
+    })));
+    model
+}
+
+#[test]
+fn issue_13_item_2_a_frameless_panel_draws_no_title_and_uses_every_row() {
+    let model = frameless(PanelKind::Status, Some("api"), 40, 3);
+    assert_screen(
+        &model,
+        &[
+            "✅ healthy                              ",
+            "state     running                       ",
+            "pid       4242                          ",
+        ],
+    );
+    let mut model = model;
+    model.update(Msg::Disconnected {
+        reason: "gone".into(),
+    });
+    let text = screen(&model);
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("core unreachable, retrying"),
+        "the connection state takes the last row:\n{text}"
+    );
+}
+
+#[test]
+fn issue_13_item_3_system_health_is_worst_first_with_more_and_scrolls() {
+    let mut model = frameless(PanelKind::SystemHealth, None, 60, 3);
+    assert_screen(
+        &model,
+        &[
+            "   NAME  STATE        HEALTH                RESTARTS PID    ",
+            "❌ db    breaker open failed: exit 3               5 -      ",
+            "+2 more · ↑↓ PgUp/PgDn scroll                               ",
+        ],
+    );
+    model.update(key(KeyCode::Down));
+    let text = screen(&model);
+    assert!(text.contains("cache") && text.contains("1 above"), "{text}");
+    model.update(key(KeyCode::End));
+    let text = screen(&model);
+    assert!(text.contains("api"), "the last row can be reached:\n{text}");
+}
+
+#[test]
+fn issue_13_item_5_a_paste_runs_each_line_and_keeps_the_rest() {
+    let mut model = frameless(PanelKind::Actions, None, 60, 8);
+    let effects = model.update(Msg::Paste("restart api\r\nstop db\nsta".into()));
+    let requests: Vec<&Request> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { request, .. } => Some(request),
+            Effect::Quit => None,
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            &Request::Restart {
+                component: "api".into()
+            },
+            &Request::Stop {
+                component: "db".into()
+            }
+        ]
+    );
+    assert_eq!(actions_state(&model).input, "sta");
+    // Both lines stay on screen, as in a terminal.
+    let text = screen(&model);
+    assert!(
+        text.contains("> restart api") && text.contains("> stop db"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_13_item_5_wide_input_keeps_its_end_and_the_cursor_on_screen() {
+    let mut model = frameless(PanelKind::Actions, None, 20, 4);
+    typed(&mut model, &"🚀".repeat(100));
+    let text = screen(&model);
+    let prompt = text.lines().last().unwrap();
+    assert!(prompt.starts_with("> …🚀"), "{prompt:?}");
+    assert_eq!(format::width(prompt.trim_end()), 19, "{prompt:?}");
+    let mut terminal = Terminal::new(TestBackend::new(20, 4)).unwrap();
+    terminal.draw(|f| model.view(f)).unwrap();
+    terminal
+        .backend_mut()
+        .assert_cursor_position(ratatui::layout::Position::new(19, 3));
+}
+
+#[test]
+fn issue_13_item_6_stopped_is_not_shown_healthy() {
+    let mut model = frameless(PanelKind::Component, Some("api"), 30, 4);
+    let mut stopped = status("api");
+    stopped.state = RunState::Stopped;
+    stopped.pid = None;
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(stopped),
+    }));
+    let text = screen(&model);
+    assert!(text.starts_with("⚪ stopped"), "{text}");
+    assert!(!text.contains('✅'), "{text}");
+}
+
+#[test]
+fn issue_13_item_7_no_stale_figures_without_a_process() {
+    // db's breaker is open: the last sample must not be shown as if it were now.
+    let model = frameless(PanelKind::Metrics, Some("db"), 50, 6);
+    let text = screen(&model);
+    assert!(!text.contains("12.4 MiB"), "{text}");
+    assert!(!text.contains("3.2 %"), "{text}");
+    let charts = frameless(PanelKind::Metrics, Some("db"), 60, 20);
+    let text = screen(&charts);
+    assert!(text.starts_with("no process (breaker open)"), "{text}");
+    assert!(!text.contains("12.4 MiB"), "{text}");
+}
+
+#[test]
+fn issue_13_pictures_metrics_charts_fill_the_pane_with_axes_and_units() {
+    let mut model = frameless(PanelKind::Metrics, Some("api"), 60, 24);
+    let history = crate::protocol::ComponentHistory {
+        component: "api".into(),
+        samples: (0..30)
+            .map(|n| crate::protocol::HistorySample {
+                at: now() - Duration::from_secs(120 - n * 4),
+                metrics: Some(ProcessMetrics {
+                    cpu_percent: n as f64,
+                    rss_bytes: 10_000_000,
+                    open_fds: 7,
+                }),
+                restarts: 3,
+                response_ms: None,
+            })
+            .collect(),
+        timeline: vec![],
+    };
+    model.update(Msg::Snapshot(Ok(Response::History { history })));
+    let text = screen(&model);
+    for needle in ["CPU", "Memory", "Restarts", "now", "-2m 00s", "50%", "0"] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    assert!(
+        text.chars().any(|c| ('\u{2800}'..='\u{28FF}').contains(&c)),
+        "a plotted line:\n{text}"
+    );
+    assert_eq!(text.lines().count(), 24);
+}
+
+#[test]
+fn issue_13_pictures_health_status_shows_a_timeline() {
+    let mut model = frameless(PanelKind::Status, Some("api"), 60, 16);
+    let issue = Issue {
+        detected_at: now() - Duration::from_secs(30),
+        ..Issue::new("api", "crash", Severity::Error)
+    };
+    model.update(Msg::Event(Event::Issue {
+        issue: issue.clone(),
+    }));
+    model.update(Msg::Event(Event::Healing {
+        record: RecoveryRecord {
+            issue,
+            strategy: "restart".into(),
+            successful: true,
+            action: HealingAction::Restart,
+            timestamp: now() - Duration::from_secs(29),
+            duration: Duration::from_millis(20),
+        },
+    }));
+    let text = screen(&model);
+    let strip = text
+        .lines()
+        .find(|l| l.starts_with("timeline"))
+        .expect("a strip");
+    assert!(strip.contains('!') || strip.contains('+'), "{strip}");
+    assert!(text.contains("crash (error)"), "{text}");
+    assert!(text.contains("restart worked in 20ms"), "{text}");
+}

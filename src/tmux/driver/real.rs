@@ -380,6 +380,26 @@ impl TmuxDriver for Tmux {
             commands.push(strings(["kill-window", "-t", &old.to_string()]));
         }
         commands.push(strings(["rename-window", "-t", &target, &plan.name]));
+        // `select-pane -T` above makes the new window current; give the focus back to the
+        // window that had it (or to the new one, when it replaced the current window).
+        let current = self
+            .run_args(&[
+                "display-message",
+                "-p",
+                "-t",
+                &format!("{session}:"),
+                "#{window_id}",
+            ])
+            .await
+            .ok()
+            .and_then(|id| id.trim().parse::<WindowId>().ok());
+        match current {
+            Some(id) if plan.replace.contains(&id) => {
+                commands.push(strings(["select-window", "-t", &target]));
+            }
+            Some(id) => commands.push(strings(["select-window", "-t", &id.to_string()])),
+            None => {}
+        }
         let out = match self.run(&chain(&commands)).await {
             Ok(out) => out,
             Err(e) => {
