@@ -233,9 +233,9 @@ impl Supervisor {
     /// the components with metric thresholds. With a client watching metrics every component is
     /// sampled and published on every tick; with nobody watching, on one tick in five (the one in
     /// the first two seconds of each ten on the wall clock: stateless, so this shell keeps no
-    /// counter), which keeps the history room's charts fed at a fifth of the cost (measured: about
-    /// 25 µs of /proc reading per component and sample, so 1,000 idle components cost 2.5 ms
-    /// every 10 s).
+    /// counter), which keeps the history room's charts fed at a fifth of the cost. Measured: 8 µs
+    /// of /proc reading per component and sample in a release build (16 µs in debug), so 1,000
+    /// components nobody watches cost about 8 ms every 10 s, under 0.1 % of one core.
     fn on_metrics_tick(&mut self) {
         let watched = self.metrics_subscribers.load(Ordering::Relaxed) > 0;
         let history_tick = SystemTime::now()
