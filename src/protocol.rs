@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::model::{
-    ComponentCapabilities, ComponentStatus, HealthMetrics, HealthStatus, Issue, LogLine,
-    ProcessMetrics, RecoveryRecord, RunState, SupervisorCommand,
+    ComponentCapabilities, ComponentStatus, HealingAction, HealthMetrics, HealthStatus, Issue,
+    LogLine, ProcessMetrics, RecoveryRecord, RunState, SupervisorCommand,
 };
 
 /// Bumped on any change that is not purely additive.
@@ -296,8 +296,19 @@ pub struct HistorySample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineEntry {
-    Issue { issue: Issue },
-    Healing { record: RecoveryRecord },
+    Issue {
+        issue: Issue,
+    },
+    /// A healing attempt as the healing engine reported it (live, `Event::Healing`).
+    Healing {
+        record: RecoveryRecord,
+    },
+    /// A healing action the core's history saw begin (its outcome is not recorded there).
+    Action {
+        action: HealingAction,
+        #[serde(with = "crate::model::rfc3339")]
+        at: SystemTime,
+    },
 }
 
 impl TimelineEntry {
@@ -306,6 +317,7 @@ impl TimelineEntry {
         match self {
             TimelineEntry::Issue { issue } => issue.detected_at,
             TimelineEntry::Healing { record } => record.timestamp,
+            TimelineEntry::Action { at, .. } => *at,
         }
     }
 }
@@ -720,6 +732,10 @@ mod tests {
                                 timestamp: SystemTime::UNIX_EPOCH,
                                 duration: Duration::from_millis(3),
                             },
+                        },
+                        TimelineEntry::Action {
+                            action: HealingAction::Restart,
+                            at: SystemTime::UNIX_EPOCH,
                         },
                     ],
                 },

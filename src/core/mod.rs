@@ -157,10 +157,11 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             journal: journal.clone(),
         },
     );
+    let history = history::HistoryHandle::spawn(supervisor_handle.clone(), journal.clone());
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
-        history: history::HistoryHandle::spawn(&bus),
+        history,
         logs,
         journal,
         bus,

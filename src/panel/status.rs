@@ -4,9 +4,10 @@
 //! system health table.
 //!
 //! Below them, the component's recent issues and healing attempts as a timeline: a strip over the
-//! last ten minutes with a mark for each (`!` an issue, `+` a healing attempt that worked, `x`
-//! one that did not), then the newest entries, one a line, as many as fit. The core keeps that
-//! history (`Request::History`), so the timeline is there as soon as the panel opens.
+//! last ten minutes with a mark for each (`!` an issue, `+` a healing attempt that worked, `x` one
+//! that did not, `>` a healing action the core's history saw begin), then the newest entries, one
+//! a line, as many as fit. The core keeps that history (`Request::History`), so the timeline is
+//! there as soon as the panel opens.
 //!
 //! It only reads the model; times are measured against the model's clock, never the system's.
 
@@ -143,6 +144,7 @@ fn timeline_lines(
                 },
                 format::delay(record.duration)
             ),
+            TimelineEntry::Action { action, .. } => format!("{action} (healing)"),
         };
         out.push(Line::from(vec![
             Span::styled(format!("{:<LABEL$}", when), theme.dim()),
@@ -163,6 +165,7 @@ fn mark(view: Shared<'_>, entry: &TimelineEntry) -> (char, ratatui::style::Style
         },
         TimelineEntry::Healing { record } if record.successful => ('+', theme.good()),
         TimelineEntry::Healing { .. } => ('x', theme.error()),
+        TimelineEntry::Action { .. } => ('>', theme.label()),
     }
 }
 
