@@ -102,12 +102,12 @@ pub(super) fn render(view: Shared<'_>, state: &TileState, area: Rect, buf: &mut 
         Span::styled("restarts ", theme.label()),
         Span::raw(status.restarts.to_string()),
     ]));
-    // The CPU trend, with the figure now while there is a process to measure.
-    if !state.cpu.is_empty() {
-        let now = match (has_process(status), state.cpu.last()) {
-            (true, Some(cpu)) => format!("{cpu:.1}% "),
-            (true, None) | (false, _) => "- ".to_string(),
-        };
+    // The CPU trend and the figure now, while there is a process (a stopped tile gives its rows
+    // to the output that says why it stopped).
+    if has_process(status)
+        && let Some(cpu) = state.cpu.last()
+    {
+        let now = format!("{cpu:.1}% ");
         let width = usize::from(area.width)
             .saturating_sub(4 + now.len())
             .min(60);
