@@ -246,10 +246,13 @@ fn current(status: Option<&ComponentStatus>, samples: &Samples) -> Option<(f64, 
     ))
 }
 
-/// What stands in for the figures while there is no process.
+/// What stands in for the figures while there is no process, or no sample of the new one yet.
 fn no_process(status: Option<&ComponentStatus>) -> String {
-    let state = status.map_or("unknown", |s| s.state.word());
-    format!("no process ({state})")
+    match status {
+        Some(s) if has_process(s) => format!("new process, first sample soon ({})", s.state.word()),
+        Some(s) => format!("no process ({})", s.state.word()),
+        None => "no process (unknown)".to_string(),
+    }
 }
 
 /// The first line over the charts: the figures now, or why there are none.

@@ -1242,3 +1242,21 @@ fn issue_13_pictures_health_status_shows_a_timeline() {
     assert!(text.contains("crash (error)"), "{text}");
     assert!(text.contains("restart worked in 20ms"), "{text}");
 }
+
+#[test]
+fn issue_13_item_7_a_restarted_process_is_not_called_missing_before_its_first_sample() {
+    let mut model = frameless(PanelKind::Metrics, Some("api"), 50, 6);
+    let mut gone = status("api");
+    gone.state = RunState::Backoff;
+    gone.pid = None;
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(gone),
+    }));
+    assert!(screen(&model).contains("no process (backoff)"));
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(status("api")),
+    }));
+    let text = screen(&model);
+    assert!(text.contains("first sample soon (running)"), "{text}");
+    assert!(!text.contains("3.2 %"), "no stale figure:\n{text}");
+}
