@@ -25,10 +25,10 @@ use crate::model::{
     TaskOutcome, TaskRecord,
 };
 use crate::protocol::{
-    ClientMessage, ErrorCode, Event, Frame, FrameError, KnowledgeAnswer, KnowledgeItem,
-    KnowledgeQuery, KnowledgeRequest, KnowledgeResult, KnowledgeStats, MAX_ANSWER_LINE, MacAnswer,
-    MacRequest, NoticeLevel, PROTOCOL_VERSION, Request, Response, ServerMessage, TaskReply, Topic,
-    encode, read_frame,
+    ClientMessage, ComponentHistory, ErrorCode, Event, Frame, FrameError, KnowledgeAnswer,
+    KnowledgeItem, KnowledgeQuery, KnowledgeRequest, KnowledgeResult, KnowledgeStats,
+    MAX_ANSWER_LINE, MacAnswer, MacRequest, NoticeLevel, PROTOCOL_VERSION, Request, Response,
+    ServerMessage, TaskReply, Topic, encode, read_frame,
 };
 
 /// Why a request could not be answered.
@@ -722,6 +722,17 @@ impl Client {
             self.writer,
             self.pending_events,
         )
+    }
+
+    /// One component's recent history: samples and timeline, oldest first.
+    pub async fn history(&mut self, component: &str) -> Result<ComponentHistory, ClientError> {
+        let request = Request::History {
+            component: component.to_string(),
+        };
+        match self.request(request).await? {
+            Response::History { history } => Ok(history),
+            other => Err(ClientError::unexpected("history", other)),
+        }
     }
 
     /// The next event; `Ok(None)` when the core hung up cleanly.

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::model::{
-    AgentCapabilities, AgentStatus, ComponentCapabilities, ComponentStatus, HealthMetrics,
-    HealthStatus, Issue, LogLine, MacTask, PlanStatus, ProcessMetrics, RecoveryRecord,
-    ReportThresholds, RunState, SupervisorCommand, TaskOutcome, TaskRecord,
+    AgentCapabilities, AgentStatus, ComponentCapabilities, ComponentStatus, HealingAction,
+    HealthMetrics, HealthStatus, Issue, LogLine, MacTask, PlanStatus, ProcessMetrics,
+    RecoveryRecord, ReportThresholds, RunState, SupervisorCommand, TaskOutcome, TaskRecord,
 };
 
 pub use knowledge::{
@@ -250,6 +250,11 @@ pub enum Request {
     },
     /// The recovery plans running and the last ones that ended (§4.2), oldest first.
     Plans,
+    /// The recent history of one component that the core keeps (a few minutes of samples, its
+    /// latest issues and healing attempts), so a panel opened now draws the last minutes at once.
+    History {
+        component: String,
+    },
 }
 
 fn default_issue_limit() -> usize {
@@ -317,6 +322,62 @@ pub enum Response {
     Plans {
         plans: Vec<PlanStatus>,
     },
+    History {
+        history: ComponentHistory,
+    },
+}
+
+/// What [`Request::History`] answers: one component's recent samples and timeline, oldest first.
+/// Empty for a component the core has not seen yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentHistory {
+    pub component: String,
+    pub samples: Vec<HistorySample>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One sample of a component's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySample {
+    #[serde(with = "crate::model::rfc3339")]
+    pub at: SystemTime,
+    /// `None` while the component had no process (stopped, backing off, breaker open).
+    pub metrics: Option<ProcessMetrics>,
+    /// Restarts so far, as the core counted them at `at`.
+    pub restarts: u32,
+    /// The response time a linked component last reported, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_ms: Option<f64>,
+}
+
+/// Something that happened to a component: an issue, or a healing attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TimelineEntry {
+    Issue {
+        issue: Issue,
+    },
+    /// A healing attempt as the healing engine reported it (live, `Event::Healing`).
+    Healing {
+        record: RecoveryRecord,
+    },
+    /// A healing action the core's history saw begin (its outcome is not recorded there).
+    Action {
+        action: HealingAction,
+        #[serde(with = "crate::model::rfc3339")]
+        at: SystemTime,
+    },
+}
+
+impl TimelineEntry {
+    /// When it happened.
+    pub fn at(&self) -> SystemTime {
+        match self {
+            TimelineEntry::Issue { issue } => issue.detected_at,
+            TimelineEntry::Healing { record } => record.timestamp,
+            TimelineEntry::Action { at, .. } => *at,
+        }
+    }
 }
 
 /// Pushed to subscribers.
@@ -1042,6 +1103,9 @@ mod tests {
             Request::Mac {
                 request: MacRequest::Tasks { limit: 20 },
             },
+            Request::History {
+                component: "api".into(),
+            },
         ];
         round_trip(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -1124,6 +1188,49 @@ mod tests {
             Response::Mac {
                 answer: MacAnswer::Agents {
                     agents: vec![agent_status()],
+                },
+            },
+            Response::History {
+                history: ComponentHistory::default(),
+            },
+            Response::History {
+                history: ComponentHistory {
+                    component: "api".into(),
+                    samples: vec![
+                        HistorySample {
+                            at: SystemTime::UNIX_EPOCH,
+                            metrics: Some(ProcessMetrics {
+                                cpu_percent: 1.5,
+                                rss_bytes: 4096,
+                                open_fds: 4,
+                            }),
+                            restarts: 2,
+                            response_ms: Some(12.5),
+                        },
+                        HistorySample {
+                            at: SystemTime::UNIX_EPOCH,
+                            metrics: None,
+                            restarts: 3,
+                            response_ms: None,
+                        },
+                    ],
+                    timeline: vec![
+                        TimelineEntry::Issue { issue: issue() },
+                        TimelineEntry::Healing {
+                            record: RecoveryRecord {
+                                issue: issue(),
+                                strategy: "restart".into(),
+                                successful: false,
+                                action: HealingAction::Restart,
+                                timestamp: SystemTime::UNIX_EPOCH,
+                                duration: Duration::from_millis(3),
+                            },
+                        },
+                        TimelineEntry::Action {
+                            action: HealingAction::Restart,
+                            at: SystemTime::UNIX_EPOCH,
+                        },
+                    ],
                 },
             },
         ];

@@ -68,22 +68,36 @@ enum Command {
     Up(UpArgs),
     /// Stop every component in reverse dependency order, then the core.
     Down,
-    /// Show components: state, health, pid, uptime, restarts, CPU, memory, last exit.
+    /// Show components: state, health, pid, uptime, restarts, CPU, memory, last exit, healing,
+    /// last issue and action (as many columns as the terminal or COLUMNS allows; --wide for all).
     Status {
-        /// Only this component.
+        /// Only this component (a name from `hms-console status`).
         component: Option<String>,
-        /// Machine-readable output.
+        /// Every column, whatever the terminal's width.
+        #[arg(long, conflicts_with = "json")]
+        wide: bool,
+        /// Machine-readable output: every field of every component, as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Start a stopped component.
-    Start { component: String },
+    Start {
+        /// The component's name (see `hms-console status`).
+        component: String,
+    },
     /// Stop a component (its stop signal to the process group, SIGKILL after the grace period).
-    Stop { component: String },
+    Stop {
+        /// The component's name (see `hms-console status`).
+        component: String,
+    },
     /// Restart a component now; clears its backoff and closes its circuit breaker.
-    Restart { component: String },
+    Restart {
+        /// The component's name (see `hms-console status`).
+        component: String,
+    },
     /// Show a component's recent output.
     Logs {
+        /// The component's name (see `hms-console status`).
         component: String,
         /// How many lines.
         #[arg(short = 'n', long, default_value_t = 50)]
@@ -94,9 +108,12 @@ enum Command {
     },
     /// List recent issues (crashes, failed probes, matched log patterns, open breakers).
     Issues {
+        /// Only this component's issues.
         component: Option<String>,
+        /// How many of the newest issues to show.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+        /// Machine-readable output: every field of every issue, as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -110,7 +127,10 @@ enum Command {
     Reload,
     /// Run a component's healing path by hand (Basic: restart; Advanced/Full: a recovery episode
     /// through its recovery actions).
-    Heal { component: String },
+    Heal {
+        /// The component's name (see `hms-console status`).
+        component: String,
+    },
     /// Check a config without running it.
     Validate(FleetArgs),
     /// Open the console in tmux: an overview window and one window per component. Starts the
@@ -167,6 +187,9 @@ enum Command {
         /// ASCII icons and borders (also HMS_ASCII=1).
         #[arg(long)]
         ascii: bool,
+        /// No border or title of its own (for a tmux pane whose border shows the title).
+        #[arg(long)]
+        frameless: bool,
     },
     /// The knowledge registry: what the fleet learned (recovery records, issue patterns,
     /// runbooks); query it, add to it, export and import it.
@@ -210,13 +233,18 @@ enum LayoutCommand {
     /// A ROWSxCOLS grid of component tiles with system health and actions rows, e.g. `3x3`.
     Custom {
         /// ROWSxCOLS, 1 to 12 each.
-        size: String,
+        #[arg(value_parser = parse_size)]
+        size: (u8, u8),
         /// The components for the tiles, in order (default: the fleet's first ones).
         #[arg(long, value_delimiter = ',')]
         components: Option<Vec<String>>,
     },
     /// A layout file (see layouts/); the window is rebuilt when the file changes.
     File { path: PathBuf },
+}
+
+fn parse_size(text: &str) -> Result<(u8, u8), String> {
+    crate::console::session::parse_grid_size(text).map_err(|e| e.to_string())
 }
 
 fn parse_panel_kind(text: &str) -> Result<crate::model::PanelKind, String> {
@@ -298,8 +326,14 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hms-console: {e}");
+            // A cause that a message above already quotes is not repeated.
+            let mut said = e.to_string();
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said.push_str(&text);
+                }
             }
             let not_running = e.chain().any(|c| {
                 matches!(
@@ -359,8 +393,12 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
     let socket = crate::paths::socket_path(cli.socket.as_deref());
     match cli.command {
         Command::Up(args) => up(args, socket, data_dir).await,
-        Command::Down => down(&socket).await,
-        Command::Status { component, json } => status(&socket, component, json).await,
+        Command::Down => down(&socket, cli.tmux_socket.as_deref()).await,
+        Command::Status {
+            component,
+            wide,
+            json,
+        } => status(&socket, component, wide, json).await,
         Command::Start { component } => say(connect(&socket).await?.start(&component).await?),
         Command::Stop { component } => say(connect(&socket).await?.stop(&component).await?),
         Command::Restart { component } => say(connect(&socket).await?.restart(&component).await?),
@@ -437,8 +475,10 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             title,
             panel,
             ascii,
+            frameless,
         } => {
             let mut opts = crate::panel::PanelOptions::new(kind, socket);
+            opts.frameless = frameless;
             opts.component = component;
             opts.title = title;
             opts.panel = panel;
@@ -596,7 +636,7 @@ async fn detach(
     }
 }
 
-async fn down(socket: &Path) -> Result<()> {
+async fn down(socket: &Path, tmux_socket: Option<&str>) -> Result<()> {
     let mut client = connect(socket).await?;
     let pid = client.core().pid;
     let message = client.down().await?;
@@ -606,7 +646,43 @@ async fn down(socket: &Path) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     println!("{message}");
+    // The console that `attach` built shows this core: it goes away with it, rather than leave
+    // panels saying "core unreachable" to nobody.
+    for session in close_consoles(tmux_socket, socket).await {
+        println!("closed the console session '{session}'");
+    }
     Ok(())
+}
+
+/// Kills the tmux sessions `attach` built over the core on `socket` (tagged with
+/// [`crate::console::session::CORE_OPTION`]); returns their names.
+async fn close_consoles(tmux_socket: Option<&str>, socket: &Path) -> Vec<String> {
+    use crate::console::session::CORE_OPTION;
+    use crate::tmux::driver::TmuxDriver;
+    let driver = tmux_driver(tmux_socket);
+    let ours = std::path::absolute(socket).unwrap_or_else(|_| socket.to_path_buf());
+    let mut closed = Vec::new();
+    for session in driver.list_sessions().await.unwrap_or_default() {
+        let tag = driver
+            .run(&[
+                "show-options".into(),
+                "-qv".into(),
+                "-t".into(),
+                format!("={session}:"),
+                CORE_OPTION.into(),
+            ])
+            .await
+            .unwrap_or_default();
+        if Path::new(tag.trim()) == ours.as_path()
+            && driver
+                .run(&["kill-session".into(), "-t".into(), format!("={session}")])
+                .await
+                .is_ok()
+        {
+            closed.push(session);
+        }
+    }
+    closed
 }
 
 /// True while `pid` runs (a zombie waiting for its parent to reap it counts as gone).
@@ -625,13 +701,14 @@ fn say(message: String) -> Result<()> {
     Ok(())
 }
 
-async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<()> {
+async fn status(socket: &Path, component: Option<String>, wide: bool, json: bool) -> Result<()> {
     let mut client = connect(socket).await?;
     let components = client.status(component.as_deref()).await?;
     let text = if json {
         serde_json::to_string_pretty(&components)? + "\n"
     } else {
-        let mut table = output::status_table(&components, std::time::SystemTime::now());
+        let width = if wide { None } else { output_width() };
+        let mut table = output::status_table(&components, std::time::SystemTime::now(), width);
         if let Some(containment) = &client.core().containment {
             table.push_str(&format!("\ncontainment: {containment}\n"));
         }
@@ -640,6 +717,25 @@ async fn status(socket: &Path, component: Option<String>, json: bool) -> Result<
     use std::io::Write;
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The columns `status` may fill: COLUMNS when set, else the terminal's width; `None` (no
+/// limit) when printing to a pipe or a file, so scripts get every column.
+fn output_width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+    {
+        return Some(columns);
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w))
 }
 
 async fn issues(socket: &Path, component: Option<String>, limit: usize, json: bool) -> Result<()> {
@@ -721,7 +817,14 @@ async fn attach(
     let driver = tmux_driver(tmux_socket);
     let opts = console_options(socket, data_dir, session, ascii)?;
     let size = if no_attach {
-        (200, 50)
+        // COLUMNS and LINES, when both are set, size a session built for later (scripts, tests).
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u16>().ok())
+                .filter(|v| *v > 0)
+        };
+        env("COLUMNS").zip(env("LINES")).unwrap_or((200, 50))
     } else {
         crossterm::terminal::size().unwrap_or((200, 50))
     };
@@ -790,18 +893,18 @@ async fn layout_window(
     session: &str,
     ascii: bool,
 ) -> Result<()> {
-    use crate::console::session::{LayoutSource, absolute, build, parse_grid_size};
+    use crate::console::session::{LayoutSource, absolute, build};
     use crate::tmux::driver::TmuxDriver;
     let source = match layout {
         LayoutCommand::Twobytwo { component } => LayoutSource::TwoByTwo(component),
-        LayoutCommand::Custom { size, components } => {
-            let (rows, cols) = parse_grid_size(&size)?;
-            LayoutSource::Custom {
-                rows,
-                cols,
-                components,
-            }
-        }
+        LayoutCommand::Custom {
+            size: (rows, cols),
+            components,
+        } => LayoutSource::Custom {
+            rows,
+            cols,
+            components,
+        },
         LayoutCommand::File { path } => {
             // Check the file before touching tmux: a bad layout changes nothing.
             crate::tmux::layout::Grid::load(&path)?;
@@ -814,14 +917,33 @@ async fn layout_window(
         bail!("no tmux session '{session}'; open the console first with `hms-console attach`");
     }
     let opts = console_options(socket, data_dir, session, ascii)?;
+    let name = source.window_name(&source.grid(&fleet)?);
+    let replaced = driver
+        .list_windows(session)
+        .await?
+        .iter()
+        .any(|w| w.name == name);
     let window = build(&driver, &opts, &source, &fleet).await?;
-    driver.select_window(window.window).await?;
+    // A new window is shown; a replaced one keeps its place, and the focus stays where it was.
+    if !replaced {
+        driver.select_window(window.window).await?;
+    }
     start_watcher(tmux_socket, &opts).await;
     println!(
-        "window '{}' ({} panes) in session '{session}'",
+        "window '{}' ({} panes) in session '{session}'{}",
         window.name,
-        window.panes.len()
+        window.panes.len(),
+        if replaced { ", replaced in place" } else { "" }
     );
+    let left_out = source.left_out(&fleet);
+    if !left_out.is_empty() {
+        println!(
+            "left out ({} tiles for {} components): {}; name them with --components or use a larger grid",
+            fleet.len() - left_out.len(),
+            fleet.len(),
+            left_out.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -856,7 +978,7 @@ async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<
         Response::Status { components } => {
             print!(
                 "{}",
-                output::status_table(&components, std::time::SystemTime::now())
+                output::status_table(&components, std::time::SystemTime::now(), output_width())
             )
         }
         Response::Logs { lines } => {

@@ -1,31 +1,45 @@
-//! Plain-text rendering for the CLI: the status table, issues, log lines.
+//! Plain-text rendering for the CLI: the status table, issues, log lines. Health is shown as the
+//! panels show it (`unknown` for a component without a process, never a stale `healthy`).
 
 use std::time::SystemTime;
 
 use crate::model::{BreakerState, ComponentStatus, Issue, LogLine, LogStream};
-use crate::text::{duration as format_duration, truncate};
+use crate::panel::metrics::has_process;
+use crate::panel::theme::known_health;
+use crate::text::duration as format_duration;
 
-/// The `status` table: one row per component, columns sized to their content.
-pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
-    let header = [
-        "NAME",
-        "STATE",
-        "HEALTH",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "CPU%",
-        "RSS",
-        "LAST EXIT",
-        "HEALING",
-        "LAST ISSUE",
-        "LAST ACTION",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+/// The `status` columns, in the order they are printed; the first [`ALWAYS`] always are.
+const STATUS_COLUMNS: [&str; 12] = [
+    "NAME",
+    "STATE",
+    "HEALTH",
+    "PID",
+    "UPTIME",
+    "RESTARTS",
+    "CPU%",
+    "RSS",
+    "LAST EXIT",
+    "HEALING",
+    "LAST ISSUE",
+    "LAST ACTION",
+];
+const ALWAYS: usize = 6;
+/// The order in which the other columns are given room when the width is limited.
+const PRIORITY: [usize; 6] = [6, 7, 9, 8, 10, 11];
+
+/// The `status` table: one row per component, columns sized to their content, no cell cut. With
+/// a `width`, columns that do not fit are left out (CPU% and RSS go last, LAST ACTION first) and
+/// a last line says how many and that `--wide` shows them; `None` prints every column.
+pub fn status_table(
+    components: &[ComponentStatus],
+    now: SystemTime,
+    width: Option<usize>,
+) -> String {
+    let mut rows: Vec<Vec<String>> = vec![STATUS_COLUMNS.iter().map(|s| s.to_string()).collect()];
     for c in components {
-        let (cpu, rss) = match &c.metrics {
-            Some(m) => (format!("{:.1}", m.cpu_percent), human_bytes(m.rss_bytes)),
-            None => ("-".into(), "-".into()),
+        let (cpu, rss) = match (&c.metrics, has_process(c)) {
+            (Some(m), true) => (format!("{:.1}", m.cpu_percent), human_bytes(m.rss_bytes)),
+            (Some(_) | None, _) => ("-".into(), "-".into()),
         };
         let healing = match (c.healing.breaker, c.healing.backoff) {
             (BreakerState::Open, _) => match c.healing.next_trial_at {
@@ -39,10 +53,14 @@ pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
             (BreakerState::Closed, Some(d)) => format!("backoff {}", format_duration(d)),
             (BreakerState::Closed, None) => "-".into(),
         };
+        let health = match known_health(c) {
+            Some(h) => h.word(),
+            None => "unknown",
+        };
         rows.push(vec![
             c.name.clone(),
             c.state.to_string(),
-            c.health.word().to_string(),
+            health.to_string(),
             c.pid.map_or("-".into(), |p| p.to_string()),
             c.uptime(now).map_or("-".into(), format_duration),
             c.restarts.to_string(),
@@ -57,10 +75,37 @@ pub fn status_table(components: &[ComponentStatus], now: SystemTime) -> String {
             c.healing
                 .last_action
                 .as_ref()
-                .map_or("-".into(), |a| truncate(&a.to_string(), 60)),
+                .map_or("-".into(), |a| a.to_string()),
         ]);
     }
-    render(&rows)
+    let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut shown: Vec<usize> = (0..ALWAYS).collect();
+    let mut used: usize = widths[..ALWAYS].iter().sum::<usize>() + 2 * (ALWAYS - 1);
+    let mut hidden = Vec::new();
+    for &i in &PRIORITY {
+        if width.is_none_or(|w| used + 2 + widths[i] <= w) {
+            used += 2 + widths[i];
+            shown.push(i);
+        } else {
+            hidden.push(STATUS_COLUMNS[i]);
+        }
+    }
+    shown.sort_unstable();
+    let picked: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| shown.iter().map(|&i| r[i].clone()).collect())
+        .collect();
+    let mut out = render(&picked);
+    if !hidden.is_empty() {
+        out.push_str(&format!(
+            "({} more column{}: --wide)\n",
+            hidden.len(),
+            if hidden.len() == 1 { "" } else { "s" }
+        ));
+    }
+    out
 }
 
 /// Recent issues, oldest first.
@@ -130,4 +175,69 @@ fn render(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ComponentKind, HealingStatus, HealthStatus, RestartPolicy, RunState};
+
+    fn component(name: &str, state: RunState) -> ComponentStatus {
+        ComponentStatus {
+            name: name.into(),
+            kind: ComponentKind::Process,
+            state,
+            health: HealthStatus::Healthy,
+            pid: (state == RunState::Running).then_some(4242),
+            started_at: None,
+            restarts: 0,
+            metrics: None,
+            reported: None,
+            last_exit: None,
+            depends_on: vec![],
+            restart: RestartPolicy::Permanent,
+            recovery_actions: vec![],
+            healing: HealingStatus::default(),
+        }
+    }
+
+    #[test]
+    fn a_stopped_component_is_not_healthy_in_the_table() {
+        let table = status_table(
+            &[
+                component("api", RunState::Running),
+                component("worker", RunState::Stopped),
+            ],
+            SystemTime::UNIX_EPOCH,
+            None,
+        );
+        let worker = table.lines().find(|l| l.starts_with("worker")).unwrap();
+        assert!(
+            worker.contains("unknown") && !worker.contains("healthy"),
+            "{worker}"
+        );
+        let api = table.lines().find(|l| l.starts_with("api")).unwrap();
+        assert!(api.contains("healthy"), "{api}");
+    }
+
+    #[test]
+    fn the_table_fits_the_width_and_names_what_it_left_out() {
+        let mut c = component("api", RunState::Running);
+        c.healing.last_action = Some(crate::model::HealingAction::Restart);
+        let now = SystemTime::UNIX_EPOCH;
+        let wide = status_table(std::slice::from_ref(&c), now, None);
+        assert!(
+            wide.lines().next().unwrap().ends_with("LAST ACTION"),
+            "{wide}"
+        );
+        let narrow = status_table(std::slice::from_ref(&c), now, Some(60));
+        for line in narrow.lines().take(2) {
+            assert!(line.chars().count() <= 60, "{line:?} fits 60 columns");
+        }
+        assert!(narrow.starts_with("NAME"));
+        assert!(!narrow.lines().next().unwrap().contains("LAST ACTION"));
+        assert!(narrow.contains("more columns: --wide"), "{narrow}");
+        let eighty = status_table(&[c], now, Some(80));
+        assert!(eighty.lines().next().unwrap().contains("CPU%"), "{eighty}");
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::PanelKind;
 use crate::tmux::driver::{
-    ManagedWindow, NewSession, PaneId, SessionState, TmuxDriver, TmuxError, WindowId,
+    ManagedWindow, NewSession, OptionScope, PaneId, SessionState, TmuxDriver, TmuxError, WindowId,
     build_window_with_options, ensure_session,
 };
 use crate::tmux::layout::{Grid, LayoutError, Panel};
@@ -21,6 +21,27 @@ pub const LAYOUT_OPTION: &str = "@hms-layout";
 /// The window option that records a fingerprint of the grid the window was built from, so a
 /// rebuild can be skipped when a layout file event brings no change.
 pub const GRID_OPTION: &str = "@hms-grid";
+
+/// The session option naming the core's socket the session shows, so `down` finds the
+/// sessions that go away with that core.
+pub const CORE_OPTION: &str = "@hms-core-socket";
+
+/// The session hook that brings a dead pane back: a second later, the pane's own command again
+/// (a panel that cannot start at all is retried once a second, not in a tight loop).
+pub const RESPAWN_HOOK: &str = "pane-died";
+const RESPAWN_COMMAND: &str = "run-shell -b -d 1 -C \"respawn-pane -t #{hook_pane}\"";
+
+/// Makes dead panes come back: respawns those dead now and sets [`RESPAWN_HOOK`] for the rest
+/// of the session's life. Called by `attach` and by the console watcher when it starts.
+pub async fn keep_panes_alive<D: TmuxDriver>(
+    driver: &D,
+    session: &str,
+) -> Result<usize, TmuxError> {
+    driver
+        .set_hook(session, RESPAWN_HOOK, RESPAWN_COMMAND)
+        .await?;
+    driver.respawn_dead_panes(session).await
+}
 
 /// A fingerprint of a grid (stable within one build of hms-console).
 pub fn grid_fingerprint(grid: &Grid) -> String {
@@ -42,7 +63,7 @@ pub enum ConsoleError {
     /// A `RxC` grid size that does not parse.
     #[error("invalid grid size '{0}': write ROWSxCOLS, e.g. 3x3 (1 to 12 each)")]
     GridSize(String),
-    /// A layout names a component the fleet does not have.
+    /// A layout names a component the fleet does not have; `known` is in fleet order.
     #[error("unknown component '{name}'; known components: {known}")]
     UnknownComponent { name: String, known: String },
 }
@@ -131,6 +152,29 @@ impl LayoutSource {
                 .unwrap_or_else(|| "twobytwo".into()),
             LayoutSource::Custom { rows, cols, .. } => format!("custom-{rows}x{cols}"),
             LayoutSource::File(_) => grid.name().to_string(),
+        }
+    }
+
+    /// The components of the fleet a grid from this source has no tile for (a `custom` grid
+    /// without `--components` takes the first ones that fit), in fleet order.
+    pub fn left_out(&self, fleet: &[String]) -> Vec<String> {
+        match self {
+            LayoutSource::Custom {
+                rows,
+                cols,
+                components: None,
+            } => fleet
+                .iter()
+                .skip(tile_count(*rows, *cols))
+                .cloned()
+                .collect(),
+            LayoutSource::Custom {
+                components: Some(_),
+                ..
+            }
+            | LayoutSource::Overview
+            | LayoutSource::TwoByTwo(_)
+            | LayoutSource::File(_) => Vec::new(),
         }
     }
 
@@ -253,6 +297,8 @@ pub fn panel_command(opts: &ConsoleOptions, panel: &Panel) -> String {
         sh_quote(&opts.data_dir.to_string_lossy()),
         "panel".into(),
         panel.kind.name().replace('_', "-"),
+        // tmux's pane border shows the title; the panel does not draw it again.
+        "--frameless".into(),
     ];
     if let Some(c) = &panel.component {
         cmd.push("--component".into());
@@ -321,9 +367,17 @@ pub async fn attach_session<D: TmuxDriver>(
         },
     )
     .await?;
+    driver
+        .set_option(
+            &OptionScope::Session(opts.session.clone()),
+            CORE_OPTION,
+            &opts.socket.to_string_lossy(),
+        )
+        .await?;
     if state == SessionState::Reused {
         let windows = driver.list_windows(&opts.session).await?;
         if windows.iter().any(|w| w.name == "overview") {
+            keep_panes_alive(driver, &opts.session).await?;
             return Ok(Console {
                 state,
                 windows: Vec::new(),
@@ -373,6 +427,7 @@ async fn build_console<D: TmuxDriver>(
         }
     }
     driver.select_window(windows[0].window).await?;
+    keep_panes_alive(driver, &opts.session).await?;
     Ok(windows)
 }
 
@@ -562,7 +617,7 @@ mod tests {
         let cmd = panel_command(&opts, &panel);
         assert_eq!(
             cmd,
-            "exec '/usr/bin/hms-console' --socket '/tmp/it'\\''s here/core.sock' --data-dir '/tmp/d' panel system-health --title 'System Health'"
+            "exec '/usr/bin/hms-console' --socket '/tmp/it'\\''s here/core.sock' --data-dir '/tmp/d' panel system-health --frameless --title 'System Health'"
         );
     }
 }

@@ -10,6 +10,9 @@
 //!   status line and as a notice to the core (shown in System Health); the window keeps its last
 //!   good layout.
 //!
+//! - makes sure a pane whose panel died comes back (respawns dead panes and sets the session's
+//!   `pane-died` hook, see [`super::session::keep_panes_alive`]).
+//!
 //! It exits when the session ends (`%exit`). It never talks to the core except to read the fleet's
 //! names and to post notices.
 
@@ -70,6 +73,12 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
         &std::process::id().to_string(),
     )
     .await?;
+    // A panel that died (a crash, a kill) comes back in its pane.
+    match super::session::keep_panes_alive(&tmux, &opts.session).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(panes = n, "respawned dead panes"),
+        Err(e) => tracing::warn!(cause = %e, "cannot keep panes alive"),
+    }
     tracing::info!(session = %opts.session, "console watcher running");
     let (file_tx, mut file_rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut debouncer =

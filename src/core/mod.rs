@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod console_room;
+pub mod history;
 pub mod journal;
 pub mod knowledge;
 pub mod logs;
@@ -172,11 +173,13 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     // The MAC task bus: a room of its own; its supervisor-agent reaches the supervisor through
     // the router.
     let mac = mac::MacHandle::spawn(bus.clone(), mac::Settings::default());
+    let history = history::HistoryHandle::spawn(supervisor_handle.clone(), journal.clone());
     let handle = router::Router {
         supervisor: supervisor_handle,
         console: console_room::ConsoleHandle::spawn(bus.clone()),
         knowledge,
         mac: mac.clone(),
+        history,
         logs,
         journal,
         bus,

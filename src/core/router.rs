@@ -8,6 +8,7 @@
 //! | panel_update, panel_text, panel_input, notify | the console room ([`super::console_room`]) |
 //! | knowledge (query, contribute, stats, export, import) | the knowledge registry ([`super::knowledge`]) |
 //! | mac (register_agent, request_task, task_result, agents, tasks) | the task bus ([`super::mac`]) |
+//! | history | the history room ([`super::history`]) |
 //! | subscribe | the connection itself ([`super::server`]) |
 //!
 //! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
@@ -16,6 +17,7 @@
 use tokio::sync::broadcast;
 
 use super::console_room::ConsoleHandle;
+use super::history::HistoryHandle;
 use super::journal::IssueJournal;
 use super::knowledge::KnowledgeHandle;
 use super::logs::LogStore;
@@ -30,6 +32,7 @@ pub struct Router {
     pub console: ConsoleHandle,
     pub knowledge: KnowledgeHandle,
     pub mac: MacHandle,
+    pub history: HistoryHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
     pub bus: broadcast::Sender<Event>,
@@ -82,6 +85,7 @@ impl Router {
             | Request::Notify { .. } => self.console.request(request).await,
             Request::Knowledge { request } => self.knowledge.request(request).await,
             Request::Mac { request } => self.mac.request(conn, request).await,
+            Request::History { .. } => self.history.request(request).await,
             Request::Subscribe { .. } => Err((
                 ErrorCode::Internal,
                 "subscriptions are handled by the connection".into(),

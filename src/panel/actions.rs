@@ -3,8 +3,14 @@
 //!
 //! Enter parses the line with [`crate::command::parse`]: a valid line becomes an
 //! [`Effect::Send`] and its answer is shown when it comes back; an invalid line sends nothing and
-//! shows the parser's message; `help` is answered here. This module must not send anything
-//! itself: requests leave as effects.
+//! shows the parser's message; `help` is answered here. Answers pile up like a terminal's
+//! scrollback (the last [`TRANSCRIPT`]) and the view follows the newest line; PgUp PgDn scroll,
+//! and a hint line says so whenever something is out of sight. A paste is taken whole: each of its
+//! lines runs as if typed and entered, the last one (without a newline) stays in the input. The
+//! input slides sideways by display width, so the cursor and the end of long or wide input stay
+//! on screen. No key closes the pane (Ctrl-C clears the line, and on an empty line says how to
+//! close the window instead). This module must not send anything itself: requests leave as
+//! effects.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +27,10 @@ use crate::protocol::{Request, Response};
 
 /// Lines of history kept.
 pub const HISTORY: usize = 100;
+/// Earlier outcomes kept above the newest one.
+pub const TRANSCRIPT: usize = 20;
+/// Lines one paste may run at most (the rest is dropped, and the pane says so).
+pub const PASTE_LINES: usize = 100;
 
 const PROMPT: &str = "> ";
 
@@ -38,6 +48,8 @@ pub enum Outcome {
     Error { line: String, message: String },
     /// Help, answered locally.
     Help { line: String, text: String },
+    /// A word from the pane itself (e.g. how to close it).
+    Note(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,10 +61,15 @@ pub struct ActionsState {
     pub history: Vec<String>,
     /// While browsing history: the entry shown, and the line that was being typed.
     browsing: Option<(usize, String)>,
+    /// The newest outcome.
     pub outcome: Outcome,
+    /// The request `outcome` waits for, if any.
+    outcome_id: Option<u64>,
+    /// Earlier outcomes, oldest first, with the request each waited for.
+    pub transcript: std::collections::VecDeque<(Option<u64>, Outcome)>,
     /// Requests sent and not answered: id → the line typed.
     pending: BTreeMap<u64, String>,
-    /// Outcome lines scrolled past with PgDn.
+    /// Output rows scrolled back from the newest with PgUp; 0 follows the newest.
     scroll: usize,
     /// For a component's own input pane (`TerminalInterface`): `(component, panel)`; lines go to
     /// the component as typed instead of being parsed as commands.
@@ -66,18 +83,11 @@ impl ActionsState {
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {
             KeyCode::Enter => return self.submit(ctx, next_id),
-            KeyCode::Char('c') if ctrl => {
-                if self.input.is_empty() {
-                    return vec![Effect::Quit];
-                }
-                self.set_input(String::new());
+            KeyCode::Char('c' | 'd') if ctrl && self.input.is_empty() => {
+                self.show(None, Outcome::Note(CLOSE_HINT.to_string()));
             }
-            KeyCode::Char('d') if ctrl => {
-                if self.input.is_empty() {
-                    return vec![Effect::Quit];
-                }
-                self.delete_at_cursor();
-            }
+            KeyCode::Char('c') if ctrl => self.set_input(String::new()),
+            KeyCode::Char('d') if ctrl => self.delete_at_cursor(),
             KeyCode::Char('u') if ctrl => {
                 let rest: String = self.input.chars().skip(self.cursor).collect();
                 self.input = rest;
@@ -89,7 +99,12 @@ impl ActionsState {
             KeyCode::Char('w') if ctrl => self.delete_word_before(),
             KeyCode::Char('a') if ctrl => self.cursor = 0,
             KeyCode::Char('e') if ctrl => self.cursor = self.len(),
-            KeyCode::Char('l') if ctrl => self.outcome = Outcome::None,
+            KeyCode::Char('l') if ctrl => {
+                self.outcome = Outcome::None;
+                self.outcome_id = None;
+                self.transcript.clear();
+                self.scroll = 0;
+            }
             KeyCode::Char(c) if !ctrl && !alt => {
                 let at = self.byte_index(self.cursor);
                 self.input.insert(at, c);
@@ -111,11 +126,59 @@ impl ActionsState {
                 self.browsing = None;
                 self.set_input(String::new());
             }
-            KeyCode::PageUp => self.scroll = self.scroll.saturating_sub(5),
-            KeyCode::PageDown => self.scroll = self.scroll.saturating_add(5),
+            KeyCode::PageUp => self.scroll = self.scroll.saturating_add(5),
+            KeyCode::PageDown => self.scroll = self.scroll.saturating_sub(5),
             _ => {}
         }
         Vec::new()
+    }
+
+    /// A paste, whole: every complete line runs, the rest stays in the input.
+    pub fn on_paste(&mut self, text: &str, ctx: &ParseContext, next_id: &mut u64) -> Vec<Effect> {
+        let text = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .replace('\t', " ");
+        let mut parts: Vec<&str> = text.split('\n').collect();
+        let rest = parts.pop().unwrap_or("");
+        let mut effects = Vec::new();
+        let dropped = parts.len().saturating_sub(PASTE_LINES);
+        for line in parts.into_iter().take(PASTE_LINES) {
+            self.insert(line);
+            effects.extend(self.submit(ctx, next_id));
+        }
+        self.insert(rest);
+        if dropped > 0 {
+            self.show(
+                None,
+                Outcome::Note(format!(
+                    "the paste had more than {PASTE_LINES} lines; the last {dropped} were not run"
+                )),
+            );
+        }
+        effects
+    }
+
+    /// Inserts text at the cursor, control characters left out.
+    fn insert(&mut self, text: &str) {
+        let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+        let at = self.byte_index(self.cursor);
+        self.input.insert_str(at, &clean);
+        self.cursor += clean.chars().count();
+        self.browsing = None;
+    }
+
+    /// Makes `outcome` the newest, moving the one before into the transcript.
+    fn show(&mut self, id: Option<u64>, outcome: Outcome) {
+        let previous = std::mem::replace(&mut self.outcome, outcome);
+        let previous_id = std::mem::replace(&mut self.outcome_id, id);
+        if previous != Outcome::None {
+            if self.transcript.len() == TRANSCRIPT {
+                self.transcript.pop_front();
+            }
+            self.transcript.push_back((previous_id, previous));
+        }
+        self.scroll = 0;
     }
 
     fn len(&self) -> usize {
@@ -195,11 +258,11 @@ impl ActionsState {
             self.history.push(line.clone());
         }
         self.scroll = 0;
-        if let Some((component, panel)) = &self.raw {
+        if let Some((component, panel)) = self.raw.clone() {
             let id = *next_id;
             *next_id += 1;
             self.pending.insert(id, line.clone());
-            self.outcome = Outcome::Pending { line: line.clone() };
+            self.show(Some(id), Outcome::Pending { line: line.clone() });
             return vec![Effect::Send {
                 id,
                 request: Request::PanelInput {
@@ -212,10 +275,13 @@ impl ActionsState {
         let action = match parse(&line, ctx) {
             Ok(action) => action,
             Err(error) => {
-                self.outcome = Outcome::Error {
-                    line,
-                    message: error.to_string(),
-                };
+                self.show(
+                    None,
+                    Outcome::Error {
+                        line,
+                        message: error.to_string(),
+                    },
+                );
                 return Vec::new();
             }
         };
@@ -224,14 +290,17 @@ impl ActionsState {
                 let id = *next_id;
                 *next_id += 1;
                 self.pending.insert(id, line.clone());
-                self.outcome = Outcome::Pending { line };
+                self.show(Some(id), Outcome::Pending { line });
                 vec![Effect::Send { id, request }]
             }
             (None, ActionLine::Help(topic)) => {
-                self.outcome = Outcome::Help {
-                    line,
-                    text: help_text(topic),
-                };
+                self.show(
+                    None,
+                    Outcome::Help {
+                        line,
+                        text: help_text(topic),
+                    },
+                );
                 Vec::new()
             }
             (
@@ -241,10 +310,13 @@ impl ActionsState {
                 | ActionLine::Heal(_)
                 | ActionLine::Logs(_),
             ) => {
-                self.outcome = Outcome::Error {
-                    line,
-                    message: "nothing to send for this line".into(),
-                };
+                self.show(
+                    None,
+                    Outcome::Error {
+                        line,
+                        message: "nothing to send for this line".into(),
+                    },
+                );
                 Vec::new()
             }
         }
@@ -254,19 +326,55 @@ impl ActionsState {
     pub fn on_reply(&mut self, id: u64, result: Result<Response, String>) {
         let line = self.pending.remove(&id).unwrap_or_default();
         self.scroll = 0;
-        self.outcome = match result {
+        let outcome = match result {
             Ok(response) => Outcome::Answer { line, response },
             Err(message) => Outcome::Error { line, message },
         };
+        if self.outcome_id == Some(id) {
+            self.outcome = outcome;
+            return;
+        }
+        match self.transcript.iter_mut().find(|(i, _)| *i == Some(id)) {
+            Some(slot) => slot.1 = outcome,
+            // Answered after it scrolled out of the transcript: show it as the newest.
+            None => self.show(Some(id), outcome),
+        }
     }
 
     /// The visible part of the input and the cursor's column within it, for a row `width` wide
     /// (prompt included): the view slides so the cursor always shows.
+    /// Widths are display columns (an emoji takes two); when the start is cut off, `…` says so.
     fn input_view(&self, width: usize) -> (String, usize) {
+        let chars: Vec<char> = self.input.chars().collect();
+        let cursor = self.cursor.min(chars.len());
+        let cols = |c: char| format::width(c.encode_utf8(&mut [0; 4]));
+        // Columns for text, keeping one free for the cursor after the last character.
         let room = width.saturating_sub(PROMPT.len() + 1).max(1);
-        let start = self.cursor.saturating_sub(room);
-        let visible: String = self.input.chars().skip(start).take(room + 1).collect();
-        (visible, PROMPT.len() + self.cursor - start)
+        let mut start = cursor;
+        let mut used = 0;
+        while start > 0 && used + cols(chars[start - 1]) <= room {
+            used += cols(chars[start - 1]);
+            start -= 1;
+        }
+        let marker = if start > 0 { "…" } else { "" };
+        if start > 0 {
+            while used + 1 > room && start < cursor {
+                used -= cols(chars[start]);
+                start += 1;
+            }
+        }
+        let marker_cols = usize::from(start > 0);
+        let column = PROMPT.len() + marker_cols + used;
+        let mut visible = marker.to_string();
+        let mut shown = marker_cols;
+        for &c in &chars[start..] {
+            if shown + cols(c) > room + 1 {
+                break;
+            }
+            shown += cols(c);
+            visible.push(c);
+        }
+        (visible, column)
     }
 
     /// Where the terminal cursor goes, given the panel's inner area.
@@ -309,6 +417,9 @@ fn available(view: Shared<'_>) -> Vec<String> {
     lines
 }
 
+/// What Ctrl-C or Ctrl-D on an empty line says instead of closing the pane.
+pub const CLOSE_HINT: &str = "this pane stays open; to close the console: tmux prefix then & (this window) or `hms-console down`";
+
 /// What the outcome looks like, as styled lines before wrapping.
 fn outcome_lines(view: Shared<'_>, outcome: &Outcome) -> Vec<(String, ratatui::style::Style)> {
     let theme = view.theme;
@@ -318,6 +429,7 @@ fn outcome_lines(view: Shared<'_>, outcome: &Outcome) -> Vec<(String, ratatui::s
             "type a command and press Enter; 'help' lists them".into(),
             theme.dim(),
         )],
+        Outcome::Note(text) => vec![(text.clone(), theme.warning())],
         Outcome::Pending { line } => vec![echo(line), ("sending…".into(), theme.dim())],
         Outcome::Error { line, message } => vec![echo(line), (message.clone(), theme.error())],
         Outcome::Help { line, text } => {
@@ -352,16 +464,19 @@ fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::styl
                     .uptime(view.now)
                     .map_or(String::new(), |u| format!(" · up {}", format::duration(u)));
                 let pid = c.pid.map_or(String::new(), |p| format!(" · pid {p}"));
+                let health = match super::theme::known_health(c) {
+                    Some(h) => h.to_string(),
+                    None => "unknown".to_string(),
+                };
                 (
                     format!(
-                        "{} {} {} · {}{pid}{uptime} · restarts {}",
-                        theme.health_icon(&c.health),
+                        "{} {} {} · {health}{pid}{uptime} · restarts {}",
+                        theme.status_icon(c),
                         c.name,
                         c.state,
-                        c.health,
                         c.restarts
                     ),
-                    theme.health_style(&c.health),
+                    theme.status_style(c),
                 )
             })
             .collect(),
@@ -380,6 +495,15 @@ fn describe(view: Shared<'_>, response: &Response) -> Vec<(String, ratatui::styl
             })
             .collect(),
         Response::PanelText { text } => text.lines().map(|l| (l.to_string(), plain)).collect(),
+        Response::History { history } => vec![(
+            format!(
+                "{}: {} samples, {} timeline entries",
+                history.component,
+                history.samples.len(),
+                history.timeline.len()
+            ),
+            plain,
+        )],
         Response::Pong => vec![("pong".into(), theme.good())],
         Response::Knowledge { answer } => vec![(format!("{answer:?}"), plain)],
         Response::Mac { answer } => vec![(format!("{answer:?}"), plain)],
@@ -401,43 +525,67 @@ pub(super) fn render(view: Shared<'_>, state: &ActionsState, area: Rect, buf: &m
     let width = usize::from(area.width);
     let height = usize::from(area.height);
     let theme = view.theme;
-    // The input takes the last row. The outcome of the last line matters most, so it gets the
-    // rows it needs; the list of actions gets the rest, but always one row when there are three.
+    // The input takes the last row. The output (earlier outcomes, then the newest) matters most,
+    // so it gets the rows it needs; the list of actions gets the rest, but always one row when
+    // there are three. The output shows its newest lines; a hint row says what is out of sight.
     let budget = height.saturating_sub(1);
     let offered: Vec<String> = available(view)
         .iter()
         .flat_map(|l| format::wrap(l, width))
         .collect();
-    let outcome: Vec<(String, ratatui::style::Style)> = outcome_lines(view, &state.outcome)
-        .into_iter()
-        .flat_map(|(text, style)| {
-            format::wrap(&text, width)
-                .into_iter()
-                .map(move |l| (l, style))
-        })
-        .collect();
+    let wrap = |outcome: &Outcome| -> Vec<(String, ratatui::style::Style)> {
+        outcome_lines(view, outcome)
+            .into_iter()
+            .flat_map(|(text, style)| {
+                format::wrap(&text, width)
+                    .into_iter()
+                    .map(move |l| (l, style))
+            })
+            .collect()
+    };
+    let mut output: Vec<(String, ratatui::style::Style)> = Vec::new();
+    for (_, earlier) in &state.transcript {
+        output.extend(wrap(earlier));
+    }
+    output.extend(wrap(&state.outcome));
     let floor = usize::from(budget >= 3);
     let offered_rows = offered
         .len()
-        .min(budget.saturating_sub(outcome.len()).max(floor));
-    let outcome_rows = budget - offered_rows;
-    let max_scroll = outcome.len().saturating_sub(outcome_rows);
+        .min(budget.saturating_sub(output.len()).max(floor));
+    let mut output_rows = budget - offered_rows;
+    let overflow = output.len() > output_rows;
+    if overflow && output_rows >= 2 {
+        output_rows -= 1;
+    }
+    let max_scroll = output.len().saturating_sub(output_rows);
     let scroll = state.scroll.min(max_scroll);
+    let end = output.len() - scroll;
+    let start = end.saturating_sub(output_rows);
     let mut lines: Vec<Line> = offered
         .into_iter()
         .take(offered_rows)
         .map(|l| Line::styled(l, theme.dim()))
         .collect();
+    if overflow && budget - offered_rows >= 2 {
+        let mut hint = Vec::new();
+        if start > 0 {
+            hint.push(format!("{start} more above"));
+        }
+        if scroll > 0 {
+            hint.push(format!("{scroll} below"));
+        }
+        hint.push("PgUp/PgDn scroll".to_string());
+        lines.push(Line::styled(hint.join(" · "), theme.dim()));
+    }
     lines.extend(
-        outcome
-            .into_iter()
-            .skip(scroll)
-            .take(outcome_rows)
-            .map(|(l, style)| Line::styled(l, style)),
+        output[start..end]
+            .iter()
+            .map(|(l, style)| Line::styled(l.clone(), *style)),
     );
     while lines.len() < budget {
         lines.push(Line::default());
     }
+    lines.truncate(budget);
     let (visible, _) = state.input_view(width);
     lines.push(Line::from(vec![
         Span::styled(PROMPT, theme.label()),

@@ -10,7 +10,7 @@
 
 use std::time::SystemTime;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
@@ -30,6 +30,8 @@ use crate::protocol::{
 pub enum Msg {
     /// A key the operator pressed (presses only; releases and repeats are filtered out).
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste), whole.
+    Paste(String),
     /// The terminal (the tmux pane) has a new size.
     Resize { width: u16, height: u16 },
     /// The clock moved on; sent before each batch of messages and every second while a clock is on
@@ -57,7 +59,8 @@ pub enum Effect {
     /// Send a request on the command connection; the answer comes back as [`Msg::Reply`] with
     /// the same id.
     Send { id: u64, request: Request },
-    /// Leave: restore the terminal and exit.
+    /// Leave: restore the terminal and exit. No key asks for it (a pane never dies from a key);
+    /// only the terminal going away ends a panel.
     Quit,
 }
 
@@ -108,8 +111,8 @@ impl Fleet {
 pub enum Body {
     Metrics(metrics::MetricsState),
     Logs(logs::LogsState),
-    Status,
-    Actions(actions::ActionsState),
+    Status(status::StatusState),
+    Actions(Box<actions::ActionsState>),
     SystemHealth(system_health::HealthState),
     Component(component::TileState),
     Text(text::TextState),
@@ -191,6 +194,9 @@ pub struct Model {
     pub(super) problem: Option<String>,
     pub(super) next_id: u64,
     pub(super) body: Body,
+    /// Draw the panel's own border and title. Off in the console's panes, where tmux draws the
+    /// title in the pane border (drawing it twice would cost two rows).
+    pub(super) framed: bool,
 }
 
 /// The title a panel has when none is given.
@@ -221,11 +227,11 @@ impl Model {
         let body = match kind {
             PanelKind::Metrics => Body::Metrics(metrics::MetricsState::default()),
             PanelKind::Logs => Body::Logs(logs::LogsState::default()),
-            PanelKind::Status => Body::Status,
+            PanelKind::Status => Body::Status(status::StatusState::default()),
             PanelKind::Actions => {
                 let mut state = actions::ActionsState::default();
                 state.raw = component.clone().zip(panel.clone());
-                Body::Actions(state)
+                Body::Actions(Box::new(state))
             }
             PanelKind::SystemHealth => Body::SystemHealth(system_health::HealthState::default()),
             PanelKind::Component => Body::Component(component::TileState::default()),
@@ -247,7 +253,14 @@ impl Model {
             problem: None,
             next_id: 1,
             body,
+            framed: true,
         }
+    }
+
+    /// The same panel without its own border and title (tmux's pane border shows the title).
+    pub fn frameless(mut self) -> Model {
+        self.framed = false;
+        self
     }
 
     pub fn kind(&self) -> PanelKind {
@@ -278,10 +291,16 @@ impl Model {
                 component: c,
                 lines: logs::SNAPSHOT_LINES,
             }),
-            (PanelKind::Component, Some(c)) => requests.push(Request::Logs {
-                component: c,
-                lines: component::LOG_LINES,
-            }),
+            (PanelKind::Component, Some(c)) => {
+                requests.push(Request::Logs {
+                    component: c.clone(),
+                    lines: component::LOG_LINES,
+                });
+                requests.push(Request::History { component: c });
+            }
+            (PanelKind::Metrics | PanelKind::Status, Some(c)) => {
+                requests.push(Request::History { component: c });
+            }
             (PanelKind::Text, Some(c)) => {
                 if let Some(panel) = self.panel.clone() {
                     requests.push(Request::PanelText {
@@ -320,7 +339,7 @@ impl Model {
             PanelKind::Status => vec![Topic::State, Topic::Issues, Topic::Healing],
             PanelKind::Actions => vec![Topic::State],
             PanelKind::SystemHealth => vec![Topic::State, Topic::Notices],
-            PanelKind::Component => vec![Topic::State, Topic::Logs],
+            PanelKind::Component => vec![Topic::State, Topic::Logs, Topic::Metrics],
             PanelKind::Text => vec![Topic::Panels],
             PanelKind::Knowledge => vec![Topic::Knowledge],
             PanelKind::Agents => vec![Topic::Agents],
@@ -377,9 +396,10 @@ impl Model {
         }
     }
 
-    /// Rows inside the border.
+    /// Rows inside the border (or the whole pane, frameless).
     pub(super) fn inner_height(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(2))
+        let border = if self.framed { 2 } else { 0 };
+        usize::from(self.size.1.saturating_sub(border))
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -393,10 +413,10 @@ impl Model {
                 let page = self.inner_height();
                 match &mut self.body {
                     Body::Logs(logs) => logs.clamp(page),
+                    Body::SystemHealth(state) => state.clamp(self.fleet.components.len(), page),
                     Body::Metrics(_)
-                    | Body::Status
+                    | Body::Status(_)
                     | Body::Actions(_)
-                    | Body::SystemHealth(_)
                     | Body::Component(_)
                     | Body::Text(_)
                     | Body::Knowledge(_)
@@ -434,7 +454,7 @@ impl Model {
                     Body::Actions(state) => state.on_reply(id, result),
                     Body::Metrics(_)
                     | Body::Logs(_)
-                    | Body::Status
+                    | Body::Status(_)
                     | Body::SystemHealth(_)
                     | Body::Component(_)
                     | Body::Text(_)
@@ -444,6 +464,20 @@ impl Model {
                 Vec::new()
             }
             Msg::Key(key) => self.on_key(key),
+            Msg::Paste(text) => match &mut self.body {
+                Body::Actions(state) => {
+                    let ctx = ParseContext::new(self.fleet.names(), self.component.as_deref());
+                    state.on_paste(&text, &ctx, &mut self.next_id)
+                }
+                Body::Metrics(_)
+                | Body::Logs(_)
+                | Body::Status(_)
+                | Body::SystemHealth(_)
+                | Body::Component(_)
+                | Body::Text(_)
+                | Body::Knowledge(_)
+                | Body::Agents(_) => Vec::new(),
+            },
         }
     }
 
@@ -452,19 +486,20 @@ impl Model {
             let ctx = ParseContext::new(self.fleet.names(), self.component.as_deref());
             return state.on_key(key, &ctx, &mut self.next_id);
         }
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Char('q') if !ctrl => return vec![Effect::Quit],
-            KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
-            _ => {}
+        // No key quits a panel: a pane that dies from a stray Ctrl-C leaves a hole in the grid.
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return Vec::new();
         }
         let page = self.inner_height();
         match &mut self.body {
             Body::Logs(state) => state.on_key(key, page),
+            Body::SystemHealth(state) => {
+                let rows = self.fleet.components.len();
+                state.on_key(key, rows, page);
+            }
             Body::Metrics(_)
-            | Body::Status
+            | Body::Status(_)
             | Body::Actions(_)
-            | Body::SystemHealth(_)
             | Body::Component(_)
             | Body::Text(_)
             | Body::Knowledge(_)
@@ -482,7 +517,7 @@ impl Model {
                     if let Body::Metrics(state) = &mut self.body
                         && self.component.as_ref().is_none_or(|c| *c == status.name)
                     {
-                        state.seed(&status);
+                        state.seed(&status, self.now);
                     }
                     self.fleet.upsert(status);
                 }
@@ -491,7 +526,7 @@ impl Model {
                 Body::Logs(state) => state.replace(lines),
                 Body::Component(state) => state.replace(lines),
                 Body::Metrics(_)
-                | Body::Status
+                | Body::Status(_)
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
                 | Body::Text(_)
@@ -517,6 +552,17 @@ impl Model {
                     state.replace(agents);
                 }
             }
+            Response::History { history } => match &mut self.body {
+                Body::Metrics(state) => state.seed_history(&history),
+                Body::Status(state) => state.seed_history(&history),
+                Body::Component(state) => state.seed_history(&history),
+                Body::Logs(_)
+                | Body::Actions(_)
+                | Body::SystemHealth(_)
+                | Body::Text(_)
+                | Body::Knowledge(_)
+                | Body::Agents(_) => {}
+            },
             Response::Pong
             | Response::Done { .. }
             | Response::Subscribed
@@ -539,10 +585,16 @@ impl Model {
         let page = self.inner_height();
         match event {
             Event::Component { status } => {
-                if let Body::Metrics(state) = &mut self.body
-                    && let Some(reported) = &status.reported
-                {
-                    state.on_reported(&status.name, reported);
+                match &mut self.body {
+                    Body::Metrics(state) => state.on_status(&status, self.now),
+                    Body::Component(state) => state.on_status(&status),
+                    Body::Logs(_)
+                    | Body::Status(_)
+                    | Body::Actions(_)
+                    | Body::SystemHealth(_)
+                    | Body::Text(_)
+                    | Body::Knowledge(_)
+                    | Body::Agents(_) => {}
                 }
                 self.loaded = true;
                 self.fleet.upsert(*status);
@@ -559,7 +611,7 @@ impl Model {
                 Body::Logs(state) => state.push(line, page),
                 Body::Component(state) => state.push(line),
                 Body::Metrics(_)
-                | Body::Status
+                | Body::Status(_)
                 | Body::Actions(_)
                 | Body::SystemHealth(_)
                 | Body::Text(_)
@@ -567,23 +619,41 @@ impl Model {
                 | Body::Agents(_) => {}
             },
             Event::Metrics {
-                component, metrics, ..
+                component,
+                metrics,
+                at,
             } => {
-                if let Body::Metrics(state) = &mut self.body {
-                    state.on_process(&component, &metrics);
+                match &mut self.body {
+                    Body::Metrics(state) => state.on_process(&component, &metrics, at),
+                    Body::Component(state) => state.on_process(&metrics, at),
+                    Body::Logs(_)
+                    | Body::Status(_)
+                    | Body::Actions(_)
+                    | Body::SystemHealth(_)
+                    | Body::Text(_)
+                    | Body::Knowledge(_)
+                    | Body::Agents(_) => {}
                 }
                 if let Some(status) = self.fleet.get_mut(&component) {
                     status.metrics = Some(metrics);
                 }
             }
             Event::Issue { issue } => {
+                if let Body::Status(state) = &mut self.body {
+                    state.push(crate::protocol::TimelineEntry::Issue {
+                        issue: issue.clone(),
+                    });
+                }
                 if let Some(status) = self.fleet.get_mut(&issue.component) {
                     status.healing.last_issue = Some(issue);
                 }
             }
             Event::Healing { record } => {
                 if let Some(status) = self.fleet.get_mut(&record.issue.component) {
-                    status.healing.last_action = Some(record.action);
+                    status.healing.last_action = Some(record.action.clone());
+                }
+                if let Body::Status(state) = &mut self.body {
+                    state.push(crate::protocol::TimelineEntry::Healing { record });
                 }
             }
             // Input goes from a pane to its component, never to other panels.
@@ -626,10 +696,45 @@ impl Model {
         let area = frame.area();
         frame.render_widget(self, area);
         if let Body::Actions(state) = &self.body
-            && let Some(position) = state.cursor(self.block().inner(area))
+            && let Some(position) = state.cursor(self.body_area(area))
         {
             frame.set_cursor_position(position);
         }
+    }
+
+    /// Where the body goes: inside the border, or (frameless) the pane less a footer row while
+    /// there is something to say in it.
+    fn body_area(&self, area: Rect) -> Rect {
+        if self.framed {
+            return self.block().inner(area);
+        }
+        match self.footer() {
+            Some(_) if area.height > 1 => Rect {
+                height: area.height - 1,
+                ..area
+            },
+            Some(_) | None => area,
+        }
+    }
+
+    /// Frameless: what the framed panel says in its bottom border (the connection state, a
+    /// scroll hint), as one row.
+    fn footer(&self) -> Option<Line<'static>> {
+        let mut spans = Vec::new();
+        match &self.conn {
+            Connection::Connected => {}
+            Connection::Connecting => spans.push(Span::styled("connecting…", self.theme.dim())),
+            Connection::Unreachable { .. } => spans.push(Span::styled(
+                "core unreachable, retrying",
+                self.theme.error(),
+            )),
+        }
+        if let Body::Logs(state) = &self.body
+            && let Some(hint) = state.scroll_hint(&self.theme)
+        {
+            spans.push(Span::styled(hint.trim().to_string(), self.theme.dim()));
+        }
+        (!spans.is_empty()).then(|| Line::from(spans))
     }
 
     /// The frame around every panel: the title at the top left, the component at the top right,
@@ -669,9 +774,19 @@ impl Model {
 
 impl Widget for &Model {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let block = self.block();
-        let inner = block.inner(area);
-        block.render(area, buf);
+        let inner = self.body_area(area);
+        if self.framed {
+            self.block().render(area, buf);
+        } else if let Some(footer) = self.footer()
+            && area.height > 1
+        {
+            let row = Rect {
+                y: area.bottom() - 1,
+                height: 1,
+                ..area
+            };
+            footer.render(row, buf);
+        }
         if inner.is_empty() {
             return;
         }
@@ -679,7 +794,7 @@ impl Widget for &Model {
         match &self.body {
             Body::Metrics(state) => metrics::render(shared, state, inner, buf),
             Body::Logs(state) => logs::render(shared, state, inner, buf),
-            Body::Status => status::render(shared, inner, buf),
+            Body::Status(state) => status::render(shared, state, inner, buf),
             Body::Actions(state) => actions::render(shared, state, inner, buf),
             Body::SystemHealth(state) => system_health::render(shared, state, inner, buf),
             Body::Component(state) => component::render(shared, state, inner, buf),

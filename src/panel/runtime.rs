@@ -6,7 +6,12 @@
 //! backoff 200 ms → 2 s while the core is away) and, for the actions pane, a command task (a
 //! fresh connection per operator command, so a core restart never leaves a stale one). The loop
 //! redraws only after a message; with nothing happening it sleeps, and it ticks once a second
-//! only while a clock is on screen. Logs go to a file via tracing, never to the pane.
+//! only while a clock is on screen. Keys that are already waiting are applied together before the
+//! next draw, so a paste typed as keys costs a few draws, not one per character. Bracketed paste
+//! is on, so a paste arrives whole ([`Msg::Paste`]). Terminal input is read through `/dev/tty`
+//! (crossterm's `use-dev-tty`), which drains everything the terminal has at each wake-up: the
+//! default reader takes 1 KiB per edge-triggered wake-up and leaves the rest of a large paste
+//! unread until the next key. Logs go to a file via tracing, never to the pane.
 //!
 //! It must not make decisions about what to show: that is [`Model::update`]'s job.
 
@@ -35,6 +40,8 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
 const QUEUE: usize = 256;
 /// Messages applied before a redraw, so a burst of log lines costs one draw but keys stay snappy.
 const BATCH: usize = 64;
+/// Keys applied before a redraw.
+const KEY_BATCH: usize = 4096;
 
 /// What `hms-console panel <kind>` runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +59,8 @@ pub struct PanelOptions {
     pub ascii: bool,
     /// Where the panel logs; `None`: `<data dir>/logs/panel-<kind>[-<component>].log`.
     pub log_file: Option<PathBuf>,
+    /// Draw no border or title of its own (tmux's pane border shows the title).
+    pub frameless: bool,
 }
 
 impl PanelOptions {
@@ -65,6 +74,7 @@ impl PanelOptions {
             socket,
             ascii: false,
             log_file: None,
+            frameless: false,
         }
     }
 
@@ -101,6 +111,9 @@ pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
         opts.panel.clone(),
         theme,
     );
+    if opts.frameless {
+        model = model.frameless();
+    }
     let (tx, rx) = mpsc::channel(QUEUE);
     let listener = tokio::spawn(listen(
         opts.socket.clone(),
@@ -137,7 +150,12 @@ struct Screen {
 impl Screen {
     fn enter() -> anyhow::Result<Screen> {
         match ratatui::try_init() {
-            Ok(terminal) => Ok(Screen { terminal }),
+            Ok(terminal) => {
+                // Without it a paste is a stream of keys; with it, one message. Not fatal.
+                let _ =
+                    crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
+                Ok(Screen { terminal })
+            }
             Err(e) => {
                 // Raw mode may be on even though the alternate screen failed.
                 ratatui::restore();
@@ -149,6 +167,7 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
         ratatui::restore();
     }
 }
@@ -188,7 +207,36 @@ async fn event_loop(
                 return Ok(());
             }
         }
+        // Keys already read (a paste typed as keys) go in before the next draw.
+        // Polled with this task's own waker (`poll!`, not `now_or_never`): EventStream keeps
+        // the waker of the poll that found nothing, and a throwaway one would never wake us.
+        for _ in 0..KEY_BATCH {
+            let std::task::Poll::Ready(event) = futures::poll!(keys.next()) else {
+                break;
+            };
+            let Some(msg) = term_msg(event)? else {
+                return Ok(());
+            };
+            if let Some(msg) = msg
+                && apply(model, msg, &commands)
+            {
+                return Ok(());
+            }
+        }
     }
+}
+
+/// A terminal event as a message: `Ok(None)` when the terminal is gone, `Ok(Some(None))` for an
+/// event the panel ignores.
+fn term_msg(event: Option<std::io::Result<TermEvent>>) -> anyhow::Result<Option<Option<Msg>>> {
+    Ok(Some(match event {
+        Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Some(Msg::Key(key)),
+        Some(Ok(TermEvent::Paste(text))) => Some(Msg::Paste(text)),
+        Some(Ok(TermEvent::Resize(width, height))) => Some(Msg::Resize { width, height }),
+        Some(Ok(_)) => None,
+        Some(Err(e)) => return Err(e).context("while reading the terminal"),
+        None => return Ok(None),
+    }))
 }
 
 /// Waits for the next message worth an update; `None` when the terminal is gone. Key releases,
@@ -201,11 +249,9 @@ async fn next_msg(
 ) -> anyhow::Result<Option<Msg>> {
     loop {
         let msg = tokio::select! {
-            event = keys.next() => match event {
-                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => Msg::Key(key),
-                Some(Ok(TermEvent::Resize(width, height))) => Msg::Resize { width, height },
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e).context("while reading the terminal"),
+            event = keys.next() => match term_msg(event)? {
+                Some(Some(msg)) => msg,
+                Some(None) => continue,
                 None => return Ok(None),
             },
             Some(msg) = rx.recv() => msg,

@@ -1,12 +1,15 @@
 //! The system health panel (guide §3.2 "System Health"): one row per component with its icon,
-//! name, state, health, restarts and pid, and below them the latest notices from the core
-//! (escalations, breaker openings, a rejected config or layout edit).
+//! name, state, health, restarts and pid, worst first (failed, critical, degraded, unknown,
+//! healthy; fleet order among equals), and below them the latest notices from the core
+//! (escalations, breaker openings, a rejected config or layout edit), each with its time.
+//! When the rows do not fit, the last one says `+N more` and ↑ ↓ PgUp PgDn scroll.
 //!
 //! It only reads the model; it must not decide anything about health itself.
 
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -14,6 +17,8 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 
 use super::app::Shared;
 use super::format;
+use super::theme::{badness_rank, known_health};
+use crate::model::ComponentStatus;
 use crate::protocol::NoticeLevel;
 
 /// Notices kept; the panel shows the newest that fit in up to [`NOTICE_ROWS`] rows.
@@ -30,9 +35,33 @@ pub struct Notice {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HealthState {
     pub notices: VecDeque<Notice>,
+    /// Component rows scrolled past, from the top.
+    pub scroll: usize,
 }
 
 impl HealthState {
+    /// ↑ ↓ (or k j) one row, PgUp PgDn a page, Home End; `rows` components, `page` rows shown.
+    pub fn on_key(&mut self, key: KeyEvent, rows: usize, page: usize) {
+        let step = page.saturating_sub(2).max(1);
+        self.scroll = match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.scroll.saturating_add(1),
+            KeyCode::PageUp => self.scroll.saturating_sub(step),
+            KeyCode::PageDown => self.scroll.saturating_add(step),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => usize::MAX,
+            _ => self.scroll,
+        };
+        self.clamp(rows, page);
+    }
+
+    /// Keeps the scroll inside the rows.
+    pub fn clamp(&mut self, rows: usize, page: usize) {
+        // The last page shows the last rows under the header and above the hint.
+        let last_page = page.saturating_sub(2).max(1);
+        self.scroll = self.scroll.min(rows.saturating_sub(last_page));
+    }
+
     pub fn push_notice(&mut self, level: NoticeLevel, message: String, at: SystemTime) {
         // The same message again (a burst of file events, say) refreshes the time only.
         if let Some(last) = self.notices.back_mut()
@@ -56,7 +85,7 @@ pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mu
     let notice_rows = (state.notices.len().min(NOTICE_ROWS) as u16).min(room);
     let [table_area, notice_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(notice_rows)]).areas(area);
-    render_table(view, table_area, buf);
+    render_rows(view, state.scroll, table_area, buf);
     let theme = view.theme;
     let lines: Vec<Line> = state
         .notices
@@ -71,6 +100,7 @@ pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mu
                 NoticeLevel::Error => ("error", theme.error()),
             };
             Line::from(vec![
+                Span::styled(format!("{} ", clock(n.at)), theme.dim()),
                 Span::styled(format!("{word}: "), style),
                 Span::raw(n.message.clone()),
             ])
@@ -79,12 +109,43 @@ pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mu
     Paragraph::new(lines).render(notice_area, buf);
 }
 
+/// `HH:MM:SS` (UTC) of a notice, as `hms-console issues` prints times.
+fn clock(at: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(at).to_string();
+    stamp.get(11..19).map_or(stamp.clone(), str::to_string)
+}
+
+/// The components worst first; fleet order among equals.
+pub(super) fn worst_first<'a>(view: &Shared<'a>) -> Vec<&'a ComponentStatus> {
+    let mut rows: Vec<&ComponentStatus> = view.fleet.components.iter().collect();
+    rows.sort_by_key(|c| badness_rank(c));
+    rows
+}
+
 /// The table alone; the status panel shows it too when it has no component.
 pub(super) fn render_table(view: Shared<'_>, area: Rect, buf: &mut Buffer) {
+    render_rows(view, 0, area, buf);
+}
+
+/// The table from row `scroll` on, worst first; when rows are left below, the last row says how
+/// many.
+fn render_rows(view: Shared<'_>, scroll: usize, area: Rect, buf: &mut Buffer) {
     if view.fleet.components.is_empty() {
         view.render_placeholder(area, buf);
         return;
     }
+    let sorted = worst_first(&view);
+    // Rows under the header; when not all fit, the last one is the hint.
+    let room = usize::from(area.height.saturating_sub(1));
+    let scroll = scroll.min(sorted.len().saturating_sub(1));
+    let fits = scroll == 0 && sorted.len() <= room;
+    let shown_rows = if fits {
+        sorted.len()
+    } else {
+        room.saturating_sub(1)
+    };
+    let shown = &sorted[scroll..(scroll + shown_rows).min(sorted.len())];
+    let more = sorted.len() - scroll - shown.len();
     let theme = view.theme;
     let name_width = view
         .fleet
@@ -107,24 +168,62 @@ pub(super) fn render_table(view: Shared<'_>, area: Rect, buf: &mut Buffer) {
             h.word().to_string()
         }
     };
+    let rows: Vec<Row> = shown
+        .iter()
+        .map(|c| {
+            let health = match known_health(c) {
+                Some(h) => health_text(h),
+                None => "unknown".to_string(),
+            };
+            Row::new(vec![
+                Cell::from(Span::styled(theme.status_icon(c), theme.status_style(c))),
+                Cell::from(c.name.clone()),
+                Cell::from(Span::styled(c.state.word(), theme.state_style(c.state))),
+                Cell::from(Span::styled(health, theme.status_style(c))),
+                Cell::from(format!("{:>8}", c.restarts)),
+                Cell::from(c.pid.map_or("-".to_string(), |p| p.to_string())),
+            ])
+        })
+        .collect();
+    if !fits {
+        // What is off-screen, and how to get there, on the row under the table.
+        let mut text = if more > 0 {
+            format!("+{more} more")
+        } else {
+            "end".to_string()
+        };
+        if scroll > 0 {
+            text.push_str(&format!(" · {scroll} above"));
+        }
+        text.push_str(&format!(" · {} scroll", theme.scroll_keys()));
+        let table_height = u16::try_from(shown.len() + 1).unwrap_or(u16::MAX);
+        if table_height < area.height {
+            let hint = Rect {
+                y: area.y + table_height,
+                height: 1,
+                ..area
+            };
+            Paragraph::new(Line::styled(text, theme.dim())).render(hint, buf);
+        }
+        let area = Rect {
+            height: table_height.min(area.height),
+            ..area
+        };
+        return render_table_rows(view, rows, name_width, icon_width, area, buf);
+    }
+    render_table_rows(view, rows, name_width, icon_width, area, buf);
+}
+
+fn render_table_rows(
+    view: Shared<'_>,
+    rows: Vec<Row<'_>>,
+    name_width: u16,
+    icon_width: u16,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let header =
-        Row::new(["", "NAME", "STATE", "HEALTH", "RESTARTS", "PID"]).style(theme.heading());
-    let rows = view.fleet.components.iter().map(|c| {
-        Row::new(vec![
-            Cell::from(Span::styled(
-                theme.health_icon(&c.health),
-                theme.health_style(&c.health),
-            )),
-            Cell::from(c.name.clone()),
-            Cell::from(Span::styled(c.state.word(), theme.state_style(c.state))),
-            Cell::from(Span::styled(
-                health_text(&c.health),
-                theme.health_style(&c.health),
-            )),
-            Cell::from(format!("{:>8}", c.restarts)),
-            Cell::from(c.pid.map_or("-".to_string(), |p| p.to_string())),
-        ])
-    });
+        Row::new(["", "NAME", "STATE", "HEALTH", "RESTARTS", "PID"]).style(view.theme.heading());
     Table::new(
         rows,
         [

@@ -169,11 +169,11 @@ fn metrics_panel_shows_values_and_sparklines() {
             "┌ Component Metrics ────────────── api ┐",
             "│CPU              4.0 % ▇▃▅█           │",
             "│Memory        12.4 MiB █▆▇█           │",
-            "│Open fds             7 ████           │",
-            "│Error rate       0.5 % █              │",
-            "│Throughput     120.0/s █              │",
-            "│Response         35 ms █              │",
-            "│                                      │",
+            "│Open fds             7 ▄▄▄▄           │",
+            "│Restarts             3 ▄              │",
+            "│Error rate       0.5 % ▄              │",
+            "│Throughput     120.0/s ▄              │",
+            "│Response         35 ms ▄              │",
             "└──────────────────────────────────────┘",
         ],
     );
@@ -186,9 +186,9 @@ fn metrics_panel_without_component_lists_the_fleet() {
         &model,
         &[
             "┌ Component Metrics ───────────────────────┐",
-            "│✅ api      3.2 %   12.4 MiB █            │",
-            "│🟡 cache    3.2 %   12.4 MiB █            │",
-            "│❌ db       3.2 %   12.4 MiB █            │",
+            "│✅ api      3.2 %   12.4 MiB ▄            │",
+            "│🟡 cache    3.2 %   12.4 MiB ▄            │",
+            "│❌ db    breaker open                     │",
             "│                                          │",
             "└──────────────────────────────────────────┘",
         ],
@@ -462,11 +462,11 @@ fn system_health_has_one_row_per_component_and_the_latest_notices() {
         &[
             "┌ System Health ───────────────────────────────────────────┐",
             "│   NAME  STATE        HEALTH              RESTARTS PID    │",
-            "│✅ api   running      healthy                    3 4242   │",
-            "│🟡 cache running      degraded: slow             0 4300   │",
             "│❌ db    breaker open failed: exit 3             5 -      │",
+            "│🟡 cache running      degraded: slow             0 4300   │",
+            "│✅ api   running      healthy                    3 4242   │",
             "│                                                          │",
-            "│error: db: breaker open after 5 restarts                  │",
+            "│13:46:40 error: db: breaker open after 5 restarts         │",
             "└──────────────────────────────────────────────────────────┘",
         ],
     );
@@ -497,9 +497,9 @@ fn system_health_in_ascii_without_colour() {
         &[
             "+ System Health -----------------------------------+",
             "|     NAME  STATE        HEALTH    RESTARTS PID    |",
-            "|[ok] api   running      healthy          3 4242   |",
-            "|[~~] cache running      degraded         0 4300   |",
             "|[xx] db    breaker open failed           5 -      |",
+            "|[~~] cache running      degraded         0 4300   |",
+            "|[ok] api   running      healthy          3 4242   |",
             "+--------------------------------------------------+",
         ],
     );
@@ -826,19 +826,20 @@ fn help_is_answered_locally() {
         &[
             "┌ Actions ───────────────────────────────────────────────────────────┐",
             "│components: api cache db                                            │",
-            "│> help stop                                                         │",
-            "│usage: stop [component]                                             │",
+            "│2 more above · PgUp/PgDn scroll                                     │",
             "│stop a component; it stays stopped until started.                   │",
             "│Stops the process (SIGTERM to its group, then SIGKILL after the     │",
             "│grace period). Healing leaves a stopped component alone.            │",
+            "│example: stop api                                                   │",
             "│>                                                                   │",
             "└────────────────────────────────────────────────────────────────────┘",
         ],
     );
-    // The outcome takes the rows it needs; the rest of the help is a page down.
-    model.update(key(KeyCode::PageDown));
+    // The newest lines show; the head of the help is a page up, and the hint says so.
+    model.update(key(KeyCode::PageUp));
     let text = screen(&model);
-    assert!(text.contains("example: stop api"), "{text}");
+    assert!(text.contains("> help stop"), "{text}");
+    assert!(text.contains("below · PgUp/PgDn scroll"), "{text}");
 }
 
 #[test]
@@ -918,20 +919,36 @@ fn line_editing_keys() {
 }
 
 #[test]
-fn ctrl_c_clears_then_quits_and_q_is_just_a_letter() {
+fn ctrl_c_clears_the_line_and_on_an_empty_line_says_how_to_close_instead_of_quitting() {
     let mut model = actions(None);
     typed(&mut model, "q");
     assert_eq!(actions_state(&model).input, "q");
     assert!(model.update(ctrl('c')).is_empty());
     assert_eq!(actions_state(&model).input, "");
-    assert_eq!(model.update(ctrl('c')), vec![Effect::Quit]);
+    assert!(model.update(ctrl('c')).is_empty(), "no Quit");
+    assert!(model.update(ctrl('d')).is_empty(), "no Quit");
+    assert_eq!(
+        actions_state(&model).outcome,
+        actions::Outcome::Note(actions::CLOSE_HINT.into())
+    );
 }
 
 #[test]
-fn other_panels_quit_on_q() {
-    let mut model = panel(PanelKind::Status, Some("api"), 40, 8);
-    assert_eq!(model.update(key(KeyCode::Char('q'))), vec![Effect::Quit]);
-    assert_eq!(model.update(ctrl('c')), vec![Effect::Quit]);
+fn no_key_quits_any_panel() {
+    for kind in PanelKind::ALL {
+        let mut model = panel(kind, Some("api"), 40, 8);
+        for msg in [
+            key(KeyCode::Char('q')),
+            ctrl('c'),
+            ctrl('d'),
+            key(KeyCode::Esc),
+        ] {
+            assert!(
+                !model.update(msg).contains(&Effect::Quit),
+                "{kind:?} quits on a key"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------- connection
@@ -1056,8 +1073,17 @@ fn each_kind_asks_for_what_it_shows_and_subscribes_to_its_topics() {
     );
     assert_eq!(
         plan(PanelKind::Component, Some("api")).1.0,
-        vec![Topic::State, Topic::Logs]
+        vec![Topic::State, Topic::Logs, Topic::Metrics]
     );
+    let history = Request::History {
+        component: "api".into(),
+    };
+    for kind in [PanelKind::Metrics, PanelKind::Status, PanelKind::Component] {
+        assert!(
+            plan(kind, Some("api")).0.contains(&history),
+            "{kind:?} asks for the core's history"
+        );
+    }
     assert_eq!(plan(PanelKind::Text, Some("api")).1.0, vec![Topic::Panels]);
 }
 
@@ -1091,4 +1117,220 @@ fn default_titles_follow_the_guide() {
         Theme::default(),
     );
     assert_eq!(given.title(), "API load");
+}
+
+// ---------------------------------------------------------------- issue 13
+
+fn frameless(kind: PanelKind, component: Option<&str>, width: u16, height: u16) -> Model {
+    let mut model = Model::new(
+        kind,
+        component.map(str::to_string),
+        None,
+        None,
+        Theme::default(),
+    )
+    .frameless();
+    model.update(Msg::Tick(now()));
+    model.update(Msg::Resize { width, height });
+    model.update(Msg::Connected);
+    model.update(Msg::Snapshot(Ok(Response::Status {
+        components: fleet(),
+    })));
+    model
+}
+
+#[test]
+fn issue_13_item_2_a_frameless_panel_draws_no_title_and_uses_every_row() {
+    let model = frameless(PanelKind::Status, Some("api"), 40, 3);
+    assert_screen(
+        &model,
+        &[
+            "✅ healthy                              ",
+            "state     running                       ",
+            "pid       4242                          ",
+        ],
+    );
+    let mut model = model;
+    model.update(Msg::Disconnected {
+        reason: "gone".into(),
+    });
+    let text = screen(&model);
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("core unreachable, retrying"),
+        "the connection state takes the last row:\n{text}"
+    );
+}
+
+#[test]
+fn issue_13_item_3_system_health_is_worst_first_with_more_and_scrolls() {
+    let mut model = frameless(PanelKind::SystemHealth, None, 60, 3);
+    assert_screen(
+        &model,
+        &[
+            "   NAME  STATE        HEALTH                RESTARTS PID    ",
+            "❌ db    breaker open failed: exit 3               5 -      ",
+            "+2 more · ↑↓ PgUp/PgDn scroll                               ",
+        ],
+    );
+    model.update(key(KeyCode::Down));
+    let text = screen(&model);
+    assert!(text.contains("cache") && text.contains("1 above"), "{text}");
+    model.update(key(KeyCode::End));
+    let text = screen(&model);
+    assert!(text.contains("api"), "the last row can be reached:\n{text}");
+}
+
+#[test]
+fn issue_13_item_5_a_paste_runs_each_line_and_keeps_the_rest() {
+    let mut model = frameless(PanelKind::Actions, None, 60, 8);
+    let effects = model.update(Msg::Paste("restart api\r\nstop db\nsta".into()));
+    let requests: Vec<&Request> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { request, .. } => Some(request),
+            Effect::Quit => None,
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            &Request::Restart {
+                component: "api".into()
+            },
+            &Request::Stop {
+                component: "db".into()
+            }
+        ]
+    );
+    assert_eq!(actions_state(&model).input, "sta");
+    // Both lines stay on screen, as in a terminal.
+    let text = screen(&model);
+    assert!(
+        text.contains("> restart api") && text.contains("> stop db"),
+        "{text}"
+    );
+}
+
+#[test]
+fn issue_13_item_5_wide_input_keeps_its_end_and_the_cursor_on_screen() {
+    let mut model = frameless(PanelKind::Actions, None, 20, 4);
+    typed(&mut model, &"🚀".repeat(100));
+    let text = screen(&model);
+    let prompt = text.lines().last().unwrap();
+    assert!(prompt.starts_with("> …🚀"), "{prompt:?}");
+    assert_eq!(format::width(prompt.trim_end()), 19, "{prompt:?}");
+    let mut terminal = Terminal::new(TestBackend::new(20, 4)).unwrap();
+    terminal.draw(|f| model.view(f)).unwrap();
+    terminal
+        .backend_mut()
+        .assert_cursor_position(ratatui::layout::Position::new(19, 3));
+}
+
+#[test]
+fn issue_13_item_6_stopped_is_not_shown_healthy() {
+    let mut model = frameless(PanelKind::Component, Some("api"), 30, 4);
+    let mut stopped = status("api");
+    stopped.state = RunState::Stopped;
+    stopped.pid = None;
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(stopped),
+    }));
+    let text = screen(&model);
+    assert!(text.starts_with("⚪ stopped"), "{text}");
+    assert!(!text.contains('✅'), "{text}");
+}
+
+#[test]
+fn issue_13_item_7_no_stale_figures_without_a_process() {
+    // db's breaker is open: the last sample must not be shown as if it were now.
+    let model = frameless(PanelKind::Metrics, Some("db"), 50, 6);
+    let text = screen(&model);
+    assert!(!text.contains("12.4 MiB"), "{text}");
+    assert!(!text.contains("3.2 %"), "{text}");
+    let charts = frameless(PanelKind::Metrics, Some("db"), 60, 20);
+    let text = screen(&charts);
+    assert!(text.starts_with("no process (breaker open)"), "{text}");
+    assert!(!text.contains("12.4 MiB"), "{text}");
+}
+
+#[test]
+fn issue_13_pictures_metrics_charts_fill_the_pane_with_axes_and_units() {
+    let mut model = frameless(PanelKind::Metrics, Some("api"), 60, 24);
+    let history = crate::protocol::ComponentHistory {
+        component: "api".into(),
+        samples: (0..30)
+            .map(|n| crate::protocol::HistorySample {
+                at: now() - Duration::from_secs(120 - n * 4),
+                metrics: Some(ProcessMetrics {
+                    cpu_percent: n as f64,
+                    rss_bytes: 10_000_000,
+                    open_fds: 7,
+                }),
+                restarts: 3,
+                response_ms: None,
+            })
+            .collect(),
+        timeline: vec![],
+    };
+    model.update(Msg::Snapshot(Ok(Response::History { history })));
+    let text = screen(&model);
+    for needle in ["CPU", "Memory", "Restarts", "now", "-2m 00s", "50%", "0"] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    assert!(
+        text.chars().any(|c| ('\u{2800}'..='\u{28FF}').contains(&c)),
+        "a plotted line:\n{text}"
+    );
+    assert_eq!(text.lines().count(), 24);
+}
+
+#[test]
+fn issue_13_pictures_health_status_shows_a_timeline() {
+    let mut model = frameless(PanelKind::Status, Some("api"), 60, 16);
+    let issue = Issue {
+        detected_at: now() - Duration::from_secs(30),
+        ..Issue::new("api", "crash", Severity::Error)
+    };
+    model.update(Msg::Event(Event::Issue {
+        issue: issue.clone(),
+    }));
+    model.update(Msg::Event(Event::Healing {
+        record: RecoveryRecord {
+            issue,
+            strategy: "restart".into(),
+            successful: true,
+            action: HealingAction::Restart,
+            timestamp: now() - Duration::from_secs(29),
+            duration: Duration::from_millis(20),
+        },
+    }));
+    let text = screen(&model);
+    let strip = text
+        .lines()
+        .find(|l| l.starts_with("timeline"))
+        .expect("a strip");
+    assert!(strip.contains('!') || strip.contains('+'), "{strip}");
+    assert!(text.contains("crash (error)"), "{text}");
+    assert!(text.contains("restart worked in 20ms"), "{text}");
+}
+
+#[test]
+fn issue_13_item_7_a_restarted_process_is_not_called_missing_before_its_first_sample() {
+    let mut model = frameless(PanelKind::Metrics, Some("api"), 50, 6);
+    let mut gone = status("api");
+    gone.state = RunState::Backoff;
+    gone.pid = None;
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(gone),
+    }));
+    assert!(screen(&model).contains("no process (backoff)"));
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(status("api")),
+    }));
+    let text = screen(&model);
+    assert!(text.contains("first sample soon (running)"), "{text}");
+    assert!(!text.contains("3.2 %"), "no stale figure:\n{text}");
 }

@@ -8,7 +8,7 @@
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::border;
 
-use crate::model::{BreakerState, HealthStatus, RunState};
+use crate::model::{BreakerState, ComponentStatus, HealthStatus, RunState};
 
 /// Borders drawn with ASCII only.
 const ASCII_BORDER: border::Set<'static> = border::Set {
@@ -24,6 +24,43 @@ const ASCII_BORDER: border::Set<'static> = border::Set {
 
 const SPARK: [&str; 8] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"];
 const SPARK_ASCII: [&str; 8] = ["_", ".", ",", "-", "=", "+", "*", "#"];
+
+/// The health worth showing for a component: its health while it runs; `None` (unknown) when it
+/// has no process and its last word was "healthy", since that only described a process that is
+/// gone. A failure stays shown: a crash loop's `failed` is still news.
+pub fn known_health(status: &ComponentStatus) -> Option<&HealthStatus> {
+    let runs = match status.state {
+        RunState::Running | RunState::Stopping => true,
+        RunState::Stopped
+        | RunState::Starting
+        | RunState::Backoff
+        | RunState::Exited
+        | RunState::BreakerOpen
+        | RunState::Failed => false,
+    };
+    match (&status.health, runs) {
+        (health, true) => Some(health),
+        (HealthStatus::Healthy, false) => None,
+        (
+            health @ (HealthStatus::Degraded(_)
+            | HealthStatus::Critical(_)
+            | HealthStatus::Failed(_)),
+            false,
+        ) => Some(health),
+    }
+}
+
+/// How bad a component looks, for sorting worst first: failed 0, critical 1, degraded 2,
+/// unknown 3, healthy 4.
+pub fn badness_rank(status: &ComponentStatus) -> u8 {
+    match known_health(status) {
+        Some(HealthStatus::Failed(_)) => 0,
+        Some(HealthStatus::Critical(_)) => 1,
+        Some(HealthStatus::Degraded(_)) => 2,
+        None => 3,
+        Some(HealthStatus::Healthy) => 4,
+    }
+}
 
 /// The look of a panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +100,22 @@ impl Theme {
             (HealthStatus::Degraded(_), true) => "[~~]",
             (HealthStatus::Critical(_), true) => "[!!]",
             (HealthStatus::Failed(_), true) => "[xx]",
+        }
+    }
+
+    /// A component's icon: its health's, or [`Theme::unknown_icon`] when it has no process.
+    pub fn status_icon(&self, status: &ComponentStatus) -> &'static str {
+        match known_health(status) {
+            Some(health) => self.health_icon(health),
+            None => self.unknown_icon(),
+        }
+    }
+
+    /// The style of a component's health: its health's, or dim when unknown.
+    pub fn status_style(&self, status: &ComponentStatus) -> Style {
+        match known_health(status) {
+            Some(health) => self.health_style(health),
+            None => self.dim(),
         }
     }
 
@@ -146,12 +199,23 @@ impl Theme {
         }
     }
 
+    /// The keys that scroll a list: "↑↓ PgUp/PgDn" or "Up/Down PgUp/PgDn".
+    pub fn scroll_keys(&self) -> &'static str {
+        if self.ascii {
+            "Up/Down PgUp/PgDn"
+        } else {
+            "↑↓ PgUp/PgDn"
+        }
+    }
+
     /// "↓" or "v".
     pub fn down_arrow(&self) -> &'static str {
         if self.ascii { "v" } else { "↓" }
     }
 
-    /// A one-line sparkline of the last `width` values, scaled from 0 to their maximum.
+    /// A one-line sparkline of the last `width` values, scaled from 0 to their maximum. Values
+    /// that hardly change (within 1 % of their maximum) draw a flat line at mid height, not a row
+    /// of full bars that would read like 100 %.
     pub fn sparkline<'a>(
         &self,
         values: impl DoubleEndedIterator<Item = &'a f64>,
@@ -161,10 +225,14 @@ impl Theme {
         let mut recent: Vec<f64> = values.rev().take(width).copied().collect();
         recent.reverse();
         let max = recent.iter().copied().fold(0.0_f64, f64::max);
+        let min = recent.iter().copied().fold(f64::INFINITY, f64::min);
+        let flat = max > 0.0 && max - min <= max * 0.01;
         recent
             .iter()
             .map(|v| {
-                let level = if max > 0.0 && v.is_finite() {
+                let level = if flat {
+                    3
+                } else if max > 0.0 && v.is_finite() {
                     ((v.max(0.0) / max) * 7.0).round() as usize
                 } else {
                     0
@@ -240,5 +308,12 @@ mod tests {
         assert_eq!(theme.sparkline(values.iter(), 4), "▁▃▅█");
         assert_eq!(theme.sparkline([0.0, 0.0].iter(), 4), "▁▁");
         assert_eq!(theme.sparkline([].iter(), 4), "");
+    }
+
+    #[test]
+    fn a_constant_value_draws_a_flat_line_not_full_bars() {
+        let theme = Theme::default();
+        assert_eq!(theme.sparkline([1.5, 1.5, 1.5].iter(), 4), "▄▄▄");
+        assert_eq!(theme.sparkline([0.0, 0.0].iter(), 4), "▁▁");
     }
 }

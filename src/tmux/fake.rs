@@ -364,8 +364,16 @@ impl TmuxDriver for FakeTmux {
             layout: window.layout.clone(),
         };
         let session = state.session(&plan.session)?;
+        // As tmux does it: a replaced window's place goes to the new one; otherwise at the end.
+        let place = session
+            .windows
+            .iter()
+            .position(|w| plan.replace.first() == Some(&w.id));
+        match place {
+            Some(i) => session.windows.insert(i, window),
+            None => session.windows.push(window),
+        }
         session.windows.retain(|w| !plan.replace.contains(&w.id));
-        session.windows.push(window);
         Ok(built)
     }
 
@@ -496,6 +504,12 @@ impl TmuxDriver for FakeTmux {
             s.windows.retain(|w| w.id != window);
         }
         Ok(())
+    }
+
+    async fn respawn_dead_panes(&self, session: &str) -> Result<usize, TmuxError> {
+        let mut state = self.lock();
+        state.calls.push(format!("respawn_dead_panes {session}"));
+        state.session(session).map(|_| 0)
     }
 
     async fn kill_server(&self) -> Result<(), TmuxError> {

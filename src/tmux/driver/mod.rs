@@ -330,6 +330,13 @@ pub trait TmuxDriver: Send + Sync {
         }
     }
 
+    /// Restarts every dead pane of the session with the command it was started with
+    /// (`respawn-pane`); returns how many.
+    fn respawn_dead_panes(
+        &self,
+        session: &str,
+    ) -> impl Future<Output = Result<usize, TmuxError>> + Send;
+
     /// Kills the whole server on this socket (tests and `hms-console down` on a private socket).
     fn kill_server(&self) -> impl Future<Output = Result<(), TmuxError>> + Send;
 }

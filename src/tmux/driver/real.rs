@@ -304,7 +304,14 @@ impl TmuxDriver for Tmux {
         let Some((first, rest)) = plan.panes.split_first() else {
             return Err(TmuxError::parse("at least one pane", "an empty plan"));
         };
-        let mut new_window = strings(["new-window", "-d", "-t", &format!("{session}:")]);
+        // After the last window: a new window never lands before the ones the operator knows.
+        let mut new_window = strings([
+            "new-window",
+            "-d",
+            "-a",
+            "-t",
+            &format!("{session}:{{end}}"),
+        ]);
         new_window.extend(strings([
             "-n",
             &temp,
@@ -362,10 +369,42 @@ impl TmuxDriver for Tmux {
             &target,
             "L #{window_layout}",
         ]));
-        for old in &plan.replace {
+        // A replaced window's place goes to the new one (a swap that leaves the current window
+        // current), so replacing keeps the window order and never moves the focus.
+        for (i, old) in plan.replace.iter().enumerate() {
+            if i == 0 {
+                commands.push(strings([
+                    "swap-window",
+                    "-d",
+                    "-s",
+                    &target,
+                    "-t",
+                    &old.to_string(),
+                ]));
+            }
             commands.push(strings(["kill-window", "-t", &old.to_string()]));
         }
         commands.push(strings(["rename-window", "-t", &target, &plan.name]));
+        // `select-pane -T` above makes the new window current; give the focus back to the
+        // window that had it (or to the new one, when it replaced the current window).
+        let current = self
+            .run_args(&[
+                "display-message",
+                "-p",
+                "-t",
+                &format!("{session}:"),
+                "#{window_id}",
+            ])
+            .await
+            .ok()
+            .and_then(|id| id.trim().parse::<WindowId>().ok());
+        match current {
+            Some(id) if plan.replace.contains(&id) => {
+                commands.push(strings(["select-window", "-t", &target]));
+            }
+            Some(id) => commands.push(strings(["select-window", "-t", &id.to_string()])),
+            None => {}
+        }
         let out = match self.run(&chain(&commands)).await {
             Ok(out) => out,
             Err(e) => {
@@ -512,6 +551,27 @@ impl TmuxDriver for Tmux {
         self.run_args(&["kill-session", "-t", &exact_session(session)])
             .await
             .map(drop)
+    }
+
+    async fn respawn_dead_panes(&self, session: &str) -> Result<usize, TmuxError> {
+        let listing = self
+            .run_args(&[
+                "list-panes",
+                "-s",
+                "-t",
+                &exact_session(session),
+                "-F",
+                "#{pane_dead} #{pane_id}",
+            ])
+            .await?;
+        let mut respawned = 0;
+        for line in listing.lines() {
+            if let Some(pane) = line.strip_prefix("1 ") {
+                self.run_args(&["respawn-pane", "-t", pane]).await?;
+                respawned += 1;
+            }
+        }
+        Ok(respawned)
     }
 
     async fn kill_server(&self) -> Result<(), TmuxError> {

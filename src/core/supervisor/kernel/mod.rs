@@ -496,7 +496,8 @@ impl Kernel {
             | Request::PanelText { .. }
             | Request::PanelInput { .. }
             | Request::Notify { .. }
-            | Request::Knowledge { .. } => Err((
+            | Request::Knowledge { .. }
+            | Request::History { .. } => Err((
                 ErrorCode::Internal,
                 "the router sends this request to another part of the core".into(),
             )),
