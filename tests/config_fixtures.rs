@@ -62,3 +62,68 @@ fn the_demo_fleet_and_the_examples_validate() {
         }
     }
 }
+
+/// examples/hms.toml promises to show every key: each table's known keys, as the config loader
+/// itself lists them when it meets an unknown one, appear in it (issue 13, item 11).
+#[test]
+fn the_example_config_shows_every_known_key() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hms.toml"))
+            .unwrap();
+    let base = "[[component]]\nname = \"api\"\ncommand = \"sleep 1\"\n";
+    let tables = [
+        (
+            "[defaults]",
+            "[defaults]\nzzz_unknown = 1\n".to_string() + base,
+        ),
+        ("[limits]", "[limits]\nzzz_unknown = 1\n".to_string() + base),
+        ("[[component]]", format!("{base}zzz_unknown = 1\n")),
+        (
+            "a probe",
+            format!("{base}[component.liveness]\nexec = [\"true\"]\nzzz_unknown = 1\n"),
+        ),
+        (
+            "an action",
+            format!("{base}[component.actions.x]\ncommand = \"true\"\nzzz_unknown = 1\n"),
+        ),
+        (
+            "a log pattern",
+            format!("{base}[[component.log_patterns]]\nregex = \"x\"\nzzz_unknown = 1\n"),
+        ),
+        (
+            "[[group]]",
+            format!("{base}[[group]]\nname = \"g\"\ncomponents = [\"api\"]\nzzz_unknown = 1\n"),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut missing = Vec::new();
+    for (table, text) in tables {
+        let path = dir.path().join("probe.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["validate", "-c", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let known = err
+            .split_once("(known keys: ")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(keys, _)| keys.to_string())
+            .unwrap_or_else(|| panic!("{table}: no list of known keys in: {err}"));
+        for key in known.split(", ") {
+            // `key = …`, `{ key = …`, a commented `# key = …`, or a `[component.key]` table.
+            let shown = regex::Regex::new(&format!(
+                r"(?m)((^|[{{,]\s*|#\s*){key}\s*=|\[component\.{key}[\].])"
+            ))
+            .unwrap()
+            .is_match(&example);
+            if !shown {
+                missing.push(format!("{table}: {key}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "examples/hms.toml does not show: {missing:?}"
+    );
+}

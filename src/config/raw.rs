@@ -158,6 +158,17 @@ pub(super) fn toml_error(text: &str, file: &str, err: &toml::de::Error) -> Confi
             message,
         };
     }
+    // `period = 2`: serde says only that it wanted a string; say which string.
+    let message = if message.contains("expected a string")
+        && (message.starts_with("invalid type: integer")
+            || message.starts_with("invalid type: floating point"))
+    {
+        format!(
+            "{message}: durations and sizes are strings with a unit, e.g. \"2s\", \"500ms\" or \"10MB\""
+        )
+    } else {
+        message
+    };
     ConfigError::Invalid {
         file: file.to_string(),
         line,

@@ -400,8 +400,11 @@ impl Kernel {
 
     fn find(&self, name: &str) -> Result<usize, Refusal> {
         self.index.get(name).copied().ok_or_else(|| {
-            let mut known: Vec<&str> = self.index.keys().map(String::as_str).collect();
-            known.sort();
+            // In fleet order, as every other list of components.
+            let mut known: Vec<(usize, &str)> =
+                self.index.iter().map(|(n, &i)| (i, n.as_str())).collect();
+            known.sort_unstable();
+            let known: Vec<&str> = known.into_iter().map(|(_, n)| n).collect();
             (
                 ErrorCode::UnknownComponent,
                 format!(
