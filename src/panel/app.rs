@@ -338,7 +338,7 @@ impl Model {
             PanelKind::Logs => vec![Topic::Logs],
             PanelKind::Status => vec![Topic::State, Topic::Issues, Topic::Healing],
             PanelKind::Actions => vec![Topic::State],
-            PanelKind::SystemHealth => vec![Topic::State, Topic::Notices],
+            PanelKind::SystemHealth => vec![Topic::State, Topic::Notices, Topic::Plans],
             PanelKind::Component => vec![Topic::State, Topic::Logs, Topic::Metrics],
             PanelKind::Text => vec![Topic::Panels],
             PanelKind::Knowledge => vec![Topic::Knowledge],
@@ -669,8 +669,11 @@ impl Model {
                     state.push(*item);
                 }
             }
-            // Recovery plans: System Health's to show (its owner's change); nothing here yet.
-            Event::Plan { .. } => {}
+            Event::Plan { plan } => {
+                if let Body::SystemHealth(state) = &mut self.body {
+                    state.on_plan(*plan);
+                }
+            }
             Event::Agents { agents } => {
                 if let Body::Agents(state) = &mut self.body {
                     state.replace(agents);

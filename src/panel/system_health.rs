@@ -1,7 +1,8 @@
 //! The system health panel (guide §3.2 "System Health"): one row per component with its icon,
 //! name, state, health, restarts and pid, worst first (failed, critical, degraded, unknown,
 //! healthy; fleet order among equals), and below them the latest notices from the core
-//! (escalations, breaker openings, a rejected config or layout edit), each with its time.
+//! (escalations, breaker openings, a rejected config or layout edit), each with its time, under
+//! the recovery plans that are running (coordinated recovery, guide §4.2), each with its step.
 //! When the rows do not fit, the last one says `+N more` and ↑ ↓ PgUp PgDn scroll.
 //!
 //! It only reads the model; it must not decide anything about health itself.
@@ -18,7 +19,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 use super::app::Shared;
 use super::format;
 use super::theme::{badness_rank, known_health};
-use crate::model::ComponentStatus;
+use crate::model::{ComponentStatus, PlanState, PlanStatus, RecoveryStep, StepState};
 use crate::protocol::NoticeLevel;
 
 /// Notices kept; the panel shows the newest that fit in up to [`NOTICE_ROWS`] rows.
@@ -37,6 +38,8 @@ pub struct HealthState {
     pub notices: VecDeque<Notice>,
     /// Component rows scrolled past, from the top.
     pub scroll: usize,
+    /// The recovery plans running, oldest first.
+    pub plans: Vec<PlanStatus>,
 }
 
 impl HealthState {
@@ -62,6 +65,15 @@ impl HealthState {
         self.scroll = self.scroll.min(rows.saturating_sub(last_page));
     }
 
+    /// A plan started, moved on a step, or ended (an ended plan leaves the panel; its notice, if
+    /// it failed, stays).
+    pub fn on_plan(&mut self, plan: PlanStatus) {
+        self.plans.retain(|p| p.id != plan.id);
+        if plan.state == PlanState::Running {
+            self.plans.push(plan);
+        }
+    }
+
     pub fn push_notice(&mut self, level: NoticeLevel, message: String, at: SystemTime) {
         // The same message again (a burst of file events, say) refreshes the time only.
         if let Some(last) = self.notices.back_mut()
@@ -82,16 +94,24 @@ pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mu
     // Components come first: notices get what the table leaves, at most NOTICE_ROWS.
     let table_rows = view.fleet.names().len() as u16 + 1;
     let room = area.height.saturating_sub(table_rows);
-    let notice_rows = (state.notices.len().min(NOTICE_ROWS) as u16).min(room);
+    let plan_rows = state.plans.len().min(NOTICE_ROWS);
+    let notice_rows = ((state.notices.len().min(NOTICE_ROWS) + plan_rows) as u16).min(room);
     let [table_area, notice_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(notice_rows)]).areas(area);
     render_rows(view, state.scroll, table_area, buf);
     let theme = view.theme;
-    let lines: Vec<Line> = state
+    let plans = state.plans.iter().take(plan_rows).map(|p| {
+        Line::from(vec![
+            Span::styled(format!("plan #{} ", p.id), theme.warning()),
+            Span::raw(plan_line(p)),
+        ])
+    });
+    let shown_notices = usize::from(notice_rows).saturating_sub(plan_rows);
+    let notices = state
         .notices
         .iter()
         .rev()
-        .take(usize::from(notice_rows))
+        .take(shown_notices)
         .rev()
         .map(|n| {
             let (word, style) = match n.level {
@@ -104,9 +124,42 @@ pub(super) fn render(view: Shared<'_>, state: &HealthState, area: Rect, buf: &mu
                 Span::styled(format!("{word}: "), style),
                 Span::raw(n.message.clone()),
             ])
-        })
-        .collect();
+        });
+    let lines: Vec<Line> = plans.chain(notices).collect();
     Paragraph::new(lines).render(notice_area, buf);
+}
+
+/// `db crash (rest_for_one): step 2/4 wait for api to be healthy`.
+fn plan_line(plan: &PlanStatus) -> String {
+    let total = plan.steps.len();
+    let current = plan
+        .steps
+        .iter()
+        .position(|s| s.state == StepState::Running)
+        .or_else(|| {
+            plan.steps
+                .iter()
+                .position(|s| s.state == StepState::Pending)
+        });
+    let step = match current {
+        Some(i) => {
+            let what = match &plan.steps[i].step {
+                RecoveryStep::ComponentAction { component, action } => {
+                    format!("{} {component}", action.action_name())
+                }
+                RecoveryStep::WaitForHealth { component, .. } => {
+                    format!("wait for {component} to be healthy")
+                }
+                RecoveryStep::NotifyOperator { .. } => "notify the operator".to_string(),
+            };
+            format!("step {}/{total} {what}", i + 1)
+        }
+        None => format!("{total} steps"),
+    };
+    format!(
+        "{} {} ({}): {step}",
+        plan.component, plan.issue_type, plan.strategy
+    )
 }
 
 /// `HH:MM:SS` (UTC) of a notice, as `hms-console issues` prints times.

@@ -1334,3 +1334,66 @@ fn issue_13_item_7_a_restarted_process_is_not_called_missing_before_its_first_sa
     assert!(text.contains("first sample soon (running)"), "{text}");
     assert!(!text.contains("3.2 %"), "no stale figure:\n{text}");
 }
+
+#[test]
+fn system_health_shows_a_running_recovery_plan_and_its_step_until_it_ends() {
+    use crate::model::{
+        PlanState, PlanStatus, PlanStep, RecoveryStep, RecoveryStrategy, StepState,
+    };
+    let mut model = panel(PanelKind::SystemHealth, None, 70, 9);
+    let step = |step: RecoveryStep, state: StepState| PlanStep {
+        step,
+        state,
+        duration: None,
+        detail: None,
+    };
+    let mut plan = PlanStatus {
+        id: 3,
+        component: "db".into(),
+        issue_type: "crash".into(),
+        issue_id: "i".into(),
+        strategy: RecoveryStrategy::RestForOne,
+        state: PlanState::Running,
+        affected: vec!["db".into(), "api".into()],
+        steps: vec![
+            step(
+                RecoveryStep::ComponentAction {
+                    component: "db".into(),
+                    action: SupervisorCommand::Restart,
+                },
+                StepState::Done,
+            ),
+            step(
+                RecoveryStep::WaitForHealth {
+                    component: "db".into(),
+                    timeout: std::time::Duration::from_secs(30),
+                },
+                StepState::Running,
+            ),
+            step(
+                RecoveryStep::ComponentAction {
+                    component: "api".into(),
+                    action: SupervisorCommand::Restart,
+                },
+                StepState::Pending,
+            ),
+        ],
+        joined: vec![],
+        started_at: now(),
+        duration: std::time::Duration::ZERO,
+        reason: None,
+    };
+    model.update(Msg::Event(Event::Plan {
+        plan: Box::new(plan.clone()),
+    }));
+    let shown = screen(&model);
+    assert!(
+        shown.contains("plan #3 db crash (rest_for_one): step 2/3 wait for db to be healthy"),
+        "{shown}"
+    );
+    plan.state = PlanState::Done;
+    model.update(Msg::Event(Event::Plan {
+        plan: Box::new(plan),
+    }));
+    assert!(!screen(&model).contains("plan #3"), "{}", screen(&model));
+}
