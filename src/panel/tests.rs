@@ -1061,7 +1061,7 @@ fn each_kind_asks_for_what_it_shows_and_subscribes_to_its_topics() {
     );
     assert_eq!(
         plan(PanelKind::SystemHealth, None).1,
-        (vec![Topic::State, Topic::Notices], vec![])
+        (vec![Topic::State, Topic::Notices, Topic::Plans], vec![])
     );
     assert_eq!(
         plan(PanelKind::Metrics, Some("api")).1,
