@@ -37,9 +37,12 @@ pub async fn keep_panes_alive<D: TmuxDriver>(
     driver: &D,
     session: &str,
 ) -> Result<usize, TmuxError> {
-    driver
-        .set_hook(session, RESPAWN_HOOK, RESPAWN_COMMAND)
-        .await?;
+    // Per window: tmux 3.3a cannot name a session-wide hook (see `set_window_hook`).
+    for window in driver.list_windows(session).await? {
+        driver
+            .set_window_hook(window.id, RESPAWN_HOOK, RESPAWN_COMMAND)
+            .await?;
+    }
     driver.respawn_dead_panes(session).await
 }
 
@@ -332,6 +335,10 @@ pub async fn build<D: TmuxDriver>(
         panel_command(opts, p)
     })
     .await?;
+    // Its panes come back if they die, like every console window's.
+    driver
+        .set_window_hook(window.window, RESPAWN_HOOK, RESPAWN_COMMAND)
+        .await?;
     Ok(window)
 }
 

@@ -491,6 +491,18 @@ impl TmuxDriver for FakeTmux {
         state.session(session).map(drop)
     }
 
+    async fn set_window_hook(
+        &self,
+        window: WindowId,
+        hook: &str,
+        command: &str,
+    ) -> Result<(), TmuxError> {
+        self.lock()
+            .calls
+            .push(format!("set_window_hook {window} {hook} {command}"));
+        Ok(())
+    }
+
     async fn switch_client(&self, session: &str) -> Result<(), TmuxError> {
         let mut state = self.lock();
         state.calls.push(format!("switch_client {session}"));

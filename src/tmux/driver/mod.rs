@@ -313,6 +313,15 @@ pub trait TmuxDriver: Send + Sync {
         command: &str,
     ) -> impl Future<Output = Result<(), TmuxError>> + Send;
 
+    /// Sets a hook on one window (`set-hook -w`). tmux 3.3a has no per-session hook that a
+    /// target can name: `set-hook -t SESSION:` lands on the session's current window only.
+    fn set_window_hook(
+        &self,
+        window: WindowId,
+        hook: &str,
+        command: &str,
+    ) -> impl Future<Output = Result<(), TmuxError>> + Send;
+
     /// Switches the calling client (inside tmux) to a session.
     fn switch_client(&self, session: &str) -> impl Future<Output = Result<(), TmuxError>> + Send;
 

@@ -541,6 +541,17 @@ impl TmuxDriver for Tmux {
             .map(drop)
     }
 
+    async fn set_window_hook(
+        &self,
+        window: WindowId,
+        hook: &str,
+        command: &str,
+    ) -> Result<(), TmuxError> {
+        self.run_args(&["set-hook", "-w", "-t", &window.to_string(), hook, command])
+            .await
+            .map(drop)
+    }
+
     async fn kill_window(&self, window: WindowId) -> Result<(), TmuxError> {
         self.run_args(&["kill-window", "-t", &window.to_string()])
             .await
