@@ -88,15 +88,9 @@ impl ConsoleHandle {
 
     /// Asks the room and waits for its answer.
     pub async fn request(&self, request: Request) -> Answer {
-        let (reply, rx) = oneshot::channel();
-        let gone = || {
-            (
-                ErrorCode::ShuttingDown,
-                "the core is shutting down".to_string(),
-            )
-        };
-        self.tx.send((request, reply)).map_err(|_| gone())?;
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        super::router::ask(&self.tx, |reply| (request, reply))
+            .await
+            .and_then(|answer| answer)
     }
 }
 

@@ -23,9 +23,7 @@ use super::console_room::misrouted;
 use super::journal::IssueJournal;
 use super::supervisor::{Answer, NO_CONN, SupervisorHandle};
 use crate::model::{ComponentStatus, HealingAction, RunState};
-use crate::protocol::{
-    ComponentHistory, ErrorCode, HistorySample, Request, Response, TimelineEntry,
-};
+use crate::protocol::{ComponentHistory, HistorySample, Request, Response, TimelineEntry};
 
 /// How often the room samples the fleet.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -179,15 +177,7 @@ impl HistoryHandle {
         let Request::History { component } = request else {
             return Err(misrouted(&request));
         };
-        let gone = || {
-            (
-                ErrorCode::ShuttingDown,
-                "the core is shutting down".to_string(),
-            )
-        };
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((component, reply)).map_err(|_| gone())?;
-        let history = rx.await.map_err(|_| gone())?;
+        let history = super::router::ask(&self.tx, |reply| (component, reply)).await?;
         Ok(Response::History { history })
     }
 }

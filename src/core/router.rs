@@ -25,6 +25,23 @@ use super::mac::MacHandle;
 use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
 use crate::protocol::{ErrorCode, Event, Request, Response};
 
+/// Sends a room the message `make` builds around a oneshot, and waits for the answer: the one way
+/// every room's handle asks its room. A room that is gone (the core is exiting) is a refusal.
+pub(crate) async fn ask<C, T>(
+    tx: &tokio::sync::mpsc::UnboundedSender<C>,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> C,
+) -> Result<T, super::supervisor::Refusal> {
+    let gone = || {
+        (
+            ErrorCode::ShuttingDown,
+            "the core is shutting down".to_string(),
+        )
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    tx.send(make(reply)).map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())
+}
+
 /// Where requests go. Cheap to clone: every connection has one.
 #[derive(Clone)]
 pub struct Router {

@@ -36,7 +36,7 @@ pub use queue::TaskId;
 use super::router::Router;
 use super::supervisor::{Answer, ConnId, NO_CONN};
 use crate::model::{AgentCapabilities, HealingCoordination, HealingLevel, RunState};
-use crate::protocol::{ErrorCode, Event, MacAnswer, MacRequest, Request, Response, TaskReply};
+use crate::protocol::{Event, MacAnswer, MacRequest, Request, Response, TaskReply};
 
 /// The core's own agent: it processes [`COORDINATE_HEALING`] tasks.
 pub const SUPERVISOR_AGENT: &str = "supervisor-agent";
@@ -118,21 +118,13 @@ impl MacHandle {
     /// A task-bus request made on connection `conn`; a task request is answered when its task
     /// ends (at the latest at its timeout).
     pub async fn request(&self, conn: ConnId, request: MacRequest) -> Answer {
-        let (reply, rx) = oneshot::channel();
-        let gone = || {
-            (
-                ErrorCode::ShuttingDown,
-                "the core is shutting down".to_string(),
-            )
-        };
-        self.tx
-            .send(Cmd::Request {
-                conn,
-                request,
-                reply,
-            })
-            .map_err(|_| gone())?;
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        super::router::ask(&self.tx, |reply| Cmd::Request {
+            conn,
+            request,
+            reply,
+        })
+        .await
+        .and_then(|answer| answer)
     }
 
     /// Tells the room that a connection ended: the agents it registered are gone. The server

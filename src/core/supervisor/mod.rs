@@ -56,21 +56,13 @@ pub struct SupervisorHandle {
 impl SupervisorHandle {
     /// Sends a request made on connection `conn` and waits for the answer.
     pub async fn request_from(&self, conn: ConnId, request: Request) -> Answer {
-        let (reply, rx) = oneshot::channel();
-        let gone = || {
-            (
-                ErrorCode::ShuttingDown,
-                "the core is shutting down".to_string(),
-            )
-        };
-        self.tx
-            .send(Cmd::Request {
-                request,
-                reply,
-                conn,
-            })
-            .map_err(|_| gone())?;
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        super::router::ask(&self.tx, |reply| Cmd::Request {
+            request,
+            reply,
+            conn,
+        })
+        .await
+        .and_then(|answer| answer)
     }
 
     /// Tells the supervisor that a connection ended.
