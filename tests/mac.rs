@@ -488,3 +488,60 @@ async fn an_agent_follows_its_components_state() {
         .expect("done");
     assert_eq!(answer, "did it");
 }
+
+/// A core that is killed and started again: the agent's client connects again by itself,
+/// registers its agent again with the same capabilities, and answers tasks on the new core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reconnects_and_registers_again_when_the_core_comes_back() {
+    let mut core = Core::start(FLEET);
+    let agent = MacClient::with_socket("lookup", core.socket.clone());
+    agent.connect().await.expect("connect");
+    agent
+        .register_agent("lookup", capabilities(&["lookup"]))
+        .await
+        .expect("register");
+    agent.set_task_handler(|task: MacTask| Ok::<_, TaskError>(format!("found {}", task.payload)));
+    agent.start_task_handling().await.expect("handling");
+    let core_ref = &core;
+    tokio::task::block_in_place(|| {
+        wait_agent(core_ref, "lookup", "ready", |a| {
+            a.state == AgentState::Ready
+        })
+    });
+
+    let old = core.pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the core");
+    tokio::task::block_in_place(|| core.wait_exit(Duration::from_secs(10)));
+    tokio::task::block_in_place(|| core.spawn());
+    assert_ne!(core.pid(), old, "a new core");
+
+    let core_ref = &core;
+    let again = tokio::task::block_in_place(|| {
+        wait_agent(
+            core_ref,
+            "lookup",
+            "registered again on the new core",
+            |a| a.state == AgentState::Ready,
+        )
+    });
+    assert_eq!(again.capabilities.can_process, vec!["lookup".to_string()]);
+    let requester = MacClient::with_socket("requester", core.socket.clone());
+    requester.connect().await.expect("connect");
+    let answer = requester
+        .request_task("lookup", task("lookup", "it", Duration::from_secs(10)))
+        .await
+        .expect("the agent answers on the new core");
+    assert_eq!(answer, "found it");
+
+    // `disconnect` ends it: the agent is gone from the core.
+    agent.disconnect().await;
+    tokio::task::block_in_place(|| {
+        wait_for("the agent gone", Duration::from_secs(10), || {
+            (!agents(core_ref).iter().any(|a| a.name == "lookup")).then_some(())
+        })
+    });
+}

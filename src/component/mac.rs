@@ -10,8 +10,12 @@
 //! task of its own (the core delivers at most the agent's concurrency at once) and its outcome is
 //! sent back as a `task_result`; a handler that panics is reported as failed. The registration
 //! belongs to the connection: when the client is dropped or disconnected, the core fails the
-//! agent's tasks in flight and routes its queued tasks elsewhere. It does not reconnect by
-//! itself: after an error saying the connection closed, `connect` and `register_agent` again.
+//! agent's tasks in flight and routes its queued tasks elsewhere. A connection that breaks (the
+//! core restarted, say) is made again by the client itself, with backoff ([`RECONNECT_MIN`]
+//! doubling up to [`RECONNECT_MAX`], as [`crate::component::SupervisorClient`] does), and its
+//! agents are registered again with the same capabilities; the handler keeps running. Calls made
+//! while it is away fail at once with a closed-connection error rather than wait. Only
+//! [`MacClient::disconnect`] (or dropping the client) ends it for good.
 //!
 //! The guide's §6.1 in its order. The handler's `match task.task_type { "analyze-data" => … }`
 //! needs `.as_str()` in Rust, and its `Error::UnsupportedTask` is [`TaskError::UnsupportedTask`]:
@@ -62,9 +66,11 @@ use futures::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::healing::BoxFuture;
 use super::mailbox::{Mailbox, Stopped};
+use super::supervisor_client::{RECONNECT_MAX, RECONNECT_MIN, until};
 use crate::client::{Client, ClientError, MessageReader};
 use crate::model::{AgentCapabilities, MacTask, TaskFailure, TaskOutcome};
 use crate::protocol::{
@@ -204,6 +210,35 @@ pub struct MacClient {
 
 type Answer = oneshot::Sender<Result<Response, ClientError>>;
 
+/// An agent as it was registered, to register it again on a new connection.
+#[derive(Clone)]
+struct Registration {
+    name: String,
+    capabilities: AgentCapabilities,
+    concurrency: usize,
+}
+
+impl Registration {
+    /// The two requests that register it: the subscription first, so no task of the agent can
+    /// come before it.
+    fn requests(&self) -> [Request; 2] {
+        [
+            Request::Subscribe {
+                topics: vec![Topic::Tasks],
+                components: vec![self.name.clone()],
+            },
+            Request::Mac {
+                request: MacRequest::RegisterAgent {
+                    name: self.name.clone(),
+                    capabilities: self.capabilities.clone(),
+                    concurrency: Some(self.concurrency),
+                    queue_capacity: None,
+                },
+            },
+        ]
+    }
+}
+
 /// What the owner task is asked to do.
 enum Command {
     Connect {
@@ -215,7 +250,8 @@ enum Command {
         request: Request,
         reply: Option<Answer>,
     },
-    Registered(String),
+    /// `register_agent` succeeded: kept, to register again after a reconnect.
+    Registered(Registration),
     SetHandler(TaskHandler),
     StartHandling {
         reply: oneshot::Sender<Result<(), MacError>>,
@@ -253,6 +289,10 @@ impl MacClient {
             pending: HashMap::new(),
             next_id: 1,
             agents: Vec::new(),
+            registrations: Vec::new(),
+            wanted: false,
+            reconnect_at: None,
+            reconnect_wait: RECONNECT_MIN,
             handler: None,
             handling: false,
             held: VecDeque::new(),
@@ -277,7 +317,8 @@ impl MacClient {
         &self.id
     }
 
-    /// Connects to the core (again, after a closed connection: agents must register again).
+    /// Connects to the core. From then on a connection that breaks is made again by the client,
+    /// which registers its agents again; `connect` again only after [`MacClient::disconnect`].
     pub async fn connect(&self) -> Result<(), MacError> {
         let me = self.owner.weak();
         self.owner
@@ -293,27 +334,21 @@ impl MacClient {
         name: &str,
         capabilities: AgentCapabilities,
     ) -> Result<(), MacError> {
-        // Subscribed first, so no task of the agent can come before the subscription.
+        let registration = Registration {
+            name: name.to_string(),
+            capabilities,
+            concurrency: self.concurrency,
+        };
+        let [subscribe, register] = registration.requests();
         self.owner.post(Command::Send {
-            request: Request::Subscribe {
-                topics: vec![Topic::Tasks],
-                components: vec![name.to_string()],
-            },
+            request: subscribe,
             reply: None,
         });
-        let request = Request::Mac {
-            request: MacRequest::RegisterAgent {
-                name: name.to_string(),
-                capabilities,
-                concurrency: Some(self.concurrency),
-                queue_capacity: None,
-            },
-        };
-        match self.call(request).await? {
+        match self.call(register).await? {
             Response::Mac {
                 answer: MacAnswer::Registered { .. },
             } => {
-                self.owner.post(Command::Registered(name.to_string()));
+                self.owner.post(Command::Registered(registration));
                 Ok(())
             }
             other => Err(unexpected("register_agent", other)),
@@ -462,6 +497,14 @@ struct Owner {
     next_id: u64,
     /// Agents registered on the current connection.
     agents: Vec<String>,
+    /// Every agent registered since `connect`, registered again after a reconnect.
+    registrations: Vec<Registration>,
+    /// `connect` succeeded and `disconnect` has not been called: a lost connection is made again.
+    wanted: bool,
+    /// When to try to connect again, while the connection is lost.
+    reconnect_at: Option<Instant>,
+    /// The wait before the next attempt after this one fails; it doubles up to `RECONNECT_MAX`.
+    reconnect_wait: Duration,
     handler: Option<TaskHandler>,
     handling: bool,
     /// Tasks delivered before handling started.
@@ -472,8 +515,48 @@ struct Owner {
 
 impl Owner {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
-        while let Some(command) = inbox.recv().await {
-            self.handle(command).await;
+        loop {
+            let reconnect_at = self.reconnect_at;
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => return,
+                },
+                () = until(reconnect_at) => self.reconnect().await,
+            }
+        }
+    }
+
+    /// The connection ended without `disconnect`: try again after a wait, with backoff.
+    fn lost(&mut self) {
+        self.closed();
+        if self.wanted && self.reconnect_at.is_none() {
+            tracing::warn!(client = %self.id, "lost the connection to the MAC task bus; reconnecting");
+            self.reconnect_wait = RECONNECT_MIN;
+            self.reconnect_at = Some(Instant::now() + RECONNECT_MIN);
+        }
+    }
+
+    /// Connects again and registers every agent again, as they were registered.
+    async fn reconnect(&mut self) {
+        self.reconnect_at = None;
+        match self.connect().await {
+            Ok(()) => {
+                tracing::info!(client = %self.id, agents = self.registrations.len(), "reconnected to the MAC task bus");
+                self.reconnect_wait = RECONNECT_MIN;
+                for registration in self.registrations.clone() {
+                    // A refusal (the name taken meanwhile, say) is logged by `incoming`.
+                    for request in registration.requests() {
+                        self.send(request, None);
+                    }
+                    self.agents.push(registration.name);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(client = %self.id, cause = %e, "reconnecting to the MAC task bus failed");
+                self.reconnect_wait = (self.reconnect_wait * 2).min(RECONNECT_MAX);
+                self.reconnect_at = Some(Instant::now() + self.reconnect_wait);
+            }
         }
     }
 
@@ -481,13 +564,20 @@ impl Owner {
         match command {
             Command::Connect { me, reply } => {
                 self.me = Some(me);
-                let _ = reply.send(self.connect().await);
+                let connected = self.connect().await;
+                if connected.is_ok() {
+                    self.wanted = true;
+                    self.reconnect_at = None;
+                }
+                let _ = reply.send(connected);
             }
             Command::Send { request, reply } => self.send(request, reply),
-            Command::Registered(name) => {
-                if !self.agents.contains(&name) {
-                    self.agents.push(name);
+            Command::Registered(registration) => {
+                if !self.agents.contains(&registration.name) {
+                    self.agents.push(registration.name.clone());
                 }
+                self.registrations.retain(|r| r.name != registration.name);
+                self.registrations.push(registration);
             }
             Command::SetHandler(handler) => {
                 self.handler = Some(handler);
@@ -512,7 +602,7 @@ impl Owner {
                 if generation == self.generation {
                     match message {
                         Some(message) => self.incoming(message),
-                        None => self.closed(),
+                        None => self.lost(),
                     }
                 }
             }
@@ -531,6 +621,9 @@ impl Owner {
                 self.send(request, None);
             }
             Command::Disconnect { reply } => {
+                self.wanted = false;
+                self.reconnect_at = None;
+                self.registrations.clear();
                 self.closed();
                 let _ = reply.send(());
             }

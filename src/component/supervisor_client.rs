@@ -794,7 +794,7 @@ impl Owner {
 }
 
 /// Waits until `at`, or forever when there is nothing to wait for.
-async fn until(at: Option<Instant>) {
+pub(super) async fn until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
