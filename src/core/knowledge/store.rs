@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::query::{COLUMNS, Compiled};
 use super::schema;
+use crate::config::KnowledgeConfig;
 use crate::model::{Issue, IssuePattern, RecoveryRecord, Severity};
 use crate::protocol::{Event, KnowledgeItem, KnowledgeResult, KnowledgeStats};
 
@@ -53,7 +54,9 @@ pub enum Synchronous {
     Full,
 }
 
-/// The registry's settings. The lead maps hms.toml keys onto these.
+/// The registry's settings: retention from hms.toml's `[knowledge]`
+/// ([`KnowledgeSettings::from_config`]), the rest fixed by the core (the benchmark and tests
+/// change them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnowledgeSettings {
     /// Retention: at most this many items per component (its oldest go first).
@@ -72,10 +75,17 @@ pub struct KnowledgeSettings {
 
 impl Default for KnowledgeSettings {
     fn default() -> Self {
+        KnowledgeSettings::from_config(&KnowledgeConfig::default())
+    }
+}
+
+impl KnowledgeSettings {
+    /// The retention `[knowledge]` asks for; the rest as the core runs it.
+    pub fn from_config(config: &KnowledgeConfig) -> KnowledgeSettings {
         KnowledgeSettings {
-            max_per_component: 100_000,
-            max_age: Duration::from_secs(90 * 24 * 3600),
-            prune_every: Duration::from_secs(600),
+            max_per_component: config.max_items_per_component,
+            max_age: config.max_age,
+            prune_every: config.prune_every,
             synchronous: Synchronous::Normal,
             batch: 1024,
             queue: 16_384,
@@ -104,6 +114,13 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("the knowledge registry's writer has stopped")]
     Stopped,
+    /// The file could not be opened or created.
+    #[error("cannot open the knowledge database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// Reading an import file failed.
     #[error("{path}: {source}")]
     File {
