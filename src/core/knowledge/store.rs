@@ -44,6 +44,10 @@ pub const MAX_SYMPTOMS: usize = 16;
 const PRUNE_CHUNK: usize = 2000;
 /// Idle reader connections kept.
 const IDLE_READERS: usize = 4;
+/// The writer wakes the checkpointer after this many commits or rows since it last did: about
+/// SQLite's own 1,000 WAL pages (a write alone dirties some ten pages; a row of a batch fewer).
+const CHECKPOINT_COMMITS: usize = 64;
+const CHECKPOINT_ROWS: usize = 2000;
 
 /// How the file is synced (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,17 +361,25 @@ pub fn open(
     settings: &KnowledgeSettings,
     bus: Option<broadcast::Sender<Event>>,
 ) -> Result<(WriterHandle, Arc<Readers>), StoreError> {
-    let mut conn = Connection::open(path)?;
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
     configure(&conn, settings.synchronous)?;
     schema::migrate(&mut conn)?;
     // Fresh statistics for the planner where they are stale (cheap when they are not).
     conn.execute_batch("PRAGMA optimize = 0x10002")?;
+    // Checkpoints run on a thread of their own (see `checkpointer`), not inside a commit.
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    let checkpoints = checkpointer(path)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue.max(1));
     let writer = Writer {
         conn,
         settings: settings.clone(),
         bus,
         prune: None,
+        checkpoints,
+        since_checkpoint: (0, 0),
     };
     std::thread::Builder::new()
         .name("knowledge-writer".into())
@@ -385,6 +397,44 @@ pub fn open(
     ))
 }
 
+/// Starts the checkpointer: a thread with a connection of its own that folds the WAL back into
+/// the database file (`PRAGMA wal_checkpoint(PASSIVE)`) whenever the writer wakes it.
+///
+/// Why not SQLite's automatic checkpoint: it runs inside the commit that crosses 1,000 WAL
+/// pages, and a checkpoint syncs the WAL and the database file (two fsyncs, some 15 ms each on
+/// this machine's disk), so every hundredth acknowledgement waited for them. A passive
+/// checkpoint on another connection never blocks the writer; durability is unchanged (a commit
+/// is in the WAL before it is acknowledged, whatever the checkpoints do).
+fn checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
+    let path = path.to_path_buf();
+    // One wake-up waiting is enough: a checkpoint takes whatever the WAL holds by then.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("knowledge-checkpoint".into())
+        .spawn(move || {
+            // Opened at the first wake-up: a core that learns little never pays for it.
+            let mut conn: Option<Connection> = None;
+            // Ends when the writer (the only sender) is gone.
+            for () in rx {
+                let mut checkpoint = || -> rusqlite::Result<()> {
+                    if conn.is_none() {
+                        let c = Connection::open(&path)?;
+                        c.busy_timeout(Duration::from_secs(5))?;
+                        c.execute_batch("PRAGMA cache_size = -512")?;
+                        conn = Some(c);
+                    }
+                    let c = conn.as_ref().expect("opened above");
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                };
+                if let Err(e) = checkpoint() {
+                    tracing::warn!(cause = %e, "a knowledge checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Invalid(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(tx)
+}
+
 /// What is left of a pruning round.
 struct PruneRound {
     /// Items older than this go first.
@@ -400,6 +450,10 @@ struct Writer {
     settings: KnowledgeSettings,
     bus: Option<broadcast::Sender<Event>>,
     prune: Option<PruneRound>,
+    /// Wakes the checkpointer; dropped with the writer, which ends it.
+    checkpoints: SyncSender<()>,
+    /// Commits and rows since the checkpointer was last woken.
+    since_checkpoint: (usize, usize),
 }
 
 /// How one queued write is answered once the batch is committed (or failed).
@@ -461,6 +515,7 @@ impl Writer {
         let mut prunes = Vec::new();
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
+            let mut indexed = newest_id(&tx)?;
             for write in batch {
                 match write {
                     Write::Insert { row, reply } => {
@@ -468,6 +523,9 @@ impl Writer {
                         pending.push(Pending::Stored(reply, stored));
                     }
                     Write::Pattern { issue, reply } => {
+                        // A pattern may be updated (and its text indexed again, by trigger):
+                        // the text index must hold it first.
+                        index_symptoms(&tx, &mut indexed)?;
                         let stored = one(&tx, |c| pattern(c, &issue));
                         pending.push(Pending::Stored(reply, stored));
                     }
@@ -484,8 +542,12 @@ impl Writer {
                     Write::Prune { reply } => prunes.push(reply),
                 }
             }
+            index_symptoms(&tx, &mut indexed)?;
             tx.commit()
         })();
+        if outcome.is_ok() {
+            self.committed(pending.len());
+        }
         let failed = outcome.err().map(|e| e.to_string());
         for p in pending {
             match p {
@@ -526,6 +588,18 @@ impl Writer {
         for reply in prunes {
             let result = self.prune_all();
             let _ = reply.send(result);
+        }
+    }
+
+    /// Counts a commit of `rows` writes and wakes the checkpointer when the WAL has grown.
+    fn committed(&mut self, rows: usize) {
+        let (commits, written) = &mut self.since_checkpoint;
+        *commits += 1;
+        *written += rows;
+        if *commits >= CHECKPOINT_COMMITS || *written >= CHECKPOINT_ROWS {
+            // Full: a wake-up is already waiting, which is as good.
+            let _ = self.checkpoints.try_send(());
+            self.since_checkpoint = (0, 0);
         }
     }
 
@@ -606,25 +680,57 @@ impl Writer {
     }
 }
 
+/// The highest item id stored (0 for none). At the start of a transaction, every item up to it
+/// is in the text index.
+fn newest_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(id), 0) FROM items")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Adds the symptom text of the items stored after `*indexed` to the text index in one
+/// statement, and moves `*indexed` past them.
+///
+/// Why not a trigger per insert (schema version 1 did that): FTS5 writes what it has pending
+/// to disk as a new segment at every savepoint and at every statement that needs a statement
+/// journal, which an insert firing a trigger does, so each item became a segment of its own,
+/// merged again and again: 120 µs an item against 30 µs without the index. Indexed together,
+/// a batch is one segment. The index is written in the same transaction as the items, so a
+/// committed item is always searchable.
+fn index_symptoms(conn: &Connection, indexed: &mut i64) -> rusqlite::Result<()> {
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO items_fts (rowid, symptom) SELECT id, symptom FROM items WHERE id > ?",
+        )?
+        .execute([*indexed])?;
+    if added > 0 {
+        *indexed = newest_id(conn)?;
+    }
+    Ok(())
+}
+
 /// Runs one write under its own savepoint: on error it is undone alone.
 fn one<T>(
     tx: &rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT one")?;
+    // Prepared once and kept: parsing the statements again for every write cost as much as
+    // the savepoints themselves.
+    tx.prepare_cached("SAVEPOINT one")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE one")?;
+            tx.prepare_cached("RELEASE one")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO one; RELEASE one")?;
+            tx.prepare_cached("ROLLBACK TO one")?.execute([])?;
+            tx.prepare_cached("RELEASE one")?.execute([])?;
             Err(e)
         }
     }
 }
 
-fn insert(conn: &Connection, row: &Row) -> Result<KnowledgeResult, StoreError> {
+/// Inserts one row (and its tags): the writer's step, and a test's way to fill an old file.
+pub fn insert(conn: &Connection, row: &Row) -> Result<KnowledgeResult, StoreError> {
     let tags = serde_json::to_string(&row.tags).expect("strings serialise");
     let mut stmt = conn.prepare_cached(
         "INSERT INTO items (component, timestamp, tags, content, source, kind, issue_type, \
@@ -839,6 +945,11 @@ pub fn stats(
     })
 }
 
+/// [`attempts`]' statement: parameters issue type, cured, component, strategy, limit.
+pub const ATTEMPTS_SQL: &str = "SELECT timestamp, id FROM items WHERE issue_type = ? \
+     AND successful = ? AND component = ? AND strategy = ? AND kind = 'recovery' \
+     ORDER BY timestamp DESC, id DESC LIMIT ?";
+
 /// The outcomes of the newest attempts of `strategy` at `issue_type` on `component`, newest
 /// first, at most `n`: two index walks (cured, not cured) merged by time.
 pub fn attempts(
@@ -848,11 +959,7 @@ pub fn attempts(
     strategy: &str,
     n: usize,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT timestamp, id FROM items WHERE issue_type = ? AND successful = ? \
-         AND component = ? AND strategy = ? AND kind = 'recovery' \
-         ORDER BY timestamp DESC, id DESC LIMIT ?",
-    )?;
+    let mut stmt = conn.prepare_cached(ATTEMPTS_SQL)?;
     let mut all: Vec<(i64, i64, bool)> = Vec::new();
     for cured in [true, false] {
         let rows = stmt.query_map(
@@ -922,9 +1029,11 @@ pub fn bulk_insert(path: &Path, rows: &[Row]) -> Result<(), StoreError> {
     configure(&conn, Synchronous::Normal)?;
     schema::migrate(&mut conn)?;
     let tx = conn.transaction()?;
+    let mut indexed = newest_id(&tx)?;
     for row in rows {
         insert(&tx, row)?;
     }
+    index_symptoms(&tx, &mut indexed)?;
     tx.commit()?;
     Ok(())
 }
