@@ -870,8 +870,14 @@ impl Readers {
     }
 }
 
-/// Runs a compiled query.
+/// Runs a compiled query: its bounded walk first, when it has one and that finds enough.
 pub fn run_query(conn: &Connection, q: &Compiled) -> Result<Vec<KnowledgeResult>, StoreError> {
+    if let Some(walk) = &q.walk {
+        let found = run_query(conn, walk)?;
+        if found.len() >= q.limit {
+            return Ok(found);
+        }
+    }
     let mut stmt = conn.prepare_cached(&q.sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(q.params.iter()), result_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -505,3 +505,58 @@ async fn the_text_index_follows_every_kind_of_write_in_one_batch() {
     assert!(notes_left < 40);
     assert_eq!(found("zebra").await, notes_left);
 }
+
+/// A `contains` first walks the other conditions' rows (at most `query::WALK`) and falls back
+/// to the text index when that finds too few: both ways give the same answer, common symptom
+/// or rare, with a component or without, newest first or oldest.
+#[tokio::test]
+async fn the_bounded_walk_and_the_text_index_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let mut lines = Vec::new();
+    for n in 0..(query::WALK + 500) {
+        let symptom = if n % 997 == 0 {
+            "Disk Quota exceeded"
+        } else if n % 3 == 0 {
+            "connection refused"
+        } else {
+            "slow query"
+        };
+        let item = KnowledgeItem::new()
+            .component(if n % 2 == 0 { "api" } else { "db" })
+            .content(format!("ERROR {symptom} #{n}"))
+            .at(ago(100_000 - n as u64));
+        lines.push(serde_json::to_string(&item).unwrap());
+    }
+    k.import(lines, 1).await.unwrap();
+    let conn = store::open_read_only(&dir.path().join(FILE_NAME)).unwrap();
+    for (component, text, order, limit) in [
+        (None, "connection refused", "desc", 20),
+        (Some("api"), "CONNECTION refused", "desc", 20),
+        (Some("db"), "disk quota", "desc", 20),
+        (None, "disk quota", "asc", 2),
+        (None, "slow query", "asc", 5),
+        (Some("api"), "nothing like it", "desc", 5),
+    ] {
+        let mut q = KnowledgeQuery::new()
+            .contains(text)
+            .sort("timestamp", order)
+            .limit(limit);
+        if let Some(c) = component {
+            q = q.component(c);
+        }
+        let compiled = query::compile(&q).unwrap();
+        assert!(compiled.walk.is_some(), "{text}");
+        let both = store::run_query(&conn, &compiled).unwrap();
+        let index_only = store::run_query(
+            &conn,
+            &query::Compiled {
+                walk: None,
+                ..compiled.clone()
+            },
+        )
+        .unwrap();
+        let ids = |r: &[KnowledgeResult]| r.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(&both), ids(&index_only), "{component:?} {text} {order}");
+    }
+}
