@@ -77,6 +77,10 @@ fn the_example_config_shows_every_known_key() {
             "[defaults]\nzzz_unknown = 1\n".to_string() + base,
         ),
         ("[limits]", "[limits]\nzzz_unknown = 1\n".to_string() + base),
+        (
+            "[knowledge]",
+            "[knowledge]\nzzz_unknown = 1\n".to_string() + base,
+        ),
         ("[[component]]", format!("{base}zzz_unknown = 1\n")),
         (
             "a probe",

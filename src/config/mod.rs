@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::model::{HealingLevel, RestartPolicy, Severity};
 
+mod knowledge;
 mod procfile;
 mod raw;
 mod reload;
@@ -29,6 +30,9 @@ mod strategy;
 mod validate;
 mod values;
 
+pub use knowledge::{
+    DEFAULT_MAX_AGE, DEFAULT_MAX_ITEMS_PER_COMPONENT, DEFAULT_PRUNE_EVERY, KnowledgeConfig,
+};
 pub use reload::ReloadPlan;
 pub use strategy::{DEFAULT_PLAN_TIMEOUT, GroupConfig, RecoveryConfig};
 pub use values::{
@@ -231,6 +235,8 @@ pub struct FleetConfig {
     pub limits: Limits,
     /// Coordinated recovery: strategies, plan timeout, notify command.
     pub recovery: RecoveryConfig,
+    /// The knowledge registry's file and retention (`[knowledge]`), read when the core starts.
+    pub knowledge: KnowledgeConfig,
 }
 
 impl FleetConfig {

@@ -100,6 +100,9 @@ pub(super) struct RawConfig {
     /// Groups of components recovered together (`strategy.rs`).
     #[serde(default)]
     pub(super) group: Vec<super::strategy::RawGroup>,
+    /// The knowledge registry's file and retention (`knowledge.rs`).
+    #[serde(default)]
+    pub(super) knowledge: super::knowledge::RawKnowledge,
 }
 
 /// 1-based line and column of a byte offset.

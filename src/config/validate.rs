@@ -40,8 +40,10 @@ pub(super) fn validate(
         limits,
         component,
         group,
+        knowledge,
     } = raw;
     let limits = check_limits(&limits, &at)?;
+    let knowledge = super::knowledge::check(&knowledge, text, file, base_dir)?;
     check_log_files(
         &defaults.log_max_size,
         &defaults.log_backups,
@@ -81,6 +83,7 @@ pub(super) fn validate(
         components,
         limits,
         recovery,
+        knowledge,
     })
 }
 

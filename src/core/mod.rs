@@ -149,15 +149,12 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let logs = logs::LogStore::new(&crate::paths::log_dir(&data_dir), bus.clone());
     let journal = journal::IssueJournal::default();
     // The knowledge registry: a room of its own; the core runs on without it if it cannot open.
-    let knowledge = knowledge::KnowledgeHandle::open(
-        &data_dir,
-        knowledge::KnowledgeSettings::default(),
-        Some(bus.clone()),
-    )
-    .unwrap_or_else(|e| {
-        tracing::error!(cause = %e, "the knowledge registry is unavailable");
-        knowledge::KnowledgeHandle::unavailable(e.to_string())
-    });
+    let knowledge =
+        knowledge::KnowledgeHandle::open_configured(&data_dir, &fleet.knowledge, Some(bus.clone()))
+            .unwrap_or_else(|e| {
+                tracing::error!(cause = %e, "the knowledge registry is unavailable");
+                knowledge::KnowledgeHandle::unavailable(e.to_string())
+            });
     let (supervisor, supervisor_handle, rx) = supervisor::Supervisor::new(
         &fleet,
         supervisor::SupervisorParts {

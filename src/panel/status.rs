@@ -1,7 +1,8 @@
 //! The status panel (guide §3.1 "Health Status"): health with its icon and message, run state,
 //! pid, uptime, restarts, the healing engine's backoff delay or breaker state with the next trial
-//! time, the last issue and the last healing action. Without a component it falls back to the
-//! system health table.
+//! time, the last issue, the last healing action and the strategy its last recovery episode tried
+//! first, with the reason (the knowledge registry's advice, or the level's default order).
+//! Without a component it falls back to the system health table.
 //!
 //! Below them, the component's recent issues and healing attempts as a timeline: a strip over the
 //! last ten minutes with a mark for each (`!` an issue, `+` a healing attempt that worked, `x` one
@@ -242,6 +243,11 @@ fn lines(view: Shared<'_>, status: &ComponentStatus) -> Vec<Line<'static>> {
         None => Span::styled("none", theme.dim()),
     };
     lines.push(row("action", action));
+    if let Some(strategy) = &healing.strategy {
+        // What the last recovery episode tried first and why: `knowledge: clear_cache cured
+        // crash 7 of the last 8 times`, or `default order: restart, then clear_cache`.
+        lines.push(row("strategy", Span::raw(strategy.clone())));
+    }
     lines.push(row(
         "healing",
         Span::styled(

@@ -385,6 +385,27 @@ fn status_panel_shows_health_process_and_healing() {
 }
 
 #[test]
+fn status_panel_says_which_strategy_healing_tried_first_and_why() {
+    let mut model = panel(PanelKind::Status, Some("api"), 84, 12);
+    let mut api = fleet().remove(0);
+    api.healing.last_action = Some(HealingAction::Recover {
+        name: "clear_cache".into(),
+    });
+    api.healing.strategy =
+        Some("knowledge: clear_cache cured db-connection-lost 7 of the last 8 times".into());
+    model.update(Msg::Event(Event::Component {
+        status: Box::new(api),
+    }));
+    let screen = screen(&model);
+    assert!(
+        screen.contains(
+            "│strategy  knowledge: clear_cache cured db-connection-lost 7 of the last 8 times"
+        ),
+        "{screen}"
+    );
+}
+
+#[test]
 fn status_uptime_moves_with_ticks() {
     let mut model = panel(PanelKind::Status, Some("api"), 44, 8);
     assert!(model.wants_tick());

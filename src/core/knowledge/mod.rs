@@ -44,6 +44,7 @@ pub use advice::Advice;
 pub use store::{KnowledgeSettings, StoreError, Synchronous};
 
 use super::supervisor::Answer;
+use crate::config::KnowledgeConfig;
 use crate::model::{Issue, RecoveryRecord};
 use crate::protocol::{
     ErrorCode, Event, KnowledgeAnswer, KnowledgeItem, KnowledgeQuery, KnowledgeRequest,
@@ -73,6 +74,7 @@ impl KnowledgeError {
             KnowledgeError::Query(_)
             | KnowledgeError::Store(StoreError::Invalid(_) | StoreError::BadLine { .. })
             | KnowledgeError::Store(StoreError::File { .. }) => ErrorCode::Rejected,
+            KnowledgeError::Store(StoreError::Open { .. }) => ErrorCode::Internal,
             KnowledgeError::Store(StoreError::Busy(_)) => ErrorCode::Rejected,
             KnowledgeError::Store(StoreError::Stopped) => ErrorCode::ShuttingDown,
             KnowledgeError::Store(StoreError::Sqlite(_) | StoreError::Schema(_))
@@ -102,6 +104,26 @@ impl KnowledgeHandle {
         bus: Option<broadcast::Sender<Event>>,
     ) -> Result<KnowledgeHandle, StoreError> {
         Self::open_file(&data_dir.join(FILE_NAME), settings, bus)
+    }
+
+    /// Opens the file `[knowledge]` names (its directory created if need be), else
+    /// `DATA_DIR/knowledge.db`, with the retention it asks for.
+    pub fn open_configured(
+        data_dir: &Path,
+        config: &KnowledgeConfig,
+        bus: Option<broadcast::Sender<Event>>,
+    ) -> Result<KnowledgeHandle, StoreError> {
+        let settings = KnowledgeSettings::from_config(config);
+        let Some(path) = &config.path else {
+            return Self::open(data_dir, settings, bus);
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        Self::open_file(path, settings, bus)
     }
 
     /// [`KnowledgeHandle::open`] on any file.

@@ -392,3 +392,171 @@ async fn invalid_items_are_refused_with_a_reason() {
         assert!(e.to_string().contains(says), "{e}");
     }
 }
+
+#[tokio::test]
+async fn a_version_1_file_migrates_and_keeps_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        // A file as the first release wrote it, with a record in it.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 1).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), 1);
+        let row = store::derive(
+            &KnowledgeItem::new()
+                .component("db")
+                .tags(["recovery", "healing"])
+                .content(
+                    serde_json::to_string(&record("db", "crash", "clear_cache", true, ago(5)))
+                        .unwrap(),
+                ),
+            SystemTime::now(),
+        )
+        .unwrap();
+        store::insert(&conn, &row).unwrap();
+    }
+    let k = KnowledgeHandle::open(dir.path(), KnowledgeSettings::default(), None).unwrap();
+    let conn = store::open_read_only(&path).unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+    const { assert!(schema::VERSION >= 2) };
+    let advice = k
+        .advice("db", "crash", &["restart".into(), "clear_cache".into()])
+        .await
+        .expect("the migrated file still advises");
+    assert_eq!(advice.action, "clear_cache");
+    // The advice's walks use the index version 2 added.
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", store::ATTEMPTS_SQL))
+        .unwrap()
+        .query_map(
+            rusqlite::params!["crash", true, "db", "clear_cache", 8],
+            |r| r.get::<_, String>(3),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(plan.iter().any(|p| p.contains("items_advice")), "{plan:?}");
+}
+
+/// The writer indexes a batch's text once, before it commits; a pattern updated in the batch
+/// that stored it, a bad write undone alone, an import and a prune all leave the text index
+/// whole (FTS5's own integrity check) and every stored symptom searchable.
+#[tokio::test]
+async fn the_text_index_follows_every_kind_of_write_in_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(
+        &dir,
+        KnowledgeSettings {
+            max_per_component: 30,
+            ..KnowledgeSettings::default()
+        },
+    );
+    // Queued without waiting, so that they share the writer's batches.
+    let mut waiting = Vec::new();
+    for n in 0..40 {
+        k.record(record("db", "crash", "restart", n % 2 == 0, ago(100 - n)));
+        k.pattern(&issue("db", "crash").with("exit", n));
+        waiting.push(
+            k.contribute(
+                KnowledgeItem::new()
+                    .component("db")
+                    .content(format!("note {n} zebra")),
+            ),
+        );
+        waiting.push(k.contribute(KnowledgeItem::new().component("db").content("")));
+    }
+    let results = futures::future::join_all(waiting).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 40);
+    k.import(
+        vec![r#"{"component":"api","tags":["runbook"],"content":"giraffe steps"}"#.into()],
+        1,
+    )
+    .await
+    .unwrap();
+    k.flush().await.unwrap();
+    let check = |conn: &rusqlite::Connection| {
+        conn.execute_batch("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+    };
+    // The check is written as an insert: it needs a writable connection (it changes nothing).
+    let conn = rusqlite::Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    check(&conn).expect("the text index matches the items");
+    let found = |text: &'static str| {
+        let k = k.clone();
+        async move {
+            k.query(KnowledgeQuery::new().contains(text))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(found("zebra").await, 40);
+    assert_eq!(found("giraffe").await, 1);
+    assert_eq!(found("exit 39").await, 1, "the pattern's newest symptom");
+    assert!(k.prune().await.unwrap() > 0);
+    check(&conn).expect("the text index matches the items after a prune");
+    let notes_left: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE content LIKE '%zebra%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let notes_left = notes_left as usize;
+    assert!(notes_left < 40);
+    assert_eq!(found("zebra").await, notes_left);
+}
+
+/// A `contains` first walks the other conditions' rows (at most `query::WALK`) and falls back
+/// to the text index when that finds too few: both ways give the same answer, common symptom
+/// or rare, with a component or without, newest first or oldest.
+#[tokio::test]
+async fn the_bounded_walk_and_the_text_index_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let mut lines = Vec::new();
+    for n in 0..(query::WALK + 500) {
+        let symptom = if n % 997 == 0 {
+            "Disk Quota exceeded"
+        } else if n % 3 == 0 {
+            "connection refused"
+        } else {
+            "slow query"
+        };
+        let item = KnowledgeItem::new()
+            .component(if n % 2 == 0 { "api" } else { "db" })
+            .content(format!("ERROR {symptom} #{n}"))
+            .at(ago(100_000 - n as u64));
+        lines.push(serde_json::to_string(&item).unwrap());
+    }
+    k.import(lines, 1).await.unwrap();
+    let conn = store::open_read_only(&dir.path().join(FILE_NAME)).unwrap();
+    for (component, text, order, limit) in [
+        (None, "connection refused", "desc", 20),
+        (Some("api"), "CONNECTION refused", "desc", 20),
+        (Some("db"), "disk quota", "desc", 20),
+        (None, "disk quota", "asc", 2),
+        (None, "slow query", "asc", 5),
+        (Some("api"), "nothing like it", "desc", 5),
+    ] {
+        let mut q = KnowledgeQuery::new()
+            .contains(text)
+            .sort("timestamp", order)
+            .limit(limit);
+        if let Some(c) = component {
+            q = q.component(c);
+        }
+        let compiled = query::compile(&q).unwrap();
+        assert!(compiled.walk.is_some(), "{text}");
+        let both = store::run_query(&conn, &compiled).unwrap();
+        let index_only = store::run_query(
+            &conn,
+            &query::Compiled {
+                walk: None,
+                ..compiled.clone()
+            },
+        )
+        .unwrap();
+        let ids = |r: &[KnowledgeResult]| r.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(&both), ids(&index_only), "{component:?} {text} {order}");
+    }
+}

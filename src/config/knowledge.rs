@@ -1,0 +1,172 @@
+//! The `[knowledge]` table: where the knowledge registry keeps its file and how much it keeps
+//! (retention). Plain data; the core maps it onto the registry's own settings.
+//!
+//! Pure: the path is resolved against the config's directory, never opened here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::raw::line_col;
+use super::{ConfigDuration, ConfigError};
+
+/// Items kept per component by default (the oldest go first).
+pub const DEFAULT_MAX_ITEMS_PER_COMPONENT: u64 = 100_000;
+/// The most items per component a config may ask for: beyond it a component's rows would make
+/// every pruning round and every per-component query slow (the benchmark goes to 1M in all).
+pub const MAX_ITEMS_PER_COMPONENT: u64 = 10_000_000;
+/// How long items are kept by default.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How often retention runs by default.
+pub const DEFAULT_PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Retention runs at most this often: each round counts every component's items.
+pub const MIN_PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// The knowledge registry's settings from `[knowledge]`; every key has a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnowledgeConfig {
+    /// The SQLite file; `None` means `DATA_DIR/knowledge.db`. Absolute (a relative path in the
+    /// file is resolved against the config's directory).
+    pub path: Option<PathBuf>,
+    /// Retention: at most this many items per component, its oldest pruned first. 1 to
+    /// [`MAX_ITEMS_PER_COMPONENT`].
+    pub max_items_per_component: u64,
+    /// Retention: items older than this are pruned. Longer than zero.
+    pub max_age: Duration,
+    /// How often retention runs. At least [`MIN_PRUNE_EVERY`].
+    pub prune_every: Duration,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            path: None,
+            max_items_per_component: DEFAULT_MAX_ITEMS_PER_COMPONENT,
+            max_age: DEFAULT_MAX_AGE,
+            prune_every: DEFAULT_PRUNE_EVERY,
+        }
+    }
+}
+
+/// `[knowledge]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKnowledge {
+    path: Option<Spanned<String>>,
+    /// Signed, so that `-1` is answered with this table's own message rather than serde's.
+    max_items_per_component: Option<Spanned<i64>>,
+    max_age: Option<Spanned<ConfigDuration>>,
+    prune_every: Option<Spanned<ConfigDuration>>,
+}
+
+/// Checks `[knowledge]` and applies its defaults.
+pub(super) fn check(
+    raw: &RawKnowledge,
+    text: &str,
+    file: &str,
+    base_dir: Option<&Path>,
+) -> Result<KnowledgeConfig, ConfigError> {
+    let error = |span: std::ops::Range<usize>, key: &str, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            key: Some(key.to_string()),
+            message,
+        }
+    };
+    let mut config = KnowledgeConfig::default();
+    if let Some(path) = &raw.path {
+        let written = path.get_ref().trim();
+        if written.is_empty() {
+            return Err(error(
+                path.span(),
+                "path",
+                "[knowledge] path is empty; leave it out for DATA_DIR/knowledge.db, or name a file, e.g. \"/var/lib/hms/knowledge.db\"".into(),
+            ));
+        }
+        if written.ends_with('/') {
+            return Err(error(
+                path.span(),
+                "path",
+                format!(
+                    "[knowledge] path \"{written}\" names a directory; name the file, e.g. \"{written}knowledge.db\""
+                ),
+            ));
+        }
+        let written = PathBuf::from(written);
+        config.path = Some(match base_dir {
+            Some(base) if written.is_relative() => base.join(written),
+            _ => written,
+        });
+    }
+    if let Some(n) = &raw.max_items_per_component {
+        let value = *n.get_ref();
+        if value < 1 || value as u64 > MAX_ITEMS_PER_COMPONENT {
+            return Err(error(
+                n.span(),
+                "max_items_per_component",
+                format!(
+                    "[knowledge] max_items_per_component must be between 1 and {MAX_ITEMS_PER_COMPONENT}, not {value} (default {DEFAULT_MAX_ITEMS_PER_COMPONENT})"
+                ),
+            ));
+        }
+        config.max_items_per_component = value as u64;
+    }
+    if let Some(age) = &raw.max_age {
+        if age.get_ref().0.is_zero() {
+            return Err(error(
+                age.span(),
+                "max_age",
+                "[knowledge] max_age must be longer than zero, e.g. \"30days\" (default \"90days\")"
+                    .into(),
+            ));
+        }
+        config.max_age = age.get_ref().0;
+    }
+    if let Some(every) = &raw.prune_every {
+        if every.get_ref().0 < MIN_PRUNE_EVERY {
+            return Err(error(
+                every.span(),
+                "prune_every",
+                "[knowledge] prune_every must be at least \"1s\" (default \"10m\")".into(),
+            ));
+        }
+        config.prune_every = every.get_ref().0;
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::FleetConfig;
+    use super::*;
+
+    const COMPONENT: &str = "\n[[component]]\nname = \"a\"\ncommand = \"true\"\n";
+
+    #[test]
+    fn a_config_without_the_table_gets_the_defaults() {
+        let fleet = FleetConfig::parse(COMPONENT, "t", None).unwrap();
+        assert_eq!(fleet.knowledge, KnowledgeConfig::default());
+    }
+
+    #[test]
+    fn keys_are_read_and_a_relative_path_is_resolved_against_the_config() {
+        let text = format!(
+            "[knowledge]\npath = \"state/k.db\"\nmax_items_per_component = 500\nmax_age = \"7days\"\nprune_every = \"30s\"\n{COMPONENT}"
+        );
+        let fleet = FleetConfig::parse(&text, "t", Some(Path::new("/etc/hms"))).unwrap();
+        assert_eq!(
+            fleet.knowledge,
+            KnowledgeConfig {
+                path: Some(PathBuf::from("/etc/hms/state/k.db")),
+                max_items_per_component: 500,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                prune_every: Duration::from_secs(30),
+            }
+        );
+    }
+}
