@@ -1,6 +1,27 @@
-//! The `hms-console` binary: everything lives in the `hms` library; see `hms::cli`.
+//! The `hms-console` binary: everything lives in the `hms` library; see `hms::cli`. Here only what
+//! belongs to the program rather than the library: its memory allocator.
 #![forbid(unsafe_code)]
 
+/// jemalloc rather than glibc's malloc: glibc keeps what a spike made the core allocate (measured:
+/// 20 subscribers that never read took the core from 21 to 132 MB, and 105 MB were still held 30 s
+/// after they left), while jemalloc gives freed pages back to the system after a decay time.
+/// mimalloc gave its memory back too, but idled about 4.5 MB higher in the same test.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
-    hms::cli::main()
+    hms::cli::main_with(return_freed_memory_to_the_system)
+}
+
+/// For the core only (a one-shot command or a panel needs no extra thread): one background thread
+/// of jemalloc's purges freed pages about a second after they were freed, whether or not the core
+/// allocates again (without it, pages are purged only as the same arena allocates, so a core that
+/// went quiet after a spike would keep them). The settings are best effort: the core runs without.
+fn return_freed_memory_to_the_system() {
+    use tikv_jemalloc_ctl::{Access, AsName, background_thread, max_background_threads};
+    // Arenas made from now on, then the ones that exist (4096 = MALLCTL_ARENAS_ALL).
+    let _ = b"arenas.dirty_decay_ms\0".name().write(1000isize);
+    let _ = b"arena.4096.dirty_decay_ms\0".name().write(1000isize);
+    let _ = max_background_threads::write(1);
+    let _ = background_thread::write(true);
 }

@@ -147,6 +147,40 @@ fn subscribers_that_never_read_cost_a_bounded_amount_while_a_component_floods() 
 }
 
 #[test]
+fn the_core_returns_memory_to_the_system_after_a_spike_of_subscribers_that_never_read() {
+    let core = Core::start(
+        "[[component]]\nname = \"flood\"\ncommand = [\"sh\", \"-c\", \"exec yes \\\"$(head -c 16000 /dev/zero | tr '\\\\0' x)\\\"\"]\nlog_lines = 100\n",
+    );
+    core.wait_component("flood", "running", SECS10, |c| c.state == RunState::Running);
+    let before = rss_mb(core.pid());
+    // The spike: subscribers that never read make the core queue events for each of them, up to
+    // max_queued_bytes (4 MiB) apiece.
+    let subscribe = "{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"subscribe\",\"topics\":[\"logs\"]}}\n";
+    let sleepers: Vec<UnixStream> = (0..20)
+        .map(|_| {
+            let mut s = greeted(&core);
+            s.write_all(subscribe.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let peak = wait_for("the core to grow by 40 MB", SECS10 * 3, || {
+        let now = rss_mb(core.pid());
+        (now - before > 40.0).then_some(now)
+    });
+    // They go, and so does the flood; the core keeps what it needs and gives back the rest.
+    drop(sleepers);
+    core.cli_ok(&["stop", "flood"]);
+    let settled = before + (peak - before) / 4.0;
+    wait_for(
+        &format!(
+            "the core's RSS to fall from {peak:.1} MB to {settled:.1} MB or less (it was {before:.1} MB before the spike)"
+        ),
+        SECS10 * 3,
+        || (rss_mb(core.pid()) <= settled).then_some(()),
+    );
+}
+
+#[test]
 fn an_answer_larger_than_a_request_line_arrives_whole() {
     // 3,000 components' status is well over the 1 MiB a request may be.
     let mut config = String::from("[defaults]\nstop_grace = \"1s\"\n");

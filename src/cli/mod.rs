@@ -285,8 +285,14 @@ struct UpArgs {
 /// Set for the background process started by `up --detach`.
 const DETACHED_ENV: &str = "HMS_DETACHED";
 
-/// Runs the command line; the binary's `main` is just this.
+/// Runs the command line.
 pub fn main() -> ExitCode {
+    main_with(|| {})
+}
+
+/// Runs the command line; `before_core` is called once, before the core's runtime starts, when
+/// the command is `up` (the binary tunes its allocator there: see `src/main.rs`).
+pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
     let cli = Cli::parse();
     if let Command::Reaper { core_id, cgroup } = &cli.command {
         // Plain blocking code: no runtime, no logging setup, nothing to slow the sweep.
@@ -303,6 +309,9 @@ pub fn main() -> ExitCode {
     } else {
         init_logging(&cli, detached_core, &data_dir)
     };
+    if matches!(cli.command, Command::Up(_)) {
+        before_core();
+    }
     let runtime = match cli.command {
         // The core serves many clients and children: a multi-threaded runtime.
         Command::Up(_) => tokio::runtime::Builder::new_multi_thread()

@@ -187,7 +187,11 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         .path()
         .filter(|_| watch_config)
         .and_then(|p| watch_config_file(p, handle.clone()));
-    let supervisor_task = tokio::spawn(supervisor.run(rx));
+    // The supervisor has a thread of its own (see `Supervisor::run_on_own_thread`).
+    let (release_supervisor, supervisor_released) = tokio::sync::oneshot::channel::<()>();
+    let supervisor_task = supervisor
+        .run_on_own_thread(rx, supervisor_released)
+        .map_err(io_err("starting the supervisor's thread"))?;
     // Each component costs the core up to four descriptors (two pipes, a pidfd, its log file):
     // keep those, and a margin, out of the clients' reach.
     let limits = server::ConnLimits::from_config(&fleet.limits)
@@ -245,6 +249,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let _ = reaper.await;
     let _ = std::fs::remove_file(&socket);
     orphans::remove_record(&data_dir);
+    drop(release_supervisor);
     tracing::info!("core stopped");
     Ok(())
 }

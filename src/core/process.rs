@@ -35,12 +35,14 @@ pub struct Spawned {
 ///
 /// Returns once the program has been exec'd (std reports exec failures through a close-on-exec
 /// pipe, so an `Ok` means the new program is running). `on_line` sees each output line first; the
-/// healing engine uses it for log patterns.
+/// healing engine uses it for log patterns. The output is read by tasks on `io` (the core's shared
+/// runtime), so a flooding component keeps the caller's thread free for exits and restarts.
 pub fn spawn(
     spec: &ComponentSpec,
     core_id: &str,
     sink: Arc<LogSink>,
     on_line: Arc<dyn Fn(&str) + Send + Sync>,
+    io: &tokio::runtime::Handle,
 ) -> std::io::Result<Spawned> {
     let argv = spec.command.argv();
     let mut cmd = Command::new(&argv[0]);
@@ -59,7 +61,7 @@ pub fn spawn(
     let mut child = cmd.spawn()?;
     let pid = child.id().expect("a child that was just spawned has a pid");
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(
+        io.spawn(pump(
             BufReader::new(out),
             LogStream::Stdout,
             sink.clone(),
@@ -67,7 +69,7 @@ pub fn spawn(
         ));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(BufReader::new(err), LogStream::Stderr, sink, on_line));
+        io.spawn(pump(BufReader::new(err), LogStream::Stderr, sink, on_line));
     }
     Ok(Spawned { child, pid })
 }

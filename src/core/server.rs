@@ -211,6 +211,9 @@ impl Outbox {
     }
 }
 
+/// The most bytes of waiting lines gathered into one write (a line that is longer goes whole).
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// A permit of nothing, for a line that costs no room.
 fn permit_none(room: &Arc<Semaphore>) -> OwnedSemaphorePermit {
     room.clone()
@@ -262,9 +265,35 @@ async fn connection(
         dropped: Arc::default(),
     };
     let mut writer = tokio::spawn(async move {
+        // Lines that are already waiting go out in one write (a busy agent or subscriber gets
+        // many at once): fewer system calls and fewer wake-ups on both sides. Their permits are
+        // given back once the whole batch is written, as each line's was after its own write.
+        let mut batch = Vec::new();
+        let mut permits = Vec::new();
         while let Some((line, permit)) = out_rx.recv().await {
-            let written = write.write_all(&line).await;
+            let written = match out_rx.try_recv() {
+                Err(_) => write.write_all(&line).await,
+                Ok((next, next_permit)) => {
+                    batch.extend_from_slice(&line);
+                    batch.extend_from_slice(&next);
+                    permits.push(next_permit);
+                    while batch.len() < WRITE_BATCH {
+                        let Ok((more, more_permit)) = out_rx.try_recv() else {
+                            break;
+                        };
+                        batch.extend_from_slice(&more);
+                        permits.push(more_permit);
+                    }
+                    let written = write.write_all(&batch).await;
+                    batch.clear();
+                    if batch.capacity() > 4 * WRITE_BATCH {
+                        batch = Vec::new();
+                    }
+                    written
+                }
+            };
             drop(permit);
+            permits.clear();
             if written.is_err() {
                 return;
             }

@@ -9,6 +9,11 @@
 //! It must not block: no file or socket I/O beyond spawning children, signalling them and reading
 //! a few /proc files for `status` and metric thresholds. Probes, action commands and config reads
 //! run in spawned tasks that send their outcome back as inputs.
+//!
+//! It runs on a thread of its own ([`Supervisor::run_on_own_thread`]) with the process waiters
+//! and timers, so a crash is seen and restarted without waiting for the shared runtime's workers,
+//! which socket traffic (a busy task bus, a flood of subscribers) may keep busy. What may take
+//! long (output pipes, probes, action commands, advice, config reads) runs on the shared runtime.
 
 pub mod kernel;
 
@@ -108,6 +113,9 @@ pub struct Supervisor {
     cgroups: HashMap<String, ComponentCgroup>,
     /// Where the config is read again on reload.
     origin: FleetOrigin,
+    /// The core's shared runtime: output pipes, probes, action commands, advice and config reads
+    /// run there, never on the supervisor's own thread.
+    io: tokio::runtime::Handle,
 }
 
 /// How long the operator's notify command may run.
@@ -162,10 +170,38 @@ impl Supervisor {
                 next_reply: 0,
                 live: HashMap::new(),
                 origin: parts.origin,
+                io: tokio::runtime::Handle::current(),
             },
             handle,
             rx,
         )
+    }
+
+    /// Runs [`Supervisor::run`] on a thread of its own, on a current-thread runtime: a child's
+    /// exit wakes that thread, which restarts it without a hand-off between threads and without
+    /// waiting behind socket traffic on the shared runtime's workers. The answer carries the
+    /// process groups that ended during the shutdown (none if the thread panicked). The runtime,
+    /// with the process waiters and the output pipes registered with it, lives on until `release`
+    /// is sent or dropped, so output written while the core shuts down is still read.
+    pub fn run_on_own_thread(
+        self,
+        rx: mpsc::UnboundedReceiver<Cmd>,
+        release: oneshot::Receiver<()>,
+    ) -> std::io::Result<oneshot::Receiver<Vec<u32>>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (done, ended) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("hms-supervisor".into())
+            .spawn(move || {
+                let groups = runtime.block_on(self.run(rx));
+                let _ = done.send(groups);
+                runtime.block_on(async {
+                    let _ = release.await;
+                });
+            })?;
+        Ok(ended)
     }
 
     /// Starts the fleet and handles commands until a shutdown completes. Returns the process
@@ -371,7 +407,7 @@ impl Supervisor {
                     .filter_map(|t| self.replies.remove(&t.0))
                     .collect();
                 let cgroup = self.cgroups.get(&component).cloned();
-                tokio::spawn(async move {
+                self.io.spawn(async move {
                     let deadline = Instant::now() + Duration::from_secs(2);
                     process::wait_groups_gone(&groups, Duration::from_secs(2)).await;
                     if let Some(cg) = cgroup {
@@ -440,7 +476,7 @@ impl Supervisor {
             } => {
                 let tx = self.tx.clone();
                 let runner = self.probe_runner.clone();
-                tokio::spawn(async move {
+                self.io.spawn(async move {
                     let outcome = runner.run(&target, timeout).await;
                     let _ = tx.send(Cmd::Input(Input::ProbeResult {
                         name,
@@ -454,7 +490,7 @@ impl Supervisor {
             Effect::LoadConfig { reply } => {
                 let origin = self.origin.clone();
                 let tx = self.tx.clone();
-                tokio::task::spawn_blocking(move || {
+                self.io.spawn_blocking(move || {
                     let result = origin.load().map_err(|e| e.to_string());
                     let _ = tx.send(Cmd::Input(Input::ConfigLoaded { result, reply }));
                 });
@@ -467,7 +503,7 @@ impl Supervisor {
                 // Off the healing path: the answer comes back as an input when (and if) it comes.
                 let knowledge = self.knowledge.clone();
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.io.spawn(async move {
                     let answer = tokio::time::timeout(Duration::from_secs(2), async {
                         // What was just recorded counts.
                         let _ = knowledge.flush().await;
@@ -509,7 +545,7 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let logs = self.logs.clone();
-        tokio::spawn(async move {
+        self.io.spawn(async move {
             let said = match cmd.spawn() {
                 Err(e) => format!("notify command `{command}` cannot run: {e}"),
                 Ok(child) => {
@@ -551,7 +587,7 @@ impl Supervisor {
                 }
             })
         };
-        match process::spawn(spec, &self.core_id, sink, on_line) {
+        match process::spawn(spec, &self.core_id, sink, on_line, &self.io) {
             Ok(spawned) => {
                 let pid = spawned.pid;
                 self.contain(&name, pid);
@@ -697,7 +733,7 @@ impl Supervisor {
         let sink = self.logs.open(name, kernel::log_policy(spec));
         let tx = self.tx.clone();
         let (action_name, component) = (action.to_string(), name.to_string());
-        tokio::spawn(async move {
+        self.io.spawn(async move {
             let ok = match tokio::time::timeout(timeout, child.wait_with_output()).await {
                 Ok(Ok(out)) => {
                     for line in String::from_utf8_lossy(&out.stdout)
