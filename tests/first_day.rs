@@ -293,6 +293,8 @@ fn issue_13_item_9_layouts_name_who_is_left_out_keep_window_places_and_focus() {
             })
             .collect()
     };
+    // db's window is built when first opened.
+    s.hms_ok(&["layout", "twobytwo", "db"]);
     let before = windows();
     let out = s.hms_ok(&["layout", "custom", "3x3"]);
     assert!(
