@@ -929,10 +929,15 @@ fn resize_keeps_the_grid_and_reapply_makes_it_exact() {
     assert_eq!(pids_after, pids_before, "no panel restarted");
     // And the panels redraw for their new size.
     let health = c.pane("overview", "System Health");
-    let text = c.tmux.wait_shows(&health, &["alpha", "gamma"]);
-    // The header's last column (PID) sits at the right of the 150-column pane.
-    let header = text.lines().next().unwrap_or_default();
-    assert!(header.chars().count() > 140, "{text}");
+    c.tmux.wait_shows(&health, &["alpha", "gamma"]);
+    // The header's last column (PID) sits at the right of the 150-column pane, once the panel
+    // has had its resize (it may still show the old width when first captured).
+    let mut text = String::new();
+    let redrawn = wait_for_quiet(DEADLINE, || {
+        text = c.tmux.capture(&health.id);
+        (text.lines().next().unwrap_or_default().chars().count() > 140).then_some(())
+    });
+    assert!(redrawn.is_some(), "{text}");
 }
 
 #[test]
