@@ -434,13 +434,17 @@ fn is_panel_process(pid: u32) -> bool {
 }
 
 #[test]
-fn attach_builds_the_overview_and_a_two_by_two_window_per_component() {
+fn attach_builds_the_overview_only_and_component_windows_are_built_when_first_opened() {
     let c = Console::start();
     assert_eq!(c.attach(), "hms\n", "prints the session name, nothing else");
     assert_eq!(c.tmux.sessions(), ["hms"]);
     let windows = c.tmux.windows("hms");
     let names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
-    assert_eq!(names, ["overview", "alpha", "beta", "gamma"]);
+    assert_eq!(
+        names,
+        ["overview"],
+        "no component window before it is opened"
+    );
 
     // The overview: three tiles side by side, then System Health and System Actions rows across
     // the whole width.
@@ -457,8 +461,44 @@ fn attach_builds_the_overview_and_a_two_by_two_window_per_component() {
     assert_compiled(&overview, &grid, WIDTH, HEIGHT);
     assert_eq!(windows[0].tag, "overview");
 
-    // One TwoByTwo window per component: metrics and logs above, status and actions below.
-    for (w, name) in windows[1..].iter().zip(NAMES) {
+    // Three ways to open a component's window: `open` in the actions pane, Enter on a tile,
+    // and `layout twobytwo` from a shell.
+    let actions = c.pane("overview", "System Actions");
+    c.wait_actions_ready(&actions);
+    c.type_line(&actions, "open beta");
+    c.tmux
+        .wait_shows(&actions, &["> open beta", "window 'beta' built and shown"]);
+    let tile = c.pane("overview", "gamma");
+    c.tmux.wait_shows(&tile, &["running"]);
+    c.tmux.tmux(&["send-keys", "-t", &tile.id, "Enter"]);
+    wait_for("gamma's window", DEADLINE, || {
+        c.tmux
+            .windows("hms")
+            .iter()
+            .any(|w| w.name == "gamma")
+            .then_some(())
+    });
+    ok(
+        c.hms(&["layout", "twobytwo", "alpha"]),
+        &["layout", "twobytwo", "alpha"],
+    );
+    let windows = c.tmux.windows("hms");
+    let mut names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["alpha", "beta", "gamma", "overview"]);
+
+    // Opening again shows the same window; nothing is built twice.
+    let beta = c.tmux.window("hms", "beta");
+    c.type_line(&actions, "open beta");
+    c.tmux.wait_shows(&actions, &["window 'beta' shown"]);
+    assert_eq!(c.tmux.window("hms", "beta").id, beta.id);
+    // A name the fleet does not have is refused, naming the nearest.
+    c.type_line(&actions, "open bta");
+    c.tmux.wait_shows(&actions, &["did you mean 'beta'?"]);
+
+    // Each TwoByTwo window: metrics and logs above, status and actions below.
+    for name in NAMES {
+        let w = c.tmux.window("hms", name);
         assert_eq!(w.tag, format!("twobytwo:{name}"));
         let panes = c.tmux.panes(&w.id);
         assert_eq!(assert_aligned_rows(&panes, WIDTH, HEIGHT), [2, 2]);
@@ -476,13 +516,29 @@ fn attach_builds_the_overview_and_a_two_by_two_window_per_component() {
     }
 
     // Every pane runs its panel process, started as the pane's command.
-    for w in &windows {
+    for w in &c.tmux.windows("hms") {
         for p in c.tmux.panes(&w.id) {
             wait_for(&format!("pane {} to run a panel", p.id), DEADLINE, || {
                 is_panel_process(p.pid).then_some(())
             });
         }
     }
+
+    // A window built later keeps its panes alive like the first: a killed panel comes back.
+    let metrics = c.pane("gamma", "Component Metrics");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(metrics.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the panel");
+    wait_for("the pane respawned", DEADLINE, || {
+        let now = c.pane("gamma", "Component Metrics");
+        (now.pid != metrics.pid && is_panel_process(now.pid)).then_some(())
+    });
+    let hook = c
+        .tmux
+        .tmux(&["show-hooks", "-w", "-t", &c.tmux.window("hms", "gamma").id]);
+    assert!(hook.contains("pane-died"), "{hook}");
 }
 
 #[test]
@@ -544,7 +600,8 @@ fn every_pane_shows_its_title_and_live_content() {
     c.tmux
         .wait_shows(&actions, &["components: alpha beta gamma", "restart"]);
 
-    // A component's own window (named after the component).
+    // A component's own window (named after the component), built when opened.
+    ok(c.hms(&["layout", "twobytwo", "beta"]), &["layout"]);
     let metrics = c.pane("beta", "Component Metrics");
     c.tmux.wait_shows(&metrics, &["CPU", "Memory"]);
     let logs = c.pane("beta", "Component Logs");
@@ -586,6 +643,7 @@ fn typing_restart_in_the_overview_actions_pane_restarts_the_component() {
 fn bare_restart_in_a_component_window_restarts_that_component() {
     let c = Console::start();
     c.attach();
+    ok(c.hms(&["layout", "twobytwo", "gamma"]), &["layout"]);
     let actions = c.pane("gamma", "Actions");
     c.wait_actions_ready(&actions);
     let old: Vec<u32> = NAMES.iter().map(|n| c.pid(n)).collect();
@@ -700,6 +758,7 @@ fn layout_custom_3x3_yields_tiles_then_health_and_actions_rows() {
 fn layout_twobytwo_replaces_the_component_window_with_a_2x2() {
     let c = Console::start();
     c.attach();
+    ok(c.hms(&["layout", "twobytwo", "beta"]), &["layout"]);
     let old = c.tmux.window("hms", "beta");
     let others: Vec<Window> = c
         .tmux
@@ -823,6 +882,7 @@ fn invalid_layout_file_is_refused_and_the_windows_stay() {
 fn resize_keeps_the_grid_and_reapply_makes_it_exact() {
     let c = Console::start();
     c.attach();
+    ok(c.hms(&["layout", "twobytwo", "alpha"]), &["layout"]);
     let overview = c.tmux.window("hms", "overview");
     let alpha = c.tmux.window("hms", "alpha");
     for w in [&overview, &alpha] {
@@ -869,16 +929,22 @@ fn resize_keeps_the_grid_and_reapply_makes_it_exact() {
     assert_eq!(pids_after, pids_before, "no panel restarted");
     // And the panels redraw for their new size.
     let health = c.pane("overview", "System Health");
-    let text = c.tmux.wait_shows(&health, &["alpha", "gamma"]);
-    // The header's last column (PID) sits at the right of the 150-column pane.
-    let header = text.lines().next().unwrap_or_default();
-    assert!(header.chars().count() > 140, "{text}");
+    c.tmux.wait_shows(&health, &["alpha", "gamma"]);
+    // The header's last column (PID) sits at the right of the 150-column pane, once the panel
+    // has had its resize (it may still show the old width when first captured).
+    let mut text = String::new();
+    let redrawn = wait_for_quiet(DEADLINE, || {
+        text = c.tmux.capture(&health.id);
+        (text.lines().next().unwrap_or_default().chars().count() > 140).then_some(())
+    });
+    assert!(redrawn.is_some(), "{text}");
 }
 
 #[test]
 fn panels_say_core_unreachable_and_reconnect_when_it_returns() {
     let mut c = Console::start();
     c.attach();
+    ok(c.hms(&["layout", "twobytwo", "beta"]), &["layout"]);
     // Each pane with what it shows only when the core answers.
     let panes = [
         (c.pane("overview", "alpha"), "running"),

@@ -163,12 +163,58 @@ fn issue_13_item_5_pastes_long_and_wide_input_run_at_once_and_no_key_kills_a_pan
         "the same live panel"
     );
 
-    // A panel that dies anyway comes back by the session's pane-died hook; that respawn timed out
-    // now and then in fresh-clone runs (cause not found yet), so it is not asserted here. What
-    // `attach` does with a dead pane is.
+    // A panel that dies anyway (killed) comes back in its pane: by the pane-died hook, or by the
+    // watcher when tmux misses the panel's exit (Debian's tmux 3.3a sets SIGCHLD to SIG_DFL while
+    // its utempter helper runs at the pane's close; an exit signal in that window is lost and
+    // pane-died never fires).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the panel");
+    wait_for("the pane respawned", DEADLINE, || {
+        let (now, dead) = pane_pid_and_dead(&s, &actions);
+        (now != pid && !dead).then_some(())
+    });
 
-    // And `attach` respawns what is dead (here with the hook removed first).
-    s.inner.run(&["set-hook", "-u", "-t", "=hms:", "pane-died"]);
+    // Without the hook, the watcher alone brings it back (it follows #{pane_dead}).
+    let window = s
+        .inner
+        .run(&["display-message", "-p", "-t", &actions, "#{window_id}"]);
+    s.inner
+        .run(&["set-hook", "-uw", "-t", window.trim(), "pane-died"]);
+    let (pid, _) = pane_pid_and_dead(&s, &actions);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the panel");
+    wait_for("the pane respawned by the watcher", DEADLINE, || {
+        let (now, dead) = pane_pid_and_dead(&s, &actions);
+        (now != pid && !dead).then_some(())
+    });
+
+    // And `attach` respawns what is dead (here with neither the hook nor the watcher: the
+    // watcher this test's attach started is stopped by its pid).
+    let watcher: i32 = s
+        .inner
+        .run(&["show-options", "-qv", "-t", "=hms:", "@hms-watcher"])
+        .trim()
+        .parse()
+        .expect("the watcher's pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watcher),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop the watcher");
+    wait_for("the watcher gone", DEADLINE, || {
+        (!std::path::Path::new(&format!("/proc/{watcher}")).exists()
+            || std::fs::read_to_string(format!("/proc/{watcher}/stat"))
+                .is_ok_and(|st| st.contains(") Z ")))
+        .then_some(())
+    });
+    s.inner
+        .run(&["set-hook", "-uw", "-t", window.trim(), "pane-died"]);
     let (pid, _) = pane_pid_and_dead(&s, &actions);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -247,6 +293,8 @@ fn issue_13_item_9_layouts_name_who_is_left_out_keep_window_places_and_focus() {
             })
             .collect()
     };
+    // db's window is built when first opened.
+    s.hms_ok(&["layout", "twobytwo", "db"]);
     let before = windows();
     let out = s.hms_ok(&["layout", "custom", "3x3"]);
     assert!(

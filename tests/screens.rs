@@ -1,7 +1,8 @@
 //! Whole screens as a person sees them, compared with checked-in snapshots
 //! (`tests/snapshots/*.txt`, volatile parts masked, see `screen::mask`): the overview, a
 //! component's window and the actions pane after `help`, at 80x24 and at 200x50, taken with
-//! `capture-pane` from a real tmux client attached to the console. A change in what the operator
+//! `capture-pane` from a real tmux client attached to the console; and the overview of a
+//! 100-component fleet, folded into the System Health table. A change in what the operator
 //! sees fails here; when it is intended, `UPDATE_SNAPSHOTS=1 cargo test --test screens` writes the
 //! new screens, to be read before they are committed.
 
@@ -72,6 +73,8 @@ fn screens_at(width: u16, height: u16) {
         "{once}"
     );
 
+    // A component's window is built when first opened.
+    s.hms_ok(&["layout", "twobytwo", "alpha"]);
     s.select("alpha");
     let window = s.settled(&[
         "Component Metrics",
@@ -108,6 +111,52 @@ fn screens_at(width: u16, height: u16) {
     // The newest output shows: the end of the help, with the scroll keys.
     let help = s.settled(&["help COMMAND", "PgUp/PgDn"]);
     assert_snapshot(&format!("actions_help_{size}"), &help);
+}
+
+/// A hundred components: the overview folds into the System Health table, worst first.
+fn hundred_at(width: u16, height: u16) {
+    let mut fleet = String::new();
+    for i in 1..=99 {
+        fleet.push_str(&format!(
+            "[[component]]\nname = \"svc{i:02}\"\ncommand = [\"sleep\", \"1000\"]\n\n"
+        ));
+    }
+    // One that fails, to be shown first.
+    fleet.push_str("[[component]]\nname = \"zz-broken\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"temporary\"\n");
+    let s = Screen::start(&fleet, &["svc01", "svc99"], width, height);
+    s.core
+        .wait_component("zz-broken", "exited", screen::DEADLINE, |c| {
+            c.state == hms::model::RunState::Exited
+        });
+    s.attach();
+    let windows = s.inner.run(&["list-windows", "-F", "#{window_name}"]);
+    assert_eq!(windows.trim(), "overview", "no component window built");
+    let panes = s
+        .inner
+        .run(&["list-panes", "-t", "=hms:overview", "-F", "#{pane_title}"]);
+    assert_eq!(
+        panes.lines().collect::<Vec<_>>(),
+        ["System Health", "System Actions"],
+        "two panes, whatever the fleet's size"
+    );
+    let overview = s.settled(&["zz-broken", "more", "components:"]);
+    let first_row = overview
+        .lines()
+        .find(|l| l.contains("svc") || l.contains("zz-broken"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(first_row.contains("zz-broken"), "worst first:\n{overview}");
+    assert_snapshot(&format!("overview_100_{width}x{height}"), &overview);
+}
+
+#[test]
+fn a_hundred_components_fold_into_the_health_table_at_80x24() {
+    hundred_at(80, 24);
+}
+
+#[test]
+fn a_hundred_components_fold_into_the_health_table_at_200x50() {
+    hundred_at(200, 50);
 }
 
 #[test]

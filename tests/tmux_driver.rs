@@ -423,5 +423,9 @@ async fn an_attach_that_fails_half_way_leaves_no_session_and_the_next_attach_bui
         .into_iter()
         .map(|w| w.name)
         .collect();
-    assert_eq!(names, ["overview", "a", "b", "c", "d"]);
+    assert_eq!(
+        names,
+        ["overview"],
+        "component windows are built when opened"
+    );
 }

@@ -492,6 +492,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             opts.title = title;
             opts.panel = panel;
             opts.ascii = ascii;
+            opts.data_dir = Some(data_dir.clone());
             let mut log = opts.clone();
             log.log_file = None;
             opts.log_file = Some(
@@ -971,6 +972,11 @@ async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<
     let ctx = ParseContext::new(fleet, component.as_deref());
     let parsed = parse(line, &ctx)?;
     let Some(request) = to_request(&parsed) else {
+        if let ActionLine::Open(component) = &parsed {
+            bail!(
+                "'open' works in the console's actions pane; from a shell: hms-console layout twobytwo {component}"
+            );
+        }
         if let ActionLine::Help(topic) = parsed {
             let text = help_text(topic);
             if text.ends_with('\n') {

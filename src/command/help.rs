@@ -20,6 +20,7 @@ impl Verb {
             Verb::Logs => "show the last lines a component wrote",
             Verb::Config => "send new configuration values to a component",
             Verb::Action => "run one of a component's named recovery actions",
+            Verb::Open => "show a component's window (metrics, logs, health, actions)",
         }
     }
 
@@ -54,6 +55,11 @@ impl Verb {
             Verb::Action => {
                 "NAME is one of the component's recovery actions, e.g. reconnect, clear_cache."
             }
+            Verb::Open => {
+                "A component's window is built the first time it is opened (so an unopened one \
+                 costs nothing) and shown after that. Enter on a component's tile does the same; \
+                 from a shell: hms-console layout twobytwo api."
+            }
         }
     }
 
@@ -70,6 +76,7 @@ impl Verb {
             Verb::Logs => "logs api",
             Verb::Config => "config api log_level=debug",
             Verb::Action => "action api reconnect",
+            Verb::Open => "open api",
         }
     }
 }

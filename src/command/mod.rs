@@ -1,7 +1,8 @@
 //! The actions pane's command language (guide §3.1 step 4, grown to the whole of
 //! [`SupervisorCommand`]): `restart [c]`, `start [c]`, `stop [c]`, `status [c]`, `help [cmd]`,
 //! `clear-cache [c]`, `shutdown [c]`, `heal [c]`, `logs [c]`, `config [c] key=value…` and
-//! `action [c] NAME`. The actions pane and `hms-console action "LINE"` both speak it.
+//! `action [c] NAME`, and `open [c]`, which shows a component's window (built when first opened).
+//! The actions pane and `hms-console action "LINE"` both speak it.
 //!
 //! - [`parse()`] turns one line into an [`ActionLine`] or a [`ParseError`] whose text is meant for
 //!   the operator as it is (with a "did you mean" suggestion on a typo).
@@ -40,15 +41,17 @@ pub enum Verb {
     Logs,
     Config,
     Action,
+    Open,
 }
 
 impl Verb {
     /// In the order `help` lists them.
-    pub const ALL: [Verb; 11] = [
+    pub const ALL: [Verb; 12] = [
         Verb::Restart,
         Verb::Start,
         Verb::Stop,
         Verb::Status,
+        Verb::Open,
         Verb::Logs,
         Verb::Heal,
         Verb::ClearCache,
@@ -72,6 +75,7 @@ impl Verb {
             Verb::Logs => "logs",
             Verb::Config => "config",
             Verb::Action => "action",
+            Verb::Open => "open",
         }
     }
 
@@ -97,6 +101,7 @@ impl Verb {
             Verb::Logs => "logs [component]",
             Verb::Config => "config [component] key=value [key=value…]",
             Verb::Action => "action [component] NAME",
+            Verb::Open => "open [component]",
         }
     }
 }
@@ -124,6 +129,9 @@ pub enum ActionLine {
     Heal(String),
     /// The last [`LOG_LINES`] lines of a component's output.
     Logs(String),
+    /// Show a component's window in the console, building it if it is not built yet. Carried
+    /// out by the console (tmux), not by the core.
+    Open(String),
 }
 
 /// The request that carries out an action; `None` for help, which is answered locally.
@@ -151,7 +159,7 @@ pub fn to_request(line: &ActionLine) -> Option<Request> {
         ActionLine::Status(component) => Some(Request::Status {
             component: component.clone(),
         }),
-        ActionLine::Help(_) => None,
+        ActionLine::Help(_) | ActionLine::Open(_) => None,
         ActionLine::Heal(component) => Some(Request::Heal {
             component: component.clone(),
         }),
@@ -222,6 +230,11 @@ mod tests {
                     "1".into()
                 )]))
             })
+        );
+        assert_eq!(
+            r("open db"),
+            None,
+            "the console opens windows, not the core"
         );
         assert_eq!(r("help"), None);
         assert_eq!(r("help stop"), None);

@@ -158,6 +158,7 @@ pub fn parse(line: &str, ctx: &ParseContext) -> Result<ActionLine, ParseError> {
         Verb::Shutdown => simple(verb, SupervisorCommand::Shutdown, args, ctx),
         Verb::Heal => Ok(ActionLine::Heal(one_component(verb, args, ctx)?)),
         Verb::Logs => Ok(ActionLine::Logs(one_component(verb, args, ctx)?)),
+        Verb::Open => Ok(ActionLine::Open(one_component(verb, args, ctx)?)),
         Verb::Config => parse_config(args, ctx),
         Verb::Action => parse_action(args, ctx),
     }
@@ -342,6 +343,42 @@ mod tests {
         assert_eq!(
             parse("logs cache", &fleet()),
             Ok(ActionLine::Logs("cache".into()))
+        );
+    }
+
+    #[test]
+    fn open_names_one_known_component_or_its_own_window() {
+        assert_eq!(
+            parse("open api", &fleet()),
+            Ok(ActionLine::Open("api".into()))
+        );
+        assert_eq!(
+            parse("OPEN  db ", &fleet()),
+            Ok(ActionLine::Open("db".into()))
+        );
+        assert_eq!(
+            parse("open", &in_window("cache")),
+            Ok(ActionLine::Open("cache".into()))
+        );
+        assert_eq!(
+            parse("open db", &in_window("cache")),
+            Ok(ActionLine::Open("db".into()))
+        );
+        assert_eq!(
+            err("open apu", &fleet()),
+            "unknown component 'apu' — did you mean 'api'? known: api, cache, db"
+        );
+        assert_eq!(
+            err("open", &fleet()),
+            "'open' needs a component here: open [component] (known: api, cache, db)"
+        );
+        assert_eq!(
+            err("open api db", &fleet()),
+            "unexpected 'db' — usage: open [component]"
+        );
+        assert_eq!(
+            err("opne api", &fleet()),
+            "unknown command 'opne' — did you mean 'open'?"
         );
     }
 

@@ -1,5 +1,10 @@
-//! Building the operator's tmux session: the §3.2 overview, one §3.1 TwoByTwo window per component,
-//! and windows from layout files, each pane started with its `hms-console panel …` command.
+//! Building the operator's tmux session: the §3.2 overview, a §3.1 TwoByTwo window for each
+//! component the operator opens, and windows from layout files, each pane started with its
+//! `hms-console panel …` command.
+//!
+//! The console's cost follows the screen: `attach` builds the overview only; a component's window
+//! is built the first time it is opened ([`open_component`]: `open api` in an actions pane, Enter
+//! on a tile, or `layout twobytwo api`), and shown after that.
 //!
 //! Each window we build carries its layout's source in the window option `@hms-layout` (e.g.
 //! `twobytwo:api`, `custom:3x3:a,b,c`, `file:/abs/path.toml`), so whoever re-lays it out later
@@ -67,8 +72,12 @@ pub enum ConsoleError {
     #[error("invalid grid size '{0}': write ROWSxCOLS, e.g. 3x3 (1 to 12 each)")]
     GridSize(String),
     /// A layout names a component the fleet does not have; `known` is in fleet order.
-    #[error("unknown component '{name}'; known components: {known}")]
-    UnknownComponent { name: String, known: String },
+    #[error("unknown component '{name}'{}; known components: {known}", .nearest.as_ref().map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default())]
+    UnknownComponent {
+        name: String,
+        nearest: Option<String>,
+        known: String,
+    },
 }
 
 /// What the console needs to start panels.
@@ -189,11 +198,24 @@ impl LayoutSource {
             } else {
                 Err(ConsoleError::UnknownComponent {
                     name: name.to_string(),
+                    nearest: crate::text::nearest(name, fleet.iter().map(String::as_str))
+                        .map(str::to_string),
                     known: fleet.join(", "),
                 })
             }
         };
         match self {
+            LayoutSource::Overview if fleet.len() > OVERVIEW_TILES_MAX => {
+                // Folded: the System Health table (worst first, scrolling) takes the tiles'
+                // place, so a large fleet costs two panes and stays readable at 80x24.
+                let panels = vec![
+                    Panel::new(PanelKind::SystemHealth, 0, 0)
+                        .span(2, 1)
+                        .title("System Health"),
+                    Panel::new(PanelKind::Actions, 2, 0).title("System Actions"),
+                ];
+                Ok(Grid::new("overview-folded", 3, 1, panels)?)
+            }
             LayoutSource::Overview => {
                 let (rows, cols) = overview_size(fleet.len());
                 let grid = Grid::custom(rows.into(), cols.into(), fleet)?;
@@ -246,6 +268,11 @@ impl LayoutSource {
         }
     }
 }
+
+/// The most components the overview draws as tiles (a pane each). A larger fleet's overview is
+/// folded into the System Health table, worst first, and a component's window is one
+/// `open NAME` away.
+pub const OVERVIEW_TILES_MAX: usize = 9;
 
 /// How many component tiles `Grid::custom(rows, cols)` has.
 fn tile_count(rows: u8, cols: u8) -> usize {
@@ -351,7 +378,8 @@ pub struct Console {
 }
 
 /// Makes the operator's session: reuses it when it exists (never a duplicate); otherwise creates
-/// it with the overview and one TwoByTwo window per component, overview selected.
+/// it with the overview, selected. Component windows are built when first opened
+/// ([`open_component`]).
 ///
 /// A session this call created and could not finish (tmux refused a window, the terminal is too
 /// small for a grid) is killed before the error is returned: a half-built session would
@@ -408,25 +436,14 @@ pub async fn attach_session<D: TmuxDriver>(
     }
 }
 
-/// The console's windows in a session that has none of them yet: the overview and one TwoByTwo
-/// window per component, the placeholder window removed, the overview selected.
+/// The console's first window in a session that has none yet: the overview, the placeholder
+/// window removed, the overview selected.
 async fn build_console<D: TmuxDriver>(
     driver: &D,
     opts: &ConsoleOptions,
     fleet: &[String],
 ) -> Result<Vec<ManagedWindow>, ConsoleError> {
-    let mut windows = vec![build(driver, opts, &LayoutSource::Overview, fleet).await?];
-    for c in fleet {
-        windows.push(
-            build(
-                driver,
-                opts,
-                &LayoutSource::TwoByTwo(Some(c.clone())),
-                fleet,
-            )
-            .await?,
-        );
-    }
+    let windows = vec![build(driver, opts, &LayoutSource::Overview, fleet).await?];
     // The placeholder window the session was created with.
     for w in driver.list_windows(&opts.session).await? {
         if w.name == "hms-starting" {
@@ -436,6 +453,50 @@ async fn build_console<D: TmuxDriver>(
     driver.select_window(windows[0].window).await?;
     keep_panes_alive(driver, &opts.session).await?;
     Ok(windows)
+}
+
+/// What [`open_component`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// The window existed and is now the session's current window.
+    Shown(WindowId),
+    /// The window was built now (with its hook) and selected.
+    Built(WindowId),
+}
+
+impl Opened {
+    /// What the operator is told.
+    pub fn message(&self, component: &str) -> String {
+        match self {
+            Opened::Shown(_) => format!("window '{component}' shown"),
+            Opened::Built(_) => format!("window '{component}' built and shown"),
+        }
+    }
+}
+
+/// Shows a component's TwoByTwo window, building it first when the session has none: the lazy
+/// half of the console. The component must be in `fleet` (the error names the nearest known).
+pub async fn open_component<D: TmuxDriver>(
+    driver: &D,
+    opts: &ConsoleOptions,
+    component: &str,
+    fleet: &[String],
+) -> Result<Opened, ConsoleError> {
+    let source = LayoutSource::TwoByTwo(Some(component.to_string()));
+    // Checks the name before touching tmux.
+    source.grid(fleet)?;
+    let existing = driver
+        .list_windows(&opts.session)
+        .await?
+        .into_iter()
+        .find(|w| w.name == component);
+    let opened = match existing {
+        Some(w) => Opened::Shown(w.id),
+        None => Opened::Built(build(driver, opts, &source, fleet).await?.window),
+    };
+    let (Opened::Shown(id) | Opened::Built(id)) = opened;
+    driver.select_window(id).await?;
+    Ok(opened)
 }
 
 /// Rebuilds a managed window's grid from tmux alone (its `@hms-layout` tag and pane list), for
@@ -596,6 +657,57 @@ mod tests {
             .find(|t| t.component.as_deref() == Some("c4"))
             .unwrap();
         assert_eq!((last.row, last.col, last.colspan), (1, 1, 2));
+    }
+
+    #[test]
+    fn a_large_fleet_folds_the_overview_into_the_health_table() {
+        let grid = LayoutSource::Overview.grid(&names(100)).unwrap();
+        let kinds: Vec<PanelKind> = grid.panels().iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [PanelKind::SystemHealth, PanelKind::Actions]);
+        let at_most = LayoutSource::Overview
+            .grid(&names(OVERVIEW_TILES_MAX))
+            .unwrap();
+        let tiles = at_most
+            .panels()
+            .iter()
+            .filter(|p| p.kind == PanelKind::Component)
+            .count();
+        assert_eq!(tiles, OVERVIEW_TILES_MAX, "tiles up to the limit");
+    }
+
+    #[tokio::test]
+    async fn attach_builds_the_overview_only_and_open_builds_a_window_once() {
+        let tmux = crate::tmux::fake::FakeTmux::new();
+        let opts = options("hms");
+        let console = attach_session(&tmux, &opts, &names(3), (200, 50))
+            .await
+            .unwrap();
+        assert_eq!(console.windows.len(), 1, "the overview only");
+        let first = open_component(&tmux, &opts, "c1", &names(3)).await.unwrap();
+        let Opened::Built(id) = first else {
+            panic!("built: {first:?}")
+        };
+        assert_eq!(
+            open_component(&tmux, &opts, "c1", &names(3)).await.unwrap(),
+            Opened::Shown(id)
+        );
+        let calls = tmux.state().calls;
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("set_window_hook {id} pane-died"))),
+            "{calls:?}"
+        );
+        let err = open_component(&tmux, &opts, "c9", &names(3))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown component 'c9'"), "{err}");
+        let err = open_component(&tmux, &opts, "cl", &names(3))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean"), "{err}");
     }
 
     #[test]

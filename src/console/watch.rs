@@ -10,8 +10,15 @@
 //!   status line and as a notice to the core (shown in System Health); the window keeps its last
 //!   good layout.
 //!
-//! - makes sure a pane whose panel died comes back (respawns dead panes and sets the session's
-//!   `pane-died` hook, see [`super::session::keep_panes_alive`]).
+//! - makes sure a pane whose panel died comes back: respawns dead panes and sets the
+//!   `pane-died` hook (see [`super::session::keep_panes_alive`]), and looks for dead panes every
+//!   [`DEAD_PANE_CHECK`] through its control connection (no process started) and respawns them.
+//!   The hook alone is not enough: a Debian tmux 3.3a (linked with libutempter) sets SIGCHLD to
+//!   SIG_DFL while its utempter helper runs, which it does when a pane's terminal closes; a panel
+//!   whose exit signal lands in that window is not reaped, its exit status is never read, and
+//!   `pane-died` (which waits for the status) does not fire, though the pane is dead. (A
+//!   `refresh-client -B` subscription to `#{pane_dead}` would be the event-driven way, but tmux
+//!   3.3a sends a `no-output` control client no subscription notifications.)
 //!
 //! It exits when the session ends (`%exit`). It never talks to the core except to read the fleet's
 //! names and to post notices.
@@ -34,6 +41,10 @@ use crate::tmux::driver::{ManagedWindow, OptionScope, Tmux, TmuxDriver, WindowId
 
 /// The session option holding the watcher's pid, so a second one is not started.
 pub const WATCHER_OPTION: &str = "@hms-watcher";
+
+/// How often the watcher looks for dead panes (one `list-panes` over the control connection,
+/// ~0.1 ms of tmux's time).
+pub const DEAD_PANE_CHECK: Duration = Duration::from_secs(2);
 
 /// A window we manage, as last built.
 struct Watched {
@@ -88,8 +99,11 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
     let new_files = refresh(&tmux, &opts, &mut windows).await;
     watch_dirs(&windows, &mut debouncer, &mut watched_dirs);
     catch_up(&tmux, &opts, &mut windows, new_files).await;
+    let mut dead_check = tokio::time::interval(DEAD_PANE_CHECK);
+    dead_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = dead_check.tick() => respawn_dead(&tmux, &client, &opts.session).await,
             note = notes.next() => {
                 tracing::trace!(?note, "notification");
                 match note {
@@ -152,6 +166,33 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
     }
     let _ = client.close().await;
     Ok(())
+}
+
+/// Respawns the session's dead panes whose `pane-died` hook did not (see the module header).
+async fn respawn_dead(tmux: &Tmux, client: &ControlClient, session: &str) {
+    let listing = match client
+        .command(&format!(
+            "list-panes -s -t {} -F '#{{pane_dead}} #{{pane_id}}'",
+            crate::tmux::control::quote(&format!("={session}"))
+        ))
+        .await
+    {
+        Ok(lines) => lines,
+        Err(e) => {
+            tracing::debug!(cause = %e, "cannot list panes");
+            return;
+        }
+    };
+    for pane in listing.iter().filter_map(|l| l.strip_prefix("1 ")) {
+        // The hook may have respawned it meanwhile: then tmux says it is still active.
+        match tmux
+            .run(&["respawn-pane".into(), "-t".into(), pane.to_string()])
+            .await
+        {
+            Ok(_) => tracing::info!(pane, "respawned a dead pane"),
+            Err(e) => tracing::debug!(pane, cause = %e, "no respawn"),
+        }
+    }
 }
 
 /// Re-reads which windows we manage from their `@hms-layout` tags.

@@ -293,6 +293,17 @@ impl ActionsState {
                 self.show(Some(id), Outcome::Pending { line });
                 vec![Effect::Send { id, request }]
             }
+            (None, ActionLine::Open(component)) => {
+                let id = *next_id;
+                *next_id += 1;
+                self.pending.insert(id, line.clone());
+                self.show(Some(id), Outcome::Pending { line });
+                vec![Effect::Open {
+                    id: Some(id),
+                    component,
+                    fleet: ctx.components.clone(),
+                }]
+            }
             (None, ActionLine::Help(topic)) => {
                 self.show(
                     None,
@@ -407,6 +418,14 @@ fn available(view: Shared<'_>) -> Vec<String> {
             let names = view.fleet.names();
             lines.push(if names.is_empty() {
                 "components: none known yet".to_string()
+            } else if names.len() > crate::console::session::OVERVIEW_TILES_MAX {
+                // A large fleet's names would push the commands off the pane.
+                format!(
+                    "components: {} ({} … {}; status lists them, open NAME shows one)",
+                    names.len(),
+                    names[0],
+                    names[names.len() - 1]
+                )
             } else {
                 format!("components: {}", names.join(" "))
             });

@@ -10,7 +10,7 @@
 
 use std::time::SystemTime;
 
-use crossterm::event::{KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
@@ -59,6 +59,14 @@ pub enum Effect {
     /// Send a request on the command connection; the answer comes back as [`Msg::Reply`] with
     /// the same id.
     Send { id: u64, request: Request },
+    /// Show a component's window in the console, building it if it is not built yet (tmux work,
+    /// done by the runtime). With an id, the outcome comes back as [`Msg::Reply`] (a
+    /// `Response::Done` or the error's text); `fleet` is what the name was checked against.
+    Open {
+        id: Option<u64>,
+        component: String,
+        fleet: Vec<String>,
+    },
     /// Leave: restore the terminal and exit. No key asks for it (a pane never dies from a key);
     /// only the terminal going away ends a panel.
     Quit,
@@ -496,6 +504,16 @@ impl Model {
             Body::SystemHealth(state) => {
                 let rows = self.fleet.components.len();
                 state.on_key(key, rows, page);
+            }
+            // Enter on a tile opens the component's window (built on first open).
+            Body::Component(_) if key.code == KeyCode::Enter => {
+                if let Some(component) = self.component.clone() {
+                    return vec![Effect::Open {
+                        id: None,
+                        component,
+                        fleet: self.fleet.names(),
+                    }];
+                }
             }
             Body::Metrics(_)
             | Body::Status(_)

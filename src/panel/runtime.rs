@@ -28,7 +28,7 @@ use super::app::{Effect, Model, Msg};
 use super::theme::Theme;
 use crate::client::{Client, ClientError};
 use crate::model::PanelKind;
-use crate::protocol::{Request, Topic};
+use crate::protocol::{Request, Response, Topic};
 
 /// First reconnect delay.
 pub const RECONNECT_FIRST: Duration = Duration::from_millis(200);
@@ -42,6 +42,17 @@ const QUEUE: usize = 256;
 const BATCH: usize = 64;
 /// Keys applied before a redraw.
 const KEY_BATCH: usize = 4096;
+
+/// Work the command task carries out for the loop: a request to the core, or a window to open.
+#[derive(Debug)]
+enum Job {
+    Request(u64, Request),
+    Open {
+        id: Option<u64>,
+        component: String,
+        fleet: Vec<String>,
+    },
+}
 
 /// What `hms-console panel <kind>` runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +72,9 @@ pub struct PanelOptions {
     pub log_file: Option<PathBuf>,
     /// Draw no border or title of its own (tmux's pane border shows the title).
     pub frameless: bool,
+    /// The data directory the console's panes are given (for windows this panel opens);
+    /// `None`: the default one.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl PanelOptions {
@@ -75,6 +89,7 @@ impl PanelOptions {
             ascii: false,
             log_file: None,
             frameless: false,
+            data_dir: None,
         }
     }
 
@@ -101,7 +116,7 @@ impl PanelOptions {
 /// Installs a tracing subscriber writing to the log file unless the process already has one (the
 /// caller's must then not write to the terminal either).
 pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
-    let _log_guard = init_logging(&opts);
+    init_logging(&opts);
     tracing::info!(kind = opts.kind.name(), component = ?opts.component, "panel starting");
     let theme = Theme::from_env(opts.ascii);
     let mut model = Model::new(
@@ -124,7 +139,7 @@ pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
     ));
     let (command_tx, command_rx) = mpsc::channel(16);
     let commander = tokio::spawn(carry_out(
-        opts.socket.clone(),
+        opts.clone(),
         format!("{}:commands", opts.client_name()),
         command_rx,
         tx,
@@ -176,7 +191,7 @@ async fn event_loop(
     screen: &mut Screen,
     model: &mut Model,
     mut rx: mpsc::Receiver<Msg>,
-    commands: mpsc::Sender<(u64, Request)>,
+    commands: mpsc::Sender<Job>,
 ) -> anyhow::Result<()> {
     let size = screen
         .terminal
@@ -262,7 +277,7 @@ async fn next_msg(
 }
 
 /// Updates the model and carries out its effects; true when the panel should quit.
-fn apply(model: &mut Model, msg: Msg, commands: &mpsc::Sender<(u64, Request)>) -> bool {
+fn apply(model: &mut Model, msg: Msg, commands: &mpsc::Sender<Job>) -> bool {
     let mut effects = model.update(msg);
     while !effects.is_empty() {
         let mut follow_up = Vec::new();
@@ -270,12 +285,31 @@ fn apply(model: &mut Model, msg: Msg, commands: &mpsc::Sender<(u64, Request)>) -
             match effect {
                 Effect::Quit => return true,
                 Effect::Send { id, request } => {
-                    if let Err(e) = commands.try_send((id, request)) {
+                    if let Err(e) = commands.try_send(Job::Request(id, request)) {
                         tracing::warn!(cause = %e, "command queue full");
                         follow_up.extend(model.update(Msg::Reply {
                             id,
                             result: Err("too many commands waiting; try again".into()),
                         }));
+                    }
+                }
+                Effect::Open {
+                    id,
+                    component,
+                    fleet,
+                } => {
+                    if let Err(e) = commands.try_send(Job::Open {
+                        id,
+                        component,
+                        fleet,
+                    }) {
+                        tracing::warn!(cause = %e, "command queue full");
+                        if let Some(id) = id {
+                            follow_up.extend(model.update(Msg::Reply {
+                                id,
+                                result: Err("too many commands waiting; try again".into()),
+                            }));
+                        }
                     }
                 }
             }
@@ -399,12 +433,36 @@ async fn session(
 /// Carries out the operator's requests one at a time, each on a fresh connection, and reports
 /// every answer back as [`Msg::Reply`].
 async fn carry_out(
-    socket: PathBuf,
+    opts: PanelOptions,
     name: String,
-    mut requests: mpsc::Receiver<(u64, Request)>,
+    mut requests: mpsc::Receiver<Job>,
     tx: mpsc::Sender<Msg>,
 ) {
-    while let Some((id, request)) = requests.recv().await {
+    let socket = opts.socket.clone();
+    while let Some(job) = requests.recv().await {
+        let (id, request) = match job {
+            Job::Request(id, request) => (id, request),
+            Job::Open {
+                id,
+                component,
+                fleet,
+            } => {
+                let result = open_window(&opts, &component, &fleet)
+                    .await
+                    .map(|message| Response::Done { message })
+                    .map_err(|e| format!("{e:#}"));
+                match (&result, id) {
+                    (Err(message), _) => tracing::warn!(cause = %message, "open failed"),
+                    (Ok(_), _) => tracing::info!(component, "window opened"),
+                }
+                if let Some(id) = id
+                    && tx.send(Msg::Reply { id, result }).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
         tracing::info!(?request, "operator request");
         let result = match Client::connect(&socket, &name).await {
             Ok(mut client) => client.request(request).await,
@@ -423,31 +481,78 @@ async fn carry_out(
     }
 }
 
+/// Opens a component's window in the tmux session this panel's pane belongs to (`$TMUX` and
+/// `$TMUX_PANE`, which tmux gives every pane), building it on first open.
+async fn open_window(
+    opts: &PanelOptions,
+    component: &str,
+    fleet: &[String],
+) -> anyhow::Result<String> {
+    use crate::console::session::{ConsoleOptions, open_component, this_program};
+    use crate::tmux::driver::Tmux;
+    let pane = std::env::var("TMUX_PANE")
+        .ok()
+        .filter(|p| !p.is_empty() && std::env::var_os("TMUX").is_some())
+        .context("open works in the console's panes (tmux); from a shell: hms-console layout twobytwo COMPONENT")?;
+    // No -L: a tmux client inside a pane finds its server through $TMUX.
+    let tmux = Tmux::default_server();
+    let session = tmux
+        .run(&[
+            "display-message".into(),
+            "-p".into(),
+            "-t".into(),
+            pane,
+            "#{session_name}".into(),
+        ])
+        .await
+        .context("while finding this pane's tmux session")?
+        .trim()
+        .to_string();
+    let console = ConsoleOptions {
+        session,
+        socket: std::path::absolute(&opts.socket)?,
+        data_dir: std::path::absolute(
+            opts.data_dir
+                .clone()
+                .unwrap_or_else(|| crate::paths::data_dir(None)),
+        )?,
+        exe: this_program().context("while finding this program's path for the panes")?,
+        ascii: opts.ascii,
+    };
+    let opened = open_component(&tmux, &console, component, fleet).await?;
+    Ok(opened.message(component))
+}
+
 /// A tracing subscriber writing to the panel's log file. Failing to log is not a reason to fail
 /// the panel: it then runs without logs.
-fn init_logging(opts: &PanelOptions) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+///
+/// The file is written directly (a mutex around it): a panel logs a few lines an hour. The
+/// non-blocking appender it used before kept a writer thread and a 128,000-line channel whose
+/// slots are allocated and touched up front: 4 MB of each panel's 5.3 MB private memory.
+fn init_logging(opts: &PanelOptions) {
     use tracing_subscriber::EnvFilter;
     let path = opts
         .log_file
         .clone()
         .unwrap_or_else(|| opts.default_log_file());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ok()?;
+    if let Some(dir) = path.parent()
+        && std::fs::create_dir_all(dir).is_err()
+    {
+        return;
     }
-    let file = std::fs::OpenOptions::new()
+    let Ok(file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .ok()?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    else {
+        return;
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("hms=info"));
-    tracing_subscriber::fmt()
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(writer)
-        .try_init()
-        .ok()?;
-    Some(guard)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 #[cfg(test)]
@@ -667,12 +772,20 @@ mod tests {
         let socket = dir.path().join("core.sock");
         let (command_tx, command_rx) = mpsc::channel(4);
         let (tx, mut rx) = mpsc::channel(16);
-        let task = tokio::spawn(carry_out(socket.clone(), "test".into(), command_rx, tx));
+        let task = tokio::spawn(carry_out(
+            PanelOptions::new(PanelKind::Actions, socket.clone()),
+            "test".into(),
+            command_rx,
+            tx,
+        ));
         let restart = Request::Restart {
             component: "api".into(),
         };
 
-        command_tx.send((7, restart.clone())).await.expect("send");
+        command_tx
+            .send(Job::Request(7, restart.clone()))
+            .await
+            .expect("send");
         match recv(&mut rx).await {
             Msg::Reply {
                 id: 7,
@@ -682,7 +795,10 @@ mod tests {
         }
 
         let core = UnixListener::bind(&socket).expect("bind");
-        command_tx.send((8, restart.clone())).await.expect("send");
+        command_tx
+            .send(Job::Request(8, restart.clone()))
+            .await
+            .expect("send");
         let (stream, _) = core.accept().await.expect("accept");
         let seen = fake_core(stream, answer, vec![], 0).await;
         assert_eq!(seen, vec![restart]);
@@ -704,7 +820,7 @@ mod tests {
         model.update(Msg::Snapshot(Ok(Response::Status { components: vec![] })));
         let (commands, _keep) = mpsc::channel(1);
         commands
-            .try_send((0, Request::Ping))
+            .try_send(Job::Request(0, Request::Ping))
             .expect("fills the queue");
         for c in "status".chars() {
             apply(

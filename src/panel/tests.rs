@@ -740,8 +740,8 @@ fn actions_panel_lists_actions_and_shows_the_input() {
         &[
             "┌ Actions ──────────────────────────────────────────── api ┐",
             "│api actions: clear_cache reconnect                        │",
-            "│commands: restart start stop status logs heal clear-cache │",
-            "│config action shutdown help                               │",
+            "│commands: restart start stop status open logs heal        │",
+            "│clear-cache config action shutdown help                   │",
             "│type a command and press Enter; 'help' lists them         │",
             "│                                                          │",
             "│> rest                                                    │",
@@ -780,8 +780,8 @@ fn enter_sends_the_parsed_request_and_shows_the_reply() {
         &[
             "┌ Actions ─────────────────────────────────────────────────┐",
             "│components: api cache db                                  │",
-            "│commands: restart start stop status logs heal clear-cache │",
-            "│config action shutdown help                               │",
+            "│commands: restart start stop status open logs heal        │",
+            "│clear-cache config action shutdown help                   │",
             "│> restart api                                             │",
             "│restarted api (pid 4243)                                  │",
             "│>                                                         │",
@@ -1212,7 +1212,7 @@ fn issue_13_item_5_a_paste_runs_each_line_and_keeps_the_rest() {
         .iter()
         .filter_map(|e| match e {
             Effect::Send { request, .. } => Some(request),
-            Effect::Quit => None,
+            Effect::Open { .. } | Effect::Quit => None,
         })
         .collect();
     assert_eq!(
@@ -1417,4 +1417,51 @@ fn system_health_shows_a_running_recovery_plan_and_its_step_until_it_ends() {
         plan: Box::new(plan),
     }));
     assert!(!screen(&model).contains("plan #3"), "{}", screen(&model));
+}
+
+#[test]
+fn open_in_the_actions_pane_asks_the_runtime_to_open_the_window_and_shows_the_answer() {
+    let mut model = panel(PanelKind::Actions, None, 70, 12);
+    typed(&mut model, "open db");
+    let effects = model.update(key(KeyCode::Enter));
+    let [
+        Effect::Open {
+            id: Some(id),
+            component,
+            fleet,
+        },
+    ] = effects.as_slice()
+    else {
+        panic!("one open: {effects:?}")
+    };
+    assert_eq!(component, "db");
+    assert_eq!(fleet, &["api", "cache", "db"]);
+    model.update(Msg::Reply {
+        id: *id,
+        result: Ok(Response::Done {
+            message: "window 'db' built and shown".into(),
+        }),
+    });
+    let text = screen(&model);
+    assert!(text.contains("window 'db' built and shown"), "{text}");
+
+    // An unknown name opens nothing and names the nearest.
+    typed(&mut model, "open dbb");
+    assert!(model.update(key(KeyCode::Enter)).is_empty());
+    let text = screen(&model);
+    assert!(text.contains("did you mean 'db'?"), "{text}");
+}
+
+#[test]
+fn enter_on_a_tile_opens_its_component_window() {
+    let mut model = panel(PanelKind::Component, Some("cache"), 30, 8);
+    assert_eq!(
+        model.update(key(KeyCode::Enter)),
+        [Effect::Open {
+            id: None,
+            component: "cache".into(),
+            fleet: vec!["api".into(), "cache".into(), "db".into()],
+        }]
+    );
+    assert!(model.update(key(KeyCode::Char('x'))).is_empty());
 }

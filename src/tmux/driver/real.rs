@@ -384,9 +384,9 @@ impl TmuxDriver for Tmux {
             }
             commands.push(strings(["kill-window", "-t", &old.to_string()]));
         }
-        commands.push(strings(["rename-window", "-t", &target, &plan.name]));
         // `select-pane -T` above makes the new window current; give the focus back to the
-        // window that had it (or to the new one, when it replaced the current window).
+        // window that had it (or to the new one, when it replaced the current window: selected
+        // before the rename below, while its temporary name still finds it).
         let current = self
             .run_args(&[
                 "display-message",
@@ -401,9 +401,13 @@ impl TmuxDriver for Tmux {
         match current {
             Some(id) if plan.replace.contains(&id) => {
                 commands.push(strings(["select-window", "-t", &target]));
+                commands.push(strings(["rename-window", "-t", &target, &plan.name]));
             }
-            Some(id) => commands.push(strings(["select-window", "-t", &id.to_string()])),
-            None => {}
+            Some(id) => {
+                commands.push(strings(["rename-window", "-t", &target, &plan.name]));
+                commands.push(strings(["select-window", "-t", &id.to_string()]));
+            }
+            None => commands.push(strings(["rename-window", "-t", &target, &plan.name])),
         }
         let out = match self.run(&chain(&commands)).await {
             Ok(out) => out,
