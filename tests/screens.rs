@@ -146,7 +146,16 @@ fn hundred_at(width: u16, height: u16) {
         .unwrap_or_default()
         .to_string();
     assert!(first_row.contains("zz-broken"), "worst first:\n{overview}");
-    assert_snapshot(&format!("overview_100_{width}x{height}"), &overview);
+    // The table's height depends on whether the watcher has re-laid the window out for the
+    // attached client yet (one row more or less); its rows, masked, are all alike: compare
+    // them as one.
+    let mut rows: Vec<&str> = Vec::new();
+    for line in overview.lines() {
+        if rows.last() != Some(&line) {
+            rows.push(line);
+        }
+    }
+    assert_snapshot(&format!("overview_100_{width}x{height}"), &rows.join("\n"));
 }
 
 #[test]
