@@ -196,6 +196,27 @@ async fn the_guides_knowledge_client_contributes_and_queries() {
     );
 }
 
+/// `[knowledge]` in hms.toml: the file where `path` says (relative to the config, its
+/// directory made) and the retention the core reports.
+#[test]
+fn the_registry_uses_the_file_and_retention_the_config_names() {
+    let core = Core::start(&format!(
+        "[knowledge]\npath = \"learned/team.db\"\nmax_items_per_component = 500\nmax_age = \"7days\"\n{FLEET}"
+    ));
+    let stats: hms::protocol::KnowledgeStats = wait_for("the registry", SECS10, || {
+        let out = core.cli(&["knowledge", "stats", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    });
+    let expected = core.config.parent().unwrap().join("learned/team.db");
+    assert_eq!(stats.path, expected.display().to_string());
+    assert!(expected.exists());
+    assert!(!core.data.join("knowledge.db").exists());
+    assert_eq!(stats.max_per_component, 500);
+    assert_eq!(stats.max_age_days, 7);
+}
+
 /// Acknowledged contributions survive a SIGKILL of the core taken while four clients write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9_under_concurrent_writers() {

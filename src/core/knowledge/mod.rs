@@ -19,14 +19,16 @@
 //! [`KnowledgeHandle::advice`] is a future the caller may drop when it does not answer in time.
 //! Nothing here holds supervisor state or decides anything about healing beyond the advice.
 //!
-//! # Measured (benches/knowledge.rs, this 2-core machine, release)
-//! `contains` uses an FTS5 trigram index over the symptom text: a symptom in ~0.1% of the items
-//! took 1.0 ms at 10k items and 3.9 ms at 100k, where a `LIKE '%…%'` scan of the same column took
-//! 12.9 ms and 127 ms (it grows with the file; the index grows with the matches). Text shorter
-//! than three characters (which trigrams cannot index) falls back to the scan. The §5.2 query
-//! walks `items_issue` newest first and stops after five: 0.04-0.05 ms at 10k and 100k.
-//! Contributions are the weak spot so far (1.1k/s one at a time, 3-7k/s in flight at once):
-//! every commit also writes the FTS5 index's new segment and four B-tree indexes.
+//! # Measured (benches/knowledge.rs, this 2-core machine, release; docs/knowledge.md)
+//! At 10k and 100k items (medians of three runs, load average 1.2-1.5): the §5.2 query
+//! 0.05-0.07 ms (it walks `items_issue` newest first and stops after five); advice 0.20 and
+//! 0.49 ms (`items_advice`); `contains` of a rare symptom 2.2 and 3.1 ms, of a common one for
+//! one component 1.3 and 0.4 ms (a bounded walk first, then the FTS5 trigram index);
+//! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. Every
+//! item still updates five B-trees and some 80 trigrams of the text index; at 1M items with
+//! the benchmark's times spread over 30 days those B-tree updates land on pages all over a
+//! 900 MB file, and writes slow down: at 1M one at a time is slower than schema 1 was (0.6-1.2k/s
+//! against 1.8-2.6k/s), cause not found yet (docs/knowledge.md, "Speed").
 
 pub mod advice;
 pub mod filter;
