@@ -104,40 +104,9 @@ async fn load(socket: PathBuf, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
     }
 }
 
-/// Kills the `sleep` child of `parent` `n` times and times each until a new `sleep` child has
-/// exec'd, each after a run of `spacing`. Returns (median, p95) in ms.
-fn time_restarts(parent: u32, n: usize, spacing: Duration) -> (f64, f64) {
-    let mut samples = Vec::new();
-    for _ in 0..n {
-        let mut old = 0;
-        wait(
-            "a sleep child",
-            Duration::from_secs(5),
-            || match children(parent).into_iter().find(|(_, c)| c == "sleep") {
-                Some((p, _)) => {
-                    old = p;
-                    true
-                }
-                None => false,
-            },
-        );
-        std::thread::sleep(spacing);
-        let t0 = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(old as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        while !children(parent)
-            .iter()
-            .any(|(p, c)| *p != old && c == "sleep")
-        {
-            assert!(t0.elapsed() < Duration::from_secs(5), "no restart");
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-    }
-    samples.sort_by(f64::total_cmp);
+/// Median and p95 of [`common::time_restarts`], in ms.
+fn restarts(parent: u32, n: usize, spacing: Duration) -> (f64, f64) {
+    let samples = time_restarts(parent, n, spacing);
     (percentile(&samples, 0.5), percentile(&samples, 0.95))
 }
 
@@ -156,7 +125,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(round_trip(socket.clone()));
 
-    let (idle_med, idle_p95) = time_restarts(core.pid(), 30, Duration::from_millis(60));
+    let (idle_med, idle_p95) = restarts(core.pid(), 30, Duration::from_millis(60));
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -191,7 +160,7 @@ fn main() {
             .next()
             .unwrap_or("?")
     );
-    let (busy_med, busy_p95) = time_restarts(core.pid(), 30, Duration::from_millis(60));
+    let (busy_med, busy_p95) = restarts(core.pid(), 30, Duration::from_millis(60));
     let (n1, t1) = (done.load(Ordering::Relaxed), Instant::now());
     stop.store(true, Ordering::Relaxed);
     loader.join().expect("load thread");

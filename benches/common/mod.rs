@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hms-console");
 
+/// The binary a bench runs: [`BIN`], or `HMS_BENCH_BIN` to measure another build (an earlier
+/// commit's binary, say) with the same bench in the same run.
+pub fn bin() -> String {
+    std::env::var("HMS_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 pub struct Core {
     pub child: Child,
     pub dir: tempfile::TempDir,
@@ -17,7 +23,7 @@ impl Core {
     pub fn start(config: &str) -> Core {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hms.toml"), config).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args(["--socket", &sock(dir.path()), "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["-q", "up", "-c"])
@@ -37,7 +43,7 @@ impl Core {
         self.child.id()
     }
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
+        Command::new(bin())
             .args(["--socket", &sock(self.dir.path())])
             .args(args)
             .output()
@@ -136,4 +142,67 @@ pub fn cpu_ns(pid: u32) -> u64 {
                 .ok()
         })
         .sum()
+}
+
+/// Resident and proportional set sizes of a process in MB, from /proc/PID/smaps_rollup (PSS
+/// splits each shared page among the processes that map it: what the process really costs).
+pub fn rss_pss_mb(pid: u32) -> (f64, f64) {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
+/// The 1-minute load average, as /proc/loadavg says it.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Kills the `sleep` child of `parent` `n` times, each after the child has run for `spacing`
+/// (past min_uptime; peers restart at once only after a run of a second or more), and times each
+/// until a new `sleep` child has exec'd (seen in /proc). Returns the sorted samples in ms.
+pub fn time_restarts(parent: u32, n: usize, spacing: Duration) -> Vec<f64> {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let mut old = 0;
+        wait(
+            "a sleep child",
+            Duration::from_secs(5),
+            || match children(parent).into_iter().find(|(_, c)| c == "sleep") {
+                Some((p, _)) => {
+                    old = p;
+                    true
+                }
+                None => false,
+            },
+        );
+        std::thread::sleep(spacing);
+        let t0 = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        while !children(parent)
+            .iter()
+            .any(|(p, c)| *p != old && c == "sleep")
+        {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no restart");
+            // Poll gently: a busy loop would take a core from the supervisor on a 2-core box.
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples
 }
