@@ -166,6 +166,10 @@ impl Screen {
             self.inner.home.display(),
             self.inner.name
         );
+        // The outer terminal's status line is turned off before the inner client starts, so the
+        // client is exactly the size the session was built for: no resize, so no re-layout by
+        // the watcher racing the capture (a status line taken away after the client attached
+        // made the panes a row taller or shorter depending on when the watcher re-applied).
         self.outer.run(&[
             "new-session",
             "-d",
@@ -175,10 +179,12 @@ impl Screen {
             &self.width.to_string(),
             "-y",
             &self.height.to_string(),
-            &attach,
+            "sleep 100000",
         ]);
         self.outer
             .run(&["set-option", "-t", "=screen:", "status", "off"]);
+        self.outer
+            .run(&["respawn-pane", "-k", "-t", "=screen:", &attach]);
     }
 
     /// What the terminal shows now.
