@@ -25,55 +25,6 @@ fn fleet(n: usize) -> String {
     s
 }
 
-/// Kills the `sleep` child of `parent` 40 times and times each until a new `sleep` child has
-/// exec'd. Returns (median, p95, min) in ms.
-fn time_restarts(parent: u32) -> (f64, f64, f64) {
-    time_restarts_spaced(parent, 40, Duration::from_millis(60))
-}
-
-/// [`time_restarts`] with `n` crashes, each after the child has run for `spacing` (peers restart
-/// at once only after a run of a second or more).
-fn time_restarts_spaced(parent: u32, n: usize, spacing: Duration) -> (f64, f64, f64) {
-    let mut samples = Vec::new();
-    for _ in 0..n {
-        let mut old = 0;
-        wait(
-            "a sleep child",
-            Duration::from_secs(5),
-            || match children(parent).into_iter().find(|(_, c)| c == "sleep") {
-                Some((p, _)) => {
-                    old = p;
-                    true
-                }
-                None => false,
-            },
-        );
-        // Past min_uptime (and the backoff window): each crash follows a stable run.
-        std::thread::sleep(spacing);
-        let t0 = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(old as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        while !children(parent)
-            .iter()
-            .any(|(p, c)| *p != old && c == "sleep")
-        {
-            assert!(t0.elapsed() < Duration::from_secs(5), "no restart");
-            // Poll gently: a busy loop would take a core from the supervisor on a 2-core box.
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-    }
-    samples.sort_by(f64::total_cmp);
-    (
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.95),
-        samples[0],
-    )
-}
-
 fn restart_latency() {
     // The floor on this machine: a shell `while` loop restarting `sleep`, measured the same way.
     let mut shell = Command::new("sh")
