@@ -100,19 +100,9 @@ fn a_client_that_pipelines_requests_without_reading_is_held_back_not_buffered() 
 
 #[test]
 fn subscribers_that_never_read_cost_a_bounded_amount_while_a_component_floods() {
-    let core = Core::start(
-        "[[component]]\nname = \"flood\"\ncommand = [\"sh\", \"-c\", \"exec yes \\\"$(head -c 16000 /dev/zero | tr '\\\\0' x)\\\"\"]\nlog_lines = 100\n",
-    );
-    core.wait_component("flood", "running", SECS10, |c| c.state == RunState::Running);
+    let core = flooding_core();
     let before = rss_mb(core.pid());
-    let subscribe = "{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"subscribe\",\"topics\":[\"logs\"]}}\n";
-    let sleepers: Vec<UnixStream> = (0..20)
-        .map(|_| {
-            let mut s = greeted(&core);
-            s.write_all(subscribe.as_bytes()).unwrap();
-            s
-        })
-        .collect();
+    let sleepers = subscribers_that_never_read(&core, 20);
     // Let the flood run well past what the bounds allow to queue: 20 × 4 MiB.
     wait_for(
         "the flood to pass 12 MB of output (one rotation)",
@@ -148,21 +138,11 @@ fn subscribers_that_never_read_cost_a_bounded_amount_while_a_component_floods() 
 
 #[test]
 fn the_core_returns_memory_to_the_system_after_a_spike_of_subscribers_that_never_read() {
-    let core = Core::start(
-        "[[component]]\nname = \"flood\"\ncommand = [\"sh\", \"-c\", \"exec yes \\\"$(head -c 16000 /dev/zero | tr '\\\\0' x)\\\"\"]\nlog_lines = 100\n",
-    );
-    core.wait_component("flood", "running", SECS10, |c| c.state == RunState::Running);
+    let core = flooding_core();
     let before = rss_mb(core.pid());
     // The spike: subscribers that never read make the core queue events for each of them, up to
     // max_queued_bytes (4 MiB) apiece.
-    let subscribe = "{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"subscribe\",\"topics\":[\"logs\"]}}\n";
-    let sleepers: Vec<UnixStream> = (0..20)
-        .map(|_| {
-            let mut s = greeted(&core);
-            s.write_all(subscribe.as_bytes()).unwrap();
-            s
-        })
-        .collect();
+    let sleepers = subscribers_that_never_read(&core, 20);
     let peak = wait_for("the core to grow by 40 MB", SECS10 * 3, || {
         let now = rss_mb(core.pid());
         (now - before > 40.0).then_some(now)
@@ -282,4 +262,25 @@ fn a_log_rotates_at_its_configured_size_and_keeps_its_configured_backups() {
         let size = std::fs::metadata(logs.join(name)).unwrap().len();
         assert!(size <= 64 * 1024 + 200, "{name}: {size} bytes");
     }
+}
+
+/// A core whose one component, `flood`, writes 16 KB lines as fast as it can; returned running.
+fn flooding_core() -> Core {
+    let core = Core::start(
+        "[[component]]\nname = \"flood\"\ncommand = [\"sh\", \"-c\", \"exec yes \\\"$(head -c 16000 /dev/zero | tr '\\\\0' x)\\\"\"]\nlog_lines = 100\n",
+    );
+    core.wait_component("flood", "running", SECS10, |c| c.state == RunState::Running);
+    core
+}
+
+/// `n` connections that subscribe to every component's logs and then never read.
+fn subscribers_that_never_read(core: &Core, n: usize) -> Vec<UnixStream> {
+    let subscribe = "{\"type\":\"request\",\"id\":1,\"request\":{\"op\":\"subscribe\",\"topics\":[\"logs\"]}}\n";
+    (0..n)
+        .map(|_| {
+            let mut s = greeted(core);
+            s.write_all(subscribe.as_bytes()).unwrap();
+            s
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::line_col;
+use super::raw::invalid_at;
 use super::{ConfigDuration, ConfigError};
 
 /// Items kept per component by default (the oldest go first).
@@ -69,14 +69,7 @@ pub(super) fn check(
     base_dir: Option<&Path>,
 ) -> Result<KnowledgeConfig, ConfigError> {
     let error = |span: std::ops::Range<usize>, key: &str, message: String| {
-        let (line, column) = line_col(text, span.start);
-        ConfigError::Invalid {
-            file: file.to_string(),
-            line,
-            column,
-            key: Some(key.to_string()),
-            message,
-        }
+        invalid_at(text, file, span.start, key, message)
     };
     let mut config = KnowledgeConfig::default();
     if let Some(path) = &raw.path {

@@ -114,6 +114,24 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The error for `key` whose value starts at byte `offset` of `file`'s `text`.
+pub(super) fn invalid_at(
+    text: &str,
+    file: &str,
+    offset: usize,
+    key: &str,
+    message: String,
+) -> ConfigError {
+    let (line, column) = line_col(text, offset);
+    ConfigError::Invalid {
+        file: file.to_string(),
+        line,
+        column,
+        key: Some(key.to_string()),
+        message,
+    }
+}
+
 /// The key written on the line of a byte offset, e.g. `stop_grace` in `stop_grace = "5 parsecs"`.
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());

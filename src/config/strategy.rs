@@ -24,7 +24,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{RawDefaults, line_col};
+use super::raw::{RawDefaults, invalid_at, line_col};
 use crate::model::RecoveryStrategy;
 use crate::text::nearest;
 
@@ -97,14 +97,7 @@ pub(super) fn check(
     file: &str,
 ) -> Result<RecoveryConfig, ConfigError> {
     let error = |span: std::ops::Range<usize>, key: &str, message: String| {
-        let (line, column) = line_col(text, span.start);
-        ConfigError::Invalid {
-            file: file.to_string(),
-            line,
-            column,
-            key: Some(key.to_string()),
-            message,
-        }
+        invalid_at(text, file, span.start, key, message)
     };
     let d = defaults;
     let plan_timeout = match &d.plan_timeout {

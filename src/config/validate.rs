@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawComponent, RawConfig, RawDefaults, RawLimits, line_col};
+use super::raw::{RawComponent, RawConfig, RawDefaults, RawLimits, invalid_at, line_col};
 use super::{
     ActionConfig, BackoffConfig, CompiledLogPattern, ComponentSpec, ConfigError, ConfigSize,
     DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAX_SIZE, FleetConfig, IntensityConfig, Limits,
@@ -96,14 +96,7 @@ struct At<'a> {
 impl At<'_> {
     /// An error about `key` at the start of `span`.
     fn error(&self, span: Range<usize>, key: &str, message: String) -> ConfigError {
-        let (line, column) = line_col(self.text, span.start);
-        ConfigError::Invalid {
-            file: self.file.to_string(),
-            line,
-            column,
-            key: Some(key.to_string()),
-            message,
-        }
+        invalid_at(self.text, self.file, span.start, key, message)
     }
 }
 
