@@ -126,6 +126,14 @@ fn main() {
     runtime.block_on(round_trip(socket.clone()));
 
     let (idle_med, idle_p95) = restarts(core.pid(), 30, Duration::from_millis(60));
+    // The floor: a bare shell loop restarting the same `sleep`, idle and under the same load, so
+    // what the load does to any process start is told apart from what it does to the core.
+    let mut shell = std::process::Command::new("sh")
+        .args(["-c", "while :; do sleep 100000; done"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a shell loop");
+    let (shell_idle_med, shell_idle_p95) = restarts(shell.id(), 30, Duration::from_millis(60));
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -161,6 +169,7 @@ fn main() {
             .unwrap_or("?")
     );
     let (busy_med, busy_p95) = restarts(core.pid(), 30, Duration::from_millis(60));
+    let (shell_busy_med, shell_busy_p95) = restarts(shell.id(), 30, Duration::from_millis(60));
     let (n1, t1) = (done.load(Ordering::Relaxed), Instant::now());
     stop.store(true, Ordering::Relaxed);
     loader.join().expect("load thread");
@@ -168,7 +177,20 @@ fn main() {
     println!(
         "crash -> restarted (n=30): bus idle median {idle_med:.2} ms, p95 {idle_p95:.2} ms; bus at full load median {busy_med:.2} ms, p95 {busy_p95:.2} ms (goal: unchanged; the core's own goal <= 2 ms median)"
     );
+    println!(
+        "  same run, bare shell `while` loop: idle median {shell_idle_med:.2} ms, p95 {shell_idle_p95:.2} ms; under the same load median {shell_busy_med:.2} ms, p95 {shell_busy_p95:.2} ms (the floor)"
+    );
     println!("  (the bus kept answering while the victim was being killed: {during:.0} tasks/s)");
+    // The loop first (so it starts no other), then the `sleep` it was waiting for.
+    let sleeping = common::children(shell.id());
+    let _ = shell.kill();
+    let _ = shell.wait();
+    for (pid, _) in sleeping {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     let tasks = core.cli(&["mac", "agents"]);
     print!("{}", String::from_utf8_lossy(&tasks.stdout));
 }
