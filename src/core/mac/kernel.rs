@@ -798,6 +798,11 @@ mod tests {
             .collect()
     }
 
+    /// Requester "t" asks `agent` for `task`, which is queued.
+    fn ask(k: &mut Kernel, at: Clock, agent: &str, task: MacTask) -> TaskId {
+        queued(k.request(at, Some(agent), task, "t".into()))
+    }
+
     fn queued(s: Submitted) -> TaskId {
         match s {
             Submitted::Queued(id) => id,
@@ -830,12 +835,12 @@ mod tests {
             k.status("analysis").unwrap().state.to_string(),
             "waiting for: storage"
         );
-        let id = queued(k.request(
+        let id = ask(
+            &mut k,
             clock(t0, 1),
-            Some("analysis"),
+            "analysis",
             task("analyze", TaskPriority::Normal, 1000),
-            "t".into(),
-        ));
+        );
         assert!(delivered(&mut k).is_empty(), "not while waiting");
         k.register(
             clock(t0, 2),
@@ -857,18 +862,18 @@ mod tests {
             Registration::agent("db", caps(&["q"], &[], &[]), Some(1), None),
         )
         .unwrap();
-        let a = queued(k.request(
+        let a = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 500),
-            "t".into(),
-        ));
-        let b = queued(k.request(
+        );
+        let b = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 5000),
-            "t".into(),
-        ));
+        );
         assert_eq!(delivered(&mut k), vec![a]);
         assert_eq!(
             k.next_deadline().map(|d| d - t0),
@@ -922,18 +927,18 @@ mod tests {
             Registration::agent("db1", caps(&["q"], &[], &[]), Some(1), None),
         )
         .unwrap();
-        let first = queued(k.request(
+        let first = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db1"),
+            "db1",
             task("q", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
-        let second = queued(k.request(
+        );
+        let second = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db1"),
+            "db1",
             task("q", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
+        );
         let _ = k.take_effects();
         k.register(
             clock(t0, 1),
@@ -988,18 +993,18 @@ mod tests {
             Registration::agent("db", caps(&["q"], &[], &[]), Some(1), None),
         )
         .unwrap();
-        let a = queued(k.request(
+        let a = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
-        let b = queued(k.request(
+        );
+        let b = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
+        );
         let _ = k.take_effects();
         k.connection_closed(clock(t0, 1), 1);
         let ended: Vec<TaskId> = finished(&k.take_effects())
@@ -1046,18 +1051,18 @@ mod tests {
             )),
             "agent 'db' cannot process 'make-coffee' (it processes: q)"
         );
-        queued(k.request(
+        ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 10),
-            "t".into(),
-        ));
-        queued(k.request(
+        );
+        ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 10),
-            "t".into(),
-        ));
+        );
         assert!(
             refused(k.request(
                 clock(t0, 0),
@@ -1089,12 +1094,12 @@ mod tests {
             k.status("db").unwrap().state.to_string(),
             "component backoff"
         );
-        let id = queued(k.request(
+        let id = ask(
+            &mut k,
             clock(t0, 2),
-            Some("db"),
+            "db",
             task("q", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
+        );
         assert!(delivered(&mut k).is_empty());
         k.component_state(clock(t0, 3), "db", RunState::Running);
         assert_eq!(delivered(&mut k), vec![id]);
@@ -1110,12 +1115,12 @@ mod tests {
             Registration::agent("db", caps(&["q", "r"], &[], &[]), None, None),
         )
         .unwrap();
-        let id = queued(k.request(
+        let id = ask(
+            &mut k,
             clock(t0, 0),
-            Some("db"),
+            "db",
             task("r", TaskPriority::Normal, 9000),
-            "t".into(),
-        ));
+        );
         let _ = k.take_effects();
         assert!(
             k.result(clock(t0, 1), 9, "db", id, TaskReply::Unsupported)
