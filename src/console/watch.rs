@@ -195,9 +195,8 @@ async fn respawn_dead(tmux: &Tmux, client: &ControlClient, session: &str) {
     }
 }
 
-/// Re-reads which windows we manage from their `@hms-layout` tags.
-/// Re-reads which windows we manage; returns the layout files of windows it had not seen, which
-/// may have been edited before we started watching them.
+/// Re-reads which windows we manage from their `@hms-layout` tags; returns the layout files of
+/// windows it had not seen, which may have been edited before we started watching them.
 async fn refresh(
     tmux: &Tmux,
     opts: &ConsoleOptions,
