@@ -103,7 +103,7 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
     dead_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = dead_check.tick() => respawn_dead(&tmux, &client, &opts.session).await,
+            _ = dead_check.tick() => respawn_dead(&client, &opts.session).await,
             note = notes.next() => {
                 tracing::trace!(?note, "notification");
                 match note {
@@ -169,7 +169,7 @@ pub async fn run(tmux: Tmux, opts: ConsoleOptions) -> Result<()> {
 }
 
 /// Respawns the session's dead panes whose `pane-died` hook did not (see the module header).
-async fn respawn_dead(tmux: &Tmux, client: &ControlClient, session: &str) {
+async fn respawn_dead(client: &ControlClient, session: &str) {
     let listing = match client
         .command(&format!(
             "list-panes -s -t {} -F '#{{pane_dead}} #{{pane_id}}'",
@@ -185,10 +185,7 @@ async fn respawn_dead(tmux: &Tmux, client: &ControlClient, session: &str) {
     };
     for pane in listing.iter().filter_map(|l| l.strip_prefix("1 ")) {
         // The hook may have respawned it meanwhile: then tmux says it is still active.
-        match tmux
-            .run(&["respawn-pane".into(), "-t".into(), pane.to_string()])
-            .await
-        {
+        match client.command(&format!("respawn-pane -t {pane}")).await {
             Ok(_) => tracing::info!(pane, "respawned a dead pane"),
             Err(e) => tracing::debug!(pane, cause = %e, "no respawn"),
         }
