@@ -4,7 +4,8 @@
 //! socket file removed) when the run ends, also on panic. The user's tmux server is never touched.
 //!
 //! - (a) `hms-console layout custom 3x3` into a running session: until tmux holds every pane with
-//!   its panel process started (`exec`'d: the pane's pid runs `hms-console panel`), and until
+//!   its panel process started (`exec`'d: the pane's pid runs `hms-panel`, or `hms-console panel`
+//!   where no slim panel is installed), and until
 //!   every pane shows live content. The same for `layout file` of a 3×3 grid of nine tiles (the
 //!   issue's peer workload), and for `tmuxp load` of the same nine panel commands, when tmuxp is
 //!   installed.
@@ -266,10 +267,13 @@ impl Drop for TmuxServer {
     }
 }
 
-/// The pane's process has exec'd the panel.
+/// The pane's process has exec'd the panel: the slim `hms-panel`, or `hms-console … panel`.
 fn is_panel(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.split(|b| *b == 0).any(|w| w == b"panel".as_slice()))
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let mut words = c.split(|b| *b == 0);
+        words.next().is_some_and(|w| w.ends_with(b"/hms-panel"))
+            || words.any(|w| w == b"panel".as_slice())
+    })
 }
 
 /// Waits (polling /proc only, which costs tmux nothing) until every pid runs its panel.

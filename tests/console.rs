@@ -290,7 +290,12 @@ impl Console {
     }
 
     fn hms_command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.program_command(Path::new(BIN))
+    }
+
+    /// [`Console::hms_command`] for another copy of `hms-console`.
+    fn program_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(["--socket", self.core.socket.to_str().expect("utf-8 path")])
             .args(["--data-dir", self.core.data.to_str().expect("utf-8 path")])
             .env("HOME", self.tmux.home.path())
@@ -425,12 +430,92 @@ fn assert_compiled(panes: &[Pane], grid: &Grid, width: u16, height: u16) {
     }
 }
 
-/// The pane's process is the panel itself (the pane command `exec`s it).
+/// The pane's process is the panel itself (the pane command `exec`s it): the slim `hms-panel`
+/// or `hms-console … panel`.
 fn is_panel_process(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        let words: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-        words.contains(&b"panel".as_slice())
-    })
+    let words = command_line(pid);
+    words.first().is_some_and(|w| w.ends_with("/hms-panel")) || words.iter().any(|w| w == "panel")
+}
+
+/// A process's arguments, its program first.
+fn command_line(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until every pane of `window` runs `program`, started as `program … panel KIND` when
+/// `panel_word`, and returns the panes.
+fn wait_panes_run(c: &Console, window: &str, program: &Path, panel_word: bool) -> Vec<Pane> {
+    let panes = c.tmux.panes(window);
+    for p in &panes {
+        wait_for(
+            &format!("pane {} to run {}", p.title, program.display()),
+            DEADLINE,
+            || {
+                let words = command_line(p.pid);
+                (words.first().map(PathBuf::from).as_deref() == Some(program)
+                    && words.iter().any(|w| w == "panel") == panel_word)
+                    .then_some(())
+            },
+        );
+    }
+    panes
+}
+
+#[test]
+fn panes_run_the_slim_panel_program_installed_beside_hms_console() {
+    // `cargo test` builds every binary of the package into the same directory.
+    let slim = Path::new(BIN).with_file_name("hms-panel");
+    assert!(slim.is_file(), "{} is built", slim.display());
+    let c = Console::start();
+    c.attach();
+    wait_panes_run(&c, "=hms:overview", &slim, false);
+    let health = c.pane("overview", "System Health");
+    c.tmux.wait_shows(&health, &["alpha", "beta", "gamma"]);
+    // A window a slim panel opens (the actions pane's `open`) runs slim panels too.
+    let actions = c.pane("overview", "System Actions");
+    c.wait_actions_ready(&actions);
+    c.type_line(&actions, "open gamma");
+    c.tmux
+        .wait_shows(&actions, &["window 'gamma' built and shown"]);
+    wait_panes_run(&c, "=hms:gamma", &slim, false);
+    c.tmux
+        .wait_shows(&c.pane("gamma", "Component Metrics"), &["CPU", "Memory"]);
+}
+
+#[test]
+fn a_lone_hms_console_runs_its_panels_itself() {
+    // A copy of hms-console with no hms-panel beside it (a hard link when the file system
+    // allows: the debug binary is large).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let lone = dir.path().join("hms-console");
+    if std::fs::hard_link(BIN, &lone).is_err() {
+        std::fs::copy(BIN, &lone).expect("copy hms-console");
+    }
+    let c = Console::start();
+    let out = c
+        .program_command(&lone)
+        .env("HMS_TMUX_SOCKET", &c.tmux.name)
+        .args(["attach", "--no-attach"])
+        .output()
+        .expect("run the lone hms-console");
+    ok(out, &["attach", "--no-attach"]);
+    wait_panes_run(&c, "=hms:overview", &lone, true);
+    let health = c.pane("overview", "System Health");
+    c.tmux.wait_shows(&health, &["alpha", "beta", "gamma"]);
+    // Its panels open windows of panels run the same way.
+    let actions = c.pane("overview", "System Actions");
+    c.wait_actions_ready(&actions);
+    c.type_line(&actions, "open beta");
+    c.tmux
+        .wait_shows(&actions, &["window 'beta' built and shown"]);
+    wait_panes_run(&c, "=hms:beta", &lone, true);
 }
 
 #[test]

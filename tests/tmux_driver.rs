@@ -395,6 +395,7 @@ async fn an_attach_that_fails_half_way_leaves_no_session_and_the_next_attach_bui
         socket: dir.path().join("core.sock"),
         data_dir: dir.path().to_path_buf(),
         exe,
+        slim_panel: None,
         ascii: true,
     };
     let fleet: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();

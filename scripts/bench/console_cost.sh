@@ -6,12 +6,15 @@
 # (-L hms-cost-<pid>-<n>), which is killed afterwards; nothing touches yours.
 #
 #   scripts/bench/console_cost.sh [BINARY]     (default: target/release/hms-console, built if missing)
+#
+# The panes run the slim panel program (hms-panel) when it is beside BINARY, else `BINARY panel`;
+# the first line says which, and the default build makes both.
 #   HMS_COST_SIZE=200x50                       terminal size the session is built for
 #   HMS_COST_OPEN=1                            also open every component's window (`layout twobytwo`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/release/hms-console}
-if [ ! -x "$BIN" ]; then cargo build --release --locked --bin hms-console >&2; fi
+if [ ! -x "$BIN" ]; then cargo build --release --locked --bin hms-console --bin hms-panel >&2; fi
 BIN=$(realpath "$BIN")
 SIZE=${HMS_COST_SIZE:-200x50}
 COLS=${SIZE%x*}; ROWS=${SIZE#*x}
@@ -50,7 +53,9 @@ measure() {
   while :; do
     mapfile -t pids < <(tmux -L "$tm" list-panes -a -F '#{pane_pid}')
     local live=0
-    for p in "${pids[@]}"; do grep -qs ' panel ' <(tr '\0' ' ' < "/proc/$p/cmdline") && live=$((live + 1)); done
+    for p in "${pids[@]}"; do
+      grep -qsE '^[^ ]*/hms-panel | panel ' <(tr '\0' ' ' < "/proc/$p/cmdline") && live=$((live + 1))
+    done
     [ "$live" -eq "${#pids[@]}" ] && [ "$live" -gt 0 ] && break
     [ $SECONDS -gt $deadline ] && break
     sleep 0.2
@@ -74,6 +79,9 @@ for i in $(seq -w 1 100); do
   printf '[[component]]\nname = "svc%s"\ncommand = ["sleep", "100000"]\n\n' "$i"
 done > "$FLEET100"
 
+SLIM=$(dirname "$BIN")/hms-panel
+if [ -x "$SLIM" ]; then PANES="panes run $SLIM ($(du -k "$SLIM" | cut -f1) KB)"; else PANES="panes run \`$(basename "$BIN") panel\` (no hms-panel beside it)"; fi
+echo "$PANES"
 echo "binary: $BIN ($(du -m "$BIN" | cut -f1) MB), session ${SIZE}$([ "${HMS_COST_OPEN:-0}" = 1 ] && echo ', every component window opened')"
 measure "demo fleet (attach)" ""
 measure "100 components (attach)" "$FLEET100"

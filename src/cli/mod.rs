@@ -331,10 +331,16 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, data_dir)) {
+    report("hms-console", runtime.block_on(run(cli, data_dir)))
+}
+
+/// The exit code for a command's result; an error is printed first as `PROGRAM: message`, then
+/// each cause not already quoted. 3 when no core was running, else 1 (see the module docs).
+pub fn report(program: &str, result: Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hms-console: {e}");
+            eprintln!("{program}: {e}");
             // A cause that a message above already quotes is not repeated.
             let mut said = e.to_string();
             for cause in e.chain().skip(1) {
@@ -486,22 +492,17 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
             ascii,
             frameless,
         } => {
-            let mut opts = crate::panel::PanelOptions::new(kind, socket);
-            opts.frameless = frameless;
-            opts.component = component;
-            opts.title = title;
-            opts.panel = panel;
-            opts.ascii = ascii;
-            opts.data_dir = Some(data_dir.clone());
-            let mut log = opts.clone();
-            log.log_file = None;
-            opts.log_file = Some(
-                crate::paths::log_dir(&data_dir).join(
-                    log.default_log_file()
-                        .file_name()
-                        .map_or_else(|| "panel.log".into(), |n| n.to_os_string()),
-                ),
-            );
+            let args = crate::panel::args::PanelArgs {
+                socket: None,
+                data_dir: None,
+                kind,
+                component,
+                title,
+                panel,
+                ascii,
+                frameless,
+            };
+            let opts = args.options(socket, data_dir);
             crate::panel::run(opts).await
         }
         Command::Completions { shell } => {
@@ -800,12 +801,14 @@ fn console_options(
     session: &str,
     ascii: bool,
 ) -> Result<crate::console::session::ConsoleOptions> {
+    let exe = crate::console::session::this_program()
+        .context("while finding this program's path for the panes")?;
     Ok(crate::console::session::ConsoleOptions {
         session: session.to_string(),
         socket: std::path::absolute(socket)?,
         data_dir: std::path::absolute(data_dir)?,
-        exe: crate::console::session::this_program()
-            .context("while finding this program's path for the panes")?,
+        slim_panel: crate::console::session::slim_panel_beside(&exe),
+        exe,
         ascii,
     })
 }

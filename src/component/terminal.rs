@@ -82,7 +82,9 @@ use tokio::time::Instant;
 use super::healing::BoxFuture;
 use super::mailbox::{Mailbox, Stopped, ask_weak};
 use crate::client::{Client, ClientError};
-use crate::console::session::{ConsoleOptions, panel_command, sh_quote, this_program};
+use crate::console::session::{
+    ConsoleOptions, panel_command, sh_quote, slim_panel_beside, this_program,
+};
 use crate::model::PanelKind;
 use crate::protocol::{Event, Topic};
 use crate::tmux::driver::{NewSession, Tmux, TmuxDriver, TmuxError, build_window, ensure_session};
@@ -779,11 +781,13 @@ impl View {
             cols,
             panes.iter().map(|p| p.panel.clone()).collect(),
         )?;
+        let exe = self.panel_program()?;
         let opts = ConsoleOptions {
             session: self.session.clone(),
             socket: std::path::absolute(&self.socket).unwrap_or(self.socket.clone()),
             data_dir: std::path::absolute(&self.data_dir).unwrap_or(self.data_dir.clone()),
-            exe: self.panel_program()?,
+            exe: exe.clone(),
+            slim_panel: slim_panel_beside(&exe),
             ascii: false,
         };
         build_window(&self.tmux, &self.session, &self.id, &grid, |p| {

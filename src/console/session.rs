@@ -89,8 +89,12 @@ pub struct ConsoleOptions {
     pub socket: PathBuf,
     /// The data directory, passed to every panel (their logs go there).
     pub data_dir: PathBuf,
-    /// This program, as an absolute path (tmux runs pane commands through a shell elsewhere).
+    /// The `hms-console` program, as an absolute path (tmux runs pane commands through a shell
+    /// elsewhere).
     pub exe: PathBuf,
+    /// The slim panel program (`hms-panel`) when one is installed beside `exe`: panes run it
+    /// rather than `exe panel` (see [`slim_panel_beside`]).
+    pub slim_panel: Option<PathBuf>,
     /// Panels draw ASCII icons and borders.
     pub ascii: bool,
 }
@@ -317,19 +321,56 @@ pub fn sh_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }
 
-/// The shell command that starts a panel's process in a pane.
+/// The slim panel program's file name (src/bin/hms-panel.rs): the panel code alone, with the
+/// system allocator and a single-threaded runtime, so a pane costs a fraction of a whole
+/// `hms-console` (issue 12). Its command line is `hms-console panel`'s: see
+/// [`crate::panel::args`].
+pub const SLIM_PANEL: &str = "hms-panel";
+
+/// The slim panel program installed beside `exe` (the `hms-console` the console runs), if there
+/// is one: same directory, an executable file. `cargo build` puts both in `target/<profile>/`,
+/// `cargo install` both in `~/.cargo/bin`; a lone `hms-console` (copied, or built with
+/// `--bin hms-console`) runs its panels itself.
+pub fn slim_panel_beside(exe: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let slim = exe.with_file_name(SLIM_PANEL);
+    let meta = std::fs::metadata(&slim).ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(slim)
+}
+
+/// The `hms-console` program for pane commands when this process is `this` (from
+/// [`this_program`]): itself, or when it is the slim panel, the `hms-console` beside it (a slim
+/// panel is only ever started as the one found beside an `hms-console`).
+pub fn console_program(this: PathBuf) -> PathBuf {
+    if this.file_name().is_some_and(|n| n == SLIM_PANEL) {
+        this.with_file_name("hms-console")
+    } else {
+        this
+    }
+}
+
+/// The shell command that starts a panel's process in a pane: the slim panel program when there
+/// is one, else `hms-console panel`; the same arguments either way.
 pub fn panel_command(opts: &ConsoleOptions, panel: &Panel) -> String {
-    let mut cmd = vec![
-        sh_quote(&opts.exe.to_string_lossy()),
+    let program = match &opts.slim_panel {
+        Some(slim) => vec![sh_quote(&slim.to_string_lossy())],
+        None => vec![sh_quote(&opts.exe.to_string_lossy())],
+    };
+    let mut cmd = program;
+    cmd.extend([
         "--socket".into(),
         sh_quote(&opts.socket.to_string_lossy()),
         "--data-dir".into(),
         sh_quote(&opts.data_dir.to_string_lossy()),
-        "panel".into(),
+    ]);
+    if opts.slim_panel.is_none() {
+        cmd.push("panel".into());
+    }
+    cmd.extend([
         panel.kind.name().replace('_', "-"),
         // tmux's pane border shows the title; the panel does not draw it again.
         "--frameless".into(),
-    ];
+    ]);
     if let Some(c) = &panel.component {
         cmd.push("--component".into());
         cmd.push(sh_quote(c));
@@ -560,6 +601,7 @@ mod tests {
             socket: "/tmp/core.sock".into(),
             data_dir: "/tmp/d".into(),
             exe: "/usr/bin/hms-console".into(),
+            slim_panel: None,
             ascii: false,
         }
     }
@@ -730,6 +772,7 @@ mod tests {
             socket: "/tmp/it's here/core.sock".into(),
             data_dir: "/tmp/d".into(),
             exe: "/usr/bin/hms-console".into(),
+            slim_panel: None,
             ascii: false,
         };
         let panel = Panel::new(PanelKind::SystemHealth, 0, 0).title("System Health");
@@ -738,5 +781,109 @@ mod tests {
             cmd,
             "exec '/usr/bin/hms-console' --socket '/tmp/it'\\''s here/core.sock' --data-dir '/tmp/d' panel system-health --frameless --title 'System Health'"
         );
+    }
+
+    #[test]
+    fn panes_run_the_slim_panel_with_the_same_arguments_when_there_is_one() {
+        let mut opts = options("hms");
+        opts.slim_panel = Some("/usr/bin/hms-panel".into());
+        let panel = Panel::new(PanelKind::Logs, 0, 0).component("api");
+        assert_eq!(
+            panel_command(&opts, &panel),
+            "exec '/usr/bin/hms-panel' --socket '/tmp/core.sock' --data-dir '/tmp/d' logs --frameless --component 'api' --title 'api Logs'"
+        );
+    }
+
+    fn program(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_slim_panel_is_the_executable_beside_hms_console_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = program(dir.path(), "hms-console", 0o755);
+        assert_eq!(slim_panel_beside(&exe), None, "none installed");
+        let slim = program(dir.path(), SLIM_PANEL, 0o644);
+        assert_eq!(slim_panel_beside(&exe), None, "not executable");
+        let slim = program(
+            dir.path(),
+            slim.file_name().unwrap().to_str().unwrap(),
+            0o755,
+        );
+        assert_eq!(slim_panel_beside(&exe), Some(slim.clone()));
+        // A slim panel opening a window hands the panes the hms-console beside it.
+        assert_eq!(console_program(slim), exe);
+        assert_eq!(console_program(exe.clone()), exe);
+    }
+
+    /// Splits a command made of [`sh_quote`]d and bare words as `sh` would (no other quoting).
+    fn sh_words(cmd: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut chars = cmd.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                ' ' => words.extend(word.take()),
+                '\\' => word.get_or_insert_default().extend(chars.next()),
+                '\'' => {
+                    let w = word.get_or_insert_default();
+                    for q in chars.by_ref() {
+                        if q == '\'' {
+                            break;
+                        }
+                        w.push(q);
+                    }
+                }
+                c => word.get_or_insert_default().push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    proptest::proptest! {
+        /// Every pane command, for either program, starts the panel it was made for: the slim
+        /// panel's parser and `hms-console panel` read the same words.
+        #[test]
+        fn pane_commands_parse_back_to_their_panel(
+            kind in proptest::sample::select(PanelKind::ALL.to_vec()),
+            component in proptest::option::of("[ -~]{1,10}"),
+            title in proptest::option::of("[ -~]{1,10}"),
+            socket in "/[ -~]{0,12}",
+            ascii: bool,
+            slim: bool,
+        ) {
+            use crate::panel::args::{Invocation, parse};
+            let mut opts = options("hms");
+            opts.socket = socket.clone().into();
+            opts.ascii = ascii;
+            opts.slim_panel = slim.then(|| "/opt/hms-panel".into());
+            let mut panel = Panel::new(kind, 0, 0);
+            panel.component = component.clone();
+            panel.title = title;
+            let words = sh_words(&panel_command(&opts, &panel));
+            proptest::prop_assert_eq!(words[0].as_str(), "exec");
+            // `exec`, then the program.
+            let mut rest: Vec<String> = words[2..].to_vec();
+            if !slim {
+                let at = rest.iter().position(|w| w == "panel").expect("the panel word");
+                rest.remove(at);
+            }
+            let parsed = parse(rest.iter().map(std::ffi::OsString::from));
+            let Ok(Invocation::Run(a)) = parsed else {
+                return Err(proptest::test_runner::TestCaseError::fail(format!("{parsed:?}")));
+            };
+            proptest::prop_assert_eq!(a.kind, kind);
+            proptest::prop_assert_eq!(a.component, component);
+            proptest::prop_assert_eq!(a.title, Some(panel.display_title()));
+            proptest::prop_assert_eq!(a.socket, Some(PathBuf::from(socket)));
+            proptest::prop_assert_eq!(a.data_dir, Some(PathBuf::from("/tmp/d")));
+            proptest::prop_assert!(a.frameless);
+            proptest::prop_assert_eq!(a.ascii, ascii);
+        }
     }
 }

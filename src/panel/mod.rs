@@ -10,6 +10,8 @@
 //!   [`agents`] (the MAC task bus's agents).
 //! - [`theme`] (icons, colours, ASCII and `NO_COLOR`) and [`format`] (short durations and sizes).
 //! - [`runtime`]: [`run`], the async shell: terminal, connections to the core, reconnects, clock.
+//! - [`args`]: the command line of the slim panel program `hms-panel` (src/bin/hms-panel.rs),
+//!   which runs a panel without the rest of `hms-console`.
 //!
 //! Panels reach the core only through the protocol; nothing here may import the core. Models do
 //! no I/O: every byte read or written goes through the runtime.
@@ -19,6 +21,7 @@
 pub mod actions;
 pub mod agents;
 pub mod app;
+pub mod args;
 pub mod component;
 pub mod format;
 pub mod knowledge;

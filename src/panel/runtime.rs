@@ -488,7 +488,9 @@ async fn open_window(
     component: &str,
     fleet: &[String],
 ) -> anyhow::Result<String> {
-    use crate::console::session::{ConsoleOptions, open_component, this_program};
+    use crate::console::session::{
+        ConsoleOptions, console_program, open_component, slim_panel_beside, this_program,
+    };
     use crate::tmux::driver::Tmux;
     let pane = std::env::var("TMUX_PANE")
         .ok()
@@ -508,6 +510,8 @@ async fn open_window(
         .context("while finding this pane's tmux session")?
         .trim()
         .to_string();
+    let exe =
+        console_program(this_program().context("while finding this program's path for the panes")?);
     let console = ConsoleOptions {
         session,
         socket: std::path::absolute(&opts.socket)?,
@@ -516,7 +520,8 @@ async fn open_window(
                 .clone()
                 .unwrap_or_else(|| crate::paths::data_dir(None)),
         )?,
-        exe: this_program().context("while finding this program's path for the panes")?,
+        slim_panel: slim_panel_beside(&exe),
+        exe,
         ascii: opts.ascii,
     };
     let opened = open_component(&tmux, &console, component, fleet).await?;
