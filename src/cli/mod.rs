@@ -5,6 +5,7 @@
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
 
+mod fast;
 mod knowledge;
 mod mac;
 mod output;
@@ -293,6 +294,10 @@ pub fn main() -> ExitCode {
 /// Runs the command line; `before_core` is called once, before the core's runtime starts, when
 /// the command is `up` (the binary tunes its allocator there: see `src/main.rs`).
 pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(plain) = fast::plain_status(&args, |name| std::env::var_os(name)) {
+        return status_fast(plain);
+    }
     let cli = Cli::parse();
     if let Command::Reaper { core_id, cgroup } = &cli.command {
         // Plain blocking code: no runtime, no logging setup, nothing to slow the sweep.
@@ -332,6 +337,26 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
         }
     };
     report("hms-console", runtime.block_on(run(cli, data_dir)))
+}
+
+/// `hms-console status` on the fast path (see [`fast`]): what the full path does for it, minus
+/// clap, the logging setup and the runtime's timers, which it does not use.
+fn status_fast(plain: fast::PlainStatus) -> ExitCode {
+    let socket = crate::paths::socket_path(plain.socket.as_deref());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hms-console: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report(
+        "hms-console",
+        runtime.block_on(status(&socket, plain.component, plain.wide, plain.json)),
+    )
 }
 
 /// The exit code for a command's result; an error is printed first as `PROGRAM: message`, then
