@@ -678,13 +678,14 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::*;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    fn status() -> ComponentStatus {
+    /// A component's status with every field set (also for the client's parser tests).
+    pub(crate) fn status() -> ComponentStatus {
         ComponentStatus {
             name: "api".into(),
             kind: ComponentKind::Process,
