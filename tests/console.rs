@@ -490,6 +490,29 @@ fn panes_run_the_slim_panel_program_installed_beside_hms_console() {
 }
 
 #[test]
+fn the_slim_panel_explains_its_command_line_and_refuses_a_bad_one() {
+    let slim = env!("CARGO_BIN_EXE_hms-panel");
+    let help = Command::new(slim)
+        .arg("--help")
+        .output()
+        .expect("run hms-panel");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.starts_with("Usage: hms-panel"), "{text}");
+    assert!(text.contains("system-health"), "{text}");
+    let bad = Command::new(slim)
+        .args(["--socket", "/nowhere", "graphs"])
+        .output()
+        .expect("run hms-panel");
+    assert_eq!(bad.status.code(), Some(2), "bad usage, as clap's");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.starts_with("hms-panel: unknown panel kind 'graphs'; kinds: metrics"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_lone_hms_console_runs_its_panels_itself() {
     // A copy of hms-console with no hms-panel beside it (a hard link when the file system
     // allows: the debug binary is large).
