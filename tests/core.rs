@@ -361,8 +361,11 @@ command = "sleep 1000 & wait"
     let reapers: Vec<u32> = common::children_of(core.pid())
         .into_iter()
         .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.contains("reaper"))
+            // The reaper `up` forks is named `hms-reaper`; one started later runs `… reaper …`.
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "hms-reaper")
+                || std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("reaper"))
         })
         .collect();
     assert_eq!(reapers.len(), 1, "one reaper runs beside the core");

@@ -315,6 +315,10 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
         init_logging(&cli, detached_core, &data_dir)
     };
     if matches!(cli.command, Command::Up(_)) {
+        // While this is the only thread of the core (a detached one's log writer aside).
+        if matches!(&cli.command, Command::Up(up) if !up.detach) {
+            crate::core::orphans::fork_reaper();
+        }
         before_core();
     }
     let runtime = match cli.command {

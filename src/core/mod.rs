@@ -3,8 +3,9 @@
 //!
 //! Start-up, in order: take the data directory's lock (one core per data directory), refuse to
 //! start over a socket that answers, remove a stale one, kill what a SIGKILLed predecessor left
-//! behind, bind the socket (0600, in a 0700 directory), start the reaper that outlives a killed
-//! core, then start the fleet. Shutdown (SIGTERM,
+//! behind, bind the socket (0600, in a 0700 directory), instruct the reaper that outlives a killed
+//! core (forked by `up` before the runtime started, see [`orphans::fork_reaper`]), then start the
+//! fleet. Shutdown (SIGTERM,
 //! SIGINT or a `Down` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
@@ -138,10 +139,21 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     );
 
     let cancel = CancellationToken::new();
+    // The reaper `up` forked at start learns our id now, before any component starts.
+    let forked_reaper = orphans::take_forked_reaper().filter(|r| {
+        r.instruct(
+            &core_id,
+            containment.root(),
+            &crate::paths::core_log(&data_dir),
+        )
+        .map_err(|e| tracing::warn!(cause = %e, "the forked reaper is gone; starting another"))
+        .is_ok()
+    });
     let reaper = tokio::spawn(orphans::keep_reaper(
         core_id.clone(),
         containment.root().map(Path::to_path_buf),
         crate::paths::core_log(&data_dir),
+        forked_reaper,
         cancel.clone(),
     ));
     // The event bus and the rooms of the core; the router sends each request to its owner.

@@ -2,17 +2,26 @@
 //!
 //! Every child carries the core's id in `HMS_CORE_ID` (its own children inherit it).
 //!
-//! 1. The reaper: at start the core runs `hms-console reaper`, a small process in its own process
-//!    group that blocks reading a pipe only the core holds open. However the core ends, even by
-//!    SIGKILL, the kernel closes the pipe; the reaper wakes and kills every process carrying the
-//!    core's id, within milliseconds. If the reaper itself dies the core starts another.
+//! 1. The reaper: a small process in its own process group that blocks reading a socket only the
+//!    core holds open. However the core ends, even by SIGKILL, the kernel closes the socket; the
+//!    reaper wakes and kills every process carrying the core's id, within milliseconds. If the
+//!    reaper itself dies the core starts another.
+//!
+//!    The first reaper is forked by `up` before the core's runtime or any thread of its own starts
+//!    ([`fork_reaper`]): plain blocking code, one thread, no exec, so it shares the core's pages
+//!    and costs a few hundred kB (issue 12; an exec of this program cost 2.5 MB PSS and 5.8 MB RSS,
+//!    mostly the pages the command line's start-up touches). The core tells it its id, once it has
+//!    one, in a line of JSON ([`Orders`]). A reaper started later (after one died, or by a core
+//!    run in-process without `up`) is `hms-console reaper`, exec'd as before.
 //! 2. The sweep: the core records its id in `core.json` in its data directory while it runs. A core
 //!    that starts and finds the record of a core that is no longer alive kills whatever still carries
 //!    that id (for the case where the reaper was killed together with the core).
 //!
 //! A process that scrubs its environment escapes both; that is documented in the README.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -105,30 +114,172 @@ pub fn kill_tree(tree: &Path) {
 /// input to close, which happens when the core exits however it exits, then kill what it left:
 /// its cgroup tree (which nothing in it can leave) and whatever carries its id.
 pub fn reaper_main(core_id: &str, cgroup: Option<&Path>) {
-    use std::io::Read;
-    let mut sink = [0u8; 64];
     let mut stdin = std::io::stdin();
     // Anything the core writes is ignored; only the end of the stream matters.
-    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    drain(&mut stdin);
+    if let Some(message) = reap(core_id, cgroup) {
+        eprintln!("{message}");
+    }
+}
+
+/// Reads until the end of the stream (or an error, which ends it as well).
+fn drain(from: &mut impl std::io::Read) {
+    let mut sink = [0u8; 64];
+    while matches!(from.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// Kills what the core `core_id` left: its cgroup tree, then whatever carries its id. Returns the
+/// line to log when it killed anything.
+fn reap(core_id: &str, cgroup: Option<&Path>) -> Option<String> {
     if let Some(tree) = cgroup {
         kill_tree(tree);
     }
     let killed = kill_core_children(core_id);
-    if !killed.is_empty() {
-        eprintln!(
+    (!killed.is_empty()).then(|| {
+        format!(
             "hms-console reaper: the core is gone; killed {} process(es) it left: {killed:?}",
             killed.len()
-        );
+        )
+    })
+}
+
+/// What the core tells a forked reaper, in one line of JSON, once it knows it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Orders {
+    core_id: String,
+    cgroup: Option<PathBuf>,
+    /// Where the reaper says what it killed (the core's log).
+    log: PathBuf,
+}
+
+/// A reaper forked by [`fork_reaper`]: its pid, and the core's end of the socket between them
+/// (close-on-exec, so no component holds it).
+pub struct ForkedReaper {
+    pid: nix::unistd::Pid,
+    link: OwnedFd,
+}
+
+/// The reaper forked at start, until the core takes it ([`take_forked_reaper`]). A mutex only to
+/// hand it from `up`'s start-up to the core once.
+static FORKED: Mutex<Option<ForkedReaper>> = Mutex::new(None);
+
+/// Forks the reaper. Call it once, in `up`, before the runtime or any thread of the core starts:
+/// the child runs in a copy of this process with only the calling thread. Best effort: when it
+/// fails the core starts `hms-console reaper` instead.
+#[allow(unsafe_code)]
+pub fn fork_reaper() {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let Ok((core_end, reaper_end)) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    ) else {
+        return;
+    };
+    // SAFETY: fork is unsafe because the child gets only the calling thread, and a lock another
+    // thread held stays locked in it. `up` calls this before its runtime starts; the only other
+    // thread that may exist then is the log writer of a detached core, whose locks the child never
+    // takes (it writes to its own file, never through `tracing` or the std streams' locks), and
+    // jemalloc makes its own locks safe across fork (pthread_atfork). The child never returns
+    // into the caller's code: it runs `forked_reaper_main` and exits, catching any panic.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(core_end);
+            let code =
+                std::panic::catch_unwind(|| forked_reaper_main(reaper_end)).map_or(1, |()| 0);
+            std::process::exit(code);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(reaper_end);
+            *FORKED.lock().unwrap_or_else(PoisonError::into_inner) = Some(ForkedReaper {
+                pid: child,
+                link: core_end,
+            });
+        }
+        Err(_) => {}
     }
 }
 
-/// Starts the reaper for this core and keeps one running until `cancel`; then lets it exit.
+/// The reaper forked at start, if there is one and no core took it yet.
+pub fn take_forked_reaper() -> Option<ForkedReaper> {
+    FORKED.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+impl ForkedReaper {
+    /// Tells the reaper whose children to kill. Written before the first component starts, so
+    /// none can escape it. Fails when the reaper is gone.
+    pub fn instruct(
+        &self,
+        core_id: &str,
+        cgroup: Option<&Path>,
+        log: &Path,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let orders = Orders {
+            core_id: core_id.to_string(),
+            cgroup: cgroup.map(Path::to_path_buf),
+            log: log.to_path_buf(),
+        };
+        let mut line = serde_json::to_vec(&orders).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        std::fs::File::from(self.link.try_clone()?).write_all(&line)
+    }
+}
+
+/// The forked reaper: its own process group and name, the std streams on /dev/null; then the
+/// orders, the end of the stream, and the kill. Without orders the core ended before it had an
+/// id (it failed to start, or it was the launcher of a detached core): nothing to kill.
+fn forked_reaper_main(link: OwnedFd) {
+    use std::io::{BufRead, Write};
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+    let _ = nix::sys::prctl::set_name(c"hms-reaper");
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+    let mut link = std::io::BufReader::new(std::fs::File::from(link));
+    let mut line = String::new();
+    if !matches!(link.read_line(&mut line), Ok(n) if n > 0 && line.ends_with('\n')) {
+        return;
+    }
+    let Ok(orders) = serde_json::from_str::<Orders>(&line) else {
+        return;
+    };
+    drain(&mut link);
+    if let Some(message) = reap(&orders.core_id, orders.cgroup.as_deref()) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&orders.log);
+        if let Ok(mut log) = log {
+            let _ = writeln!(log, "{message}");
+        }
+    }
+}
+
+/// Keeps a reaper running for this core until `cancel`; then lets it exit. `forked`, the reaper
+/// forked at start and already instructed, is watched first; when it dies (or without one) the
+/// core starts `hms-console reaper`.
 pub async fn keep_reaper(
     core_id: String,
     cgroup: Option<PathBuf>,
     log: PathBuf,
+    forked: Option<ForkedReaper>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
+    if let Some(forked) = forked {
+        if watch_forked(forked, &cancel).await {
+            return;
+        }
+        tracing::warn!("the reaper exited; starting another");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     loop {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -171,6 +322,46 @@ pub async fn keep_reaper(
             }
         }
     }
+}
+
+/// Watches a forked reaper until `cancel` (then tells it to finish, waits up to 2 s for it, and
+/// answers true) or until it dies (false).
+async fn watch_forked(forked: ForkedReaper, cancel: &tokio_util::sync::CancellationToken) -> bool {
+    use tokio::io::AsyncReadExt;
+    let ForkedReaper { pid, link } = forked;
+    let link = std::os::unix::net::UnixStream::from(link);
+    let watched = link
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(link));
+    let Ok(mut link) = watched else {
+        // Cannot watch it: it still reaps when the core ends (its end stays open in this task).
+        cancel.cancelled().await;
+        return true;
+    };
+    // The reaper never writes: the read ends when it is gone.
+    let gone = async {
+        let mut sink = [0u8; 64];
+        while matches!(link.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let reap_zombie = move || {
+        let _ = nix::sys::wait::waitpid(pid, None);
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        () = gone => {
+            let _ = tokio::task::spawn_blocking(reap_zombie).await;
+            return false;
+        }
+    }
+    // The end of the stream is the reaper's signal; it closes its end as it exits.
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut link).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut sink = [0u8; 64];
+        while matches!(link.read(&mut sink).await, Ok(n) if n > 0) {}
+        let _ = tokio::task::spawn_blocking(reap_zombie).await;
+    })
+    .await;
+    true
 }
 
 /// Pids whose environment holds exactly `entry` (`NAME=value`).
