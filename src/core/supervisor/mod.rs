@@ -103,8 +103,10 @@ pub struct Supervisor {
     next_reply: u64,
     /// Running processes, by component.
     live: HashMap<String, Live>,
-    /// Runs exec probes in a helper process (started with the first one).
-    probe_runner: ProbeRunner,
+    /// Runs exec probes in a helper process (started with the first one). Made when
+    /// [`Supervisor::run`] starts, so that it runs on the supervisor's runtime: the helper process
+    /// is started from the supervisor's thread and keeps its priority (see `core::priority`).
+    probe_runner: Option<ProbeRunner>,
     /// Cgroups per component, or process groups (and the core a subreaper).
     containment: Arc<Containment>,
     /// The knowledge registry: told every healing attempt and symptom, asked for advice.
@@ -162,7 +164,7 @@ impl Supervisor {
         (
             Supervisor {
                 kernel: Kernel::new(fleet, clock),
-                probe_runner: ProbeRunner::new(&parts.core_id),
+                probe_runner: None,
                 containment: parts.containment,
                 knowledge: parts.knowledge,
                 cgroups: HashMap::new(),
@@ -214,6 +216,7 @@ impl Supervisor {
     /// Starts the fleet and handles commands until a shutdown completes. Returns the process
     /// groups of the components that ended during the shutdown.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> Vec<u32> {
+        self.probe_runner = Some(ProbeRunner::new(&self.core_id));
         self.feed(Input::Boot);
         let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -508,8 +511,12 @@ impl Supervisor {
                 timeout,
             } => {
                 let tx = self.tx.clone();
-                let runner = self.probe_runner.clone();
-                self.io.spawn(async move {
+                let runner = self
+                    .probe_runner
+                    .get_or_insert_with(|| ProbeRunner::new(&self.core_id))
+                    .clone();
+                let starts_a_process = matches!(target, crate::config::ProbeTarget::Exec(_));
+                let probe = async move {
                     let outcome = runner.run(&target, timeout).await;
                     let _ = tx.send(Cmd::Input(Input::ProbeResult {
                         name,
@@ -518,7 +525,14 @@ impl Supervisor {
                         ticket,
                         outcome,
                     }));
-                });
+                };
+                if starts_a_process {
+                    // An exec probe only waits for the runner's answer here; if the runner is
+                    // gone, it starts the probe itself, from this (unlowered) thread.
+                    tokio::spawn(probe);
+                } else {
+                    self.io.spawn(probe);
+                }
             }
             Effect::LoadConfig { reply } => {
                 let origin = self.origin.clone();
@@ -578,8 +592,11 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let logs = self.logs.clone();
+        // Started here, not on the shared runtime, whose threads run at a lower priority that
+        // the command would inherit (see `core::priority`).
+        let spawned = cmd.spawn();
         self.io.spawn(async move {
-            let said = match cmd.spawn() {
+            let said = match spawned {
                 Err(e) => format!("notify command `{command}` cannot run: {e}"),
                 Ok(child) => {
                     match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait_with_output()).await {
