@@ -641,3 +641,59 @@ fn an_edited_config_file_is_reloaded_by_itself() {
     let reloads = core.log().matches("config reloaded").count();
     assert_eq!(reloads, 1, "{}", core.log());
 }
+
+/// The core's helper threads (the shared runtime's, the registry's writer) run at a lower
+/// priority so that the supervisor's thread wins a busy CPU; nice is inherited at fork, so a
+/// component, a restarted one and an exec probe must start at the core's own priority.
+#[test]
+fn components_and_probes_keep_the_cores_priority_while_its_helpers_run_lower() {
+    use hms::core::priority::{HELPER_NICE, nice_of};
+    use std::path::Path;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("probe-nice");
+    let core = Core::start(&format!(
+        r#"
+[[component]]
+name = "sleeper"
+command = ["sleep", "1000"]
+min_uptime = "10ms"
+[component.readiness]
+exec = ["sh", "-c", "read -r s < /proc/self/stat; set -- ${{s##*)}}; echo ${{17}} > {seen}"]
+period = "50ms"
+"#,
+        seen = seen.display()
+    ));
+    let proc_dir = |pid: u32| Path::new("/proc").join(pid.to_string());
+    let core_nice = nice_of(&proc_dir(core.pid())).expect("the core's stat");
+    let first = core.wait_component("sleeper", "running", SECS10, |c| {
+        c.state == RunState::Running
+    });
+    let old = first.pid.unwrap();
+    assert_eq!(nice_of(&proc_dir(old)), Some(core_nice), "a component");
+    std::thread::sleep(Duration::from_millis(50));
+    kill9(old);
+    let again = core.wait_component("sleeper", "restarted", SECS10, |c| {
+        c.state == RunState::Running && c.pid.is_some_and(|p| p != old)
+    });
+    assert_eq!(
+        nice_of(&proc_dir(again.pid.unwrap())),
+        Some(core_nice),
+        "a restarted component"
+    );
+    let probe: i32 = wait_for("the probe's record", SECS10, || {
+        std::fs::read_to_string(&seen).ok()?.trim().parse().ok()
+    });
+    assert_eq!(probe, core_nice, "an exec probe");
+    // And the helpers do run lower: the runtime's workers and the registry's writer.
+    let lowered: Vec<String> = std::fs::read_dir(proc_dir(core.pid()).join("task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| nice_of(&t.path()) == Some((core_nice + HELPER_NICE).min(19)))
+        .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+        .collect();
+    assert!(
+        lowered.iter().any(|c| c.starts_with("tokio-rt-worker"))
+            && lowered.iter().any(|c| c.starts_with("knowledge-write")),
+        "lowered threads: {lowered:?}"
+    );
+}

@@ -323,8 +323,10 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
     }
     let runtime = match cli.command {
         // The core serves many clients and children: a multi-threaded runtime.
+        // Its threads run below the supervisor's (see `hms::core::priority`).
         Command::Up(_) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .on_thread_start(crate::core::priority::lower_this_thread)
             .enable_all()
             .build(),
         // A client makes one or two requests, a panel waits on events: a current-thread runtime

@@ -699,17 +699,45 @@ fn parent_and_state(pid: u32) -> Option<(u32, char)> {
 
 /// Processes whose parent is this process but which it did not spawn itself (`spawned`): orphans
 /// it adopted as a subreaper. Zombies included (see [`reap_orphans`]).
+///
+/// Read from the `children` file of each of this process's threads (an adopted orphan is listed
+/// under the thread the kernel gave it to), not by reading the stat of every process on the
+/// machine: without cgroups this runs on every SIGKILL of a component, on the way to its restart.
+/// Where the kernel has no `children` files (CONFIG_PROC_CHILDREN), every process is read.
 pub fn adopted_orphans(spawned: &[u32]) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+    let mut children = match own_children() {
+        Some(children) => children,
+        None => {
+            let me = std::process::id();
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| parent_and_state(*pid).is_some_and(|(ppid, _)| ppid == me))
+                .collect()
+        }
     };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| !spawned.contains(pid))
-        .filter(|pid| parent_and_state(*pid).is_some_and(|(ppid, _)| ppid == me))
-        .collect()
+    children.retain(|pid| !spawned.contains(pid));
+    children
+}
+
+/// The children of every thread of this process, or `None` where /proc does not list them.
+fn own_children() -> Option<Vec<u32>> {
+    std::fs::metadata("/proc/thread-self/children").ok()?;
+    let mut children = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        // A thread that ended meanwhile has no file, and no children.
+        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        children.extend(
+            text.split_ascii_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    Some(children)
 }
 
 /// Reaps adopted orphans that have exited, without touching the children in `spawned` (tokio

@@ -17,6 +17,7 @@ pub mod knowledge;
 pub mod logs;
 pub mod mac;
 pub mod orphans;
+pub mod priority;
 pub mod probe_runner;
 pub mod process;
 pub mod procinfo;

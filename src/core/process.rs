@@ -6,12 +6,14 @@
 //! (vfork) path, several times faster than fork + exec, which is most of the restart latency. This
 //! module holds no supervision state: it spawns, signals and reads pipes, and reports to its caller.
 
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::Arc;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use crate::config::ComponentSpec;
@@ -32,56 +34,74 @@ const PIPE_BUFFER: usize = 2048;
 
 /// A freshly started child.
 pub struct Spawned {
+    /// Waited for on the runtime that spawned it (a pidfd registered with that runtime).
     pub child: Child,
     pub pid: u32,
+    /// The read ends of the child's stdout and stderr, not yet registered with any runtime: see
+    /// [`Spawned::read_output`].
+    output: Vec<(std::io::PipeReader, LogStream)>,
 }
 
-/// Starts a component's process in its own process group with its output piped to `sink`.
+impl Spawned {
+    /// Hands the child's output pipes to tasks on `io` (the core's shared runtime), which copy
+    /// each line to `sink`; `on_line` sees each line first (the healing engine uses it for log
+    /// patterns). The pipes are registered with `io`'s reactor, not the spawning thread's, so the
+    /// end of a child's output (or a flood of it) never wakes the supervisor's thread. Until this
+    /// is called the output waits in the pipe, so the caller may do what must come first.
+    pub fn read_output(
+        &mut self,
+        sink: Arc<LogSink>,
+        on_line: Arc<dyn Fn(&str) + Send + Sync>,
+        io: &tokio::runtime::Handle,
+    ) {
+        for (reader, stream) in self.output.drain(..) {
+            let (sink, on_line) = (sink.clone(), on_line.clone());
+            io.spawn(async move {
+                // On `io`'s thread, so that the pipe joins that runtime's reactor.
+                match pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
+                    Ok(rx) => {
+                        let rx = BufReader::with_capacity(PIPE_BUFFER, rx);
+                        pump(rx, stream, sink, on_line).await
+                    }
+                    Err(e) => tracing::warn!(cause = %e, "cannot read a child's output pipe"),
+                }
+            });
+        }
+    }
+}
+
+/// Starts a component's process in its own process group with its stdout and stderr on pipes;
+/// [`Spawned::read_output`] starts reading them.
 ///
 /// Returns once the program has been exec'd (std reports exec failures through a close-on-exec
-/// pipe, so an `Ok` means the new program is running). `on_line` sees each output line first; the
-/// healing engine uses it for log patterns. The output is read by tasks on `io` (the core's shared
-/// runtime), so a flooding component keeps the caller's thread free for exits and restarts.
-pub fn spawn(
-    spec: &ComponentSpec,
-    core_id: &str,
-    sink: Arc<LogSink>,
-    on_line: Arc<dyn Fn(&str) + Send + Sync>,
-    io: &tokio::runtime::Handle,
-) -> std::io::Result<Spawned> {
+/// pipe, so an `Ok` means the new program is running). Only the exit waiter is registered with
+/// the calling thread's runtime.
+pub fn spawn(spec: &ComponentSpec, core_id: &str) -> std::io::Result<Spawned> {
     let argv = spec.command.argv();
+    let (out_r, out_w) = std::io::pipe()?;
+    let (err_r, err_w) = std::io::pipe()?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(&spec.env)
         .env(CORE_ID_ENV, core_id)
         .env(COMPONENT_ENV, &spec.name)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out_w)
+        .stderr(err_w)
         .process_group(0)
         .kill_on_drop(false);
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    let mut child = cmd.spawn()?;
+    let child = cmd.spawn()?;
+    // The command holds the pipes' write ends: without dropping it the readers never see the end.
+    drop(cmd);
     let pid = child.id().expect("a child that was just spawned has a pid");
-    if let Some(out) = child.stdout.take() {
-        io.spawn(pump(
-            BufReader::with_capacity(PIPE_BUFFER, out),
-            LogStream::Stdout,
-            sink.clone(),
-            on_line.clone(),
-        ));
-    }
-    if let Some(err) = child.stderr.take() {
-        io.spawn(pump(
-            BufReader::with_capacity(PIPE_BUFFER, err),
-            LogStream::Stderr,
-            sink,
-            on_line,
-        ));
-    }
-    Ok(Spawned { child, pid })
+    Ok(Spawned {
+        child,
+        pid,
+        output: vec![(out_r, LogStream::Stdout), (err_r, LogStream::Stderr)],
+    })
 }
 
 /// Sends a signal to a whole process group. A group that is already gone is not an error.

@@ -397,7 +397,10 @@ pub fn open(
         .name("knowledge-writer".into())
         .spawn({
             let waiting = waiting.clone();
-            move || writer.run(rx, &waiting)
+            move || {
+                crate::core::priority::lower_this_thread();
+                writer.run(rx, &waiting)
+            }
         })
         .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
     Ok((
@@ -428,6 +431,7 @@ fn checkpointer(path: &Path) -> Result<SyncSender<()>, StoreError> {
     std::thread::Builder::new()
         .name("knowledge-checkpoint".into())
         .spawn(move || {
+            crate::core::priority::lower_this_thread();
             // Opened at the first wake-up: a core that learns little never pays for it.
             let mut conn: Option<Connection> = None;
             // Ends when the writer (the only sender) is gone.

@@ -103,8 +103,10 @@ pub struct Supervisor {
     next_reply: u64,
     /// Running processes, by component.
     live: HashMap<String, Live>,
-    /// Runs exec probes in a helper process (started with the first one).
-    probe_runner: ProbeRunner,
+    /// Runs exec probes in a helper process (started with the first one). Made when
+    /// [`Supervisor::run`] starts, so that it runs on the supervisor's runtime: the helper process
+    /// is started from the supervisor's thread and keeps its priority (see `core::priority`).
+    probe_runner: Option<ProbeRunner>,
     /// Cgroups per component, or process groups (and the core a subreaper).
     containment: Arc<Containment>,
     /// The knowledge registry: told every healing attempt and symptom, asked for advice.
@@ -116,6 +118,12 @@ pub struct Supervisor {
     /// The core's shared runtime: output pipes, probes, action commands, advice and config reads
     /// run there, never on the supervisor's own thread.
     io: tokio::runtime::Handle,
+    /// Publishing and log lines held back while an input's effects are carried out, done in
+    /// order once the effects that do not observe them (signals, timers, a spawn) are done: a
+    /// restart's spawn does not wait behind the log file, the journal, the registry's writer and
+    /// the subscribers it wakes. They are done before any other effect, before the new process's
+    /// output is read, and before [`Supervisor::feed`] returns, so their order is unchanged.
+    deferred: Vec<Effect>,
 }
 
 /// How long the operator's notify command may run.
@@ -156,7 +164,7 @@ impl Supervisor {
         (
             Supervisor {
                 kernel: Kernel::new(fleet, clock),
-                probe_runner: ProbeRunner::new(&parts.core_id),
+                probe_runner: None,
                 containment: parts.containment,
                 knowledge: parts.knowledge,
                 cgroups: HashMap::new(),
@@ -171,6 +179,7 @@ impl Supervisor {
                 live: HashMap::new(),
                 origin: parts.origin,
                 io: tokio::runtime::Handle::current(),
+                deferred: Vec::new(),
             },
             handle,
             rx,
@@ -207,6 +216,7 @@ impl Supervisor {
     /// Starts the fleet and handles commands until a shutdown completes. Returns the process
     /// groups of the components that ended during the shutdown.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> Vec<u32> {
+        self.probe_runner = Some(ProbeRunner::new(&self.core_id));
         self.feed(Input::Boot);
         let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -360,9 +370,53 @@ impl Supervisor {
                 self.carry_out(effect, &mut queue);
             }
         }
+        self.flush_deferred();
+    }
+
+    /// Carries out the held-back publishing and log lines, in the order they came.
+    fn flush_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        for effect in std::mem::take(&mut self.deferred) {
+            match effect {
+                Effect::Publish(event) => self.publish(event),
+                Effect::Log { component, text } => {
+                    tracing::debug!(%component, %text);
+                    self.logs.system(&component, text);
+                }
+                other => unreachable!("only publishing and log lines are held back: {other:?}"),
+            }
+        }
+    }
+
+    fn publish(&mut self, event: Event) {
+        match &event {
+            Event::Issue { issue } => {
+                tracing::info!(component = %issue.component, issue_type = %issue.issue_type, severity = %issue.severity, "issue");
+                self.journal.record(issue.clone());
+                self.knowledge.pattern(issue);
+            }
+            Event::Healing { record } => self.knowledge.record(record.clone()),
+            Event::Notice { level, message, .. } => {
+                tracing::info!(?level, "{message}");
+            }
+            _ => {}
+        }
+        let _ = self.bus.send(event);
     }
 
     fn carry_out(&mut self, effect: Effect, queue: &mut VecDeque<Input>) {
+        match &effect {
+            Effect::Publish(_) | Effect::Log { .. } => {
+                self.deferred.push(effect);
+                return;
+            }
+            // These observe nothing that was published or logged.
+            Effect::Spawn { .. } | Effect::Signal { .. } | Effect::Arm { .. } | Effect::Then(_) => {
+            }
+            _ => self.flush_deferred(),
+        }
         match effect {
             Effect::Spawn { spec, generation } => {
                 let result = self.spawn(&spec, generation);
@@ -420,25 +474,7 @@ impl Supervisor {
                     }
                 });
             }
-            Effect::Publish(event) => {
-                match &event {
-                    Event::Issue { issue } => {
-                        tracing::info!(component = %issue.component, issue_type = %issue.issue_type, severity = %issue.severity, "issue");
-                        self.journal.record(issue.clone());
-                        self.knowledge.pattern(issue);
-                    }
-                    Event::Healing { record } => self.knowledge.record(record.clone()),
-                    Event::Notice { level, message, .. } => {
-                        tracing::info!(?level, "{message}");
-                    }
-                    _ => {}
-                }
-                let _ = self.bus.send(event);
-            }
-            Effect::Log { component, text } => {
-                tracing::debug!(%component, %text);
-                self.logs.system(&component, text);
-            }
+            Effect::Publish(_) | Effect::Log { .. } => unreachable!("held back above"),
             Effect::OpenLog { component, policy } => {
                 self.logs.open(&component, policy);
             }
@@ -475,8 +511,12 @@ impl Supervisor {
                 timeout,
             } => {
                 let tx = self.tx.clone();
-                let runner = self.probe_runner.clone();
-                self.io.spawn(async move {
+                let runner = self
+                    .probe_runner
+                    .get_or_insert_with(|| ProbeRunner::new(&self.core_id))
+                    .clone();
+                let starts_a_process = matches!(target, crate::config::ProbeTarget::Exec(_));
+                let probe = async move {
                     let outcome = runner.run(&target, timeout).await;
                     let _ = tx.send(Cmd::Input(Input::ProbeResult {
                         name,
@@ -485,7 +525,14 @@ impl Supervisor {
                         ticket,
                         outcome,
                     }));
-                });
+                };
+                if starts_a_process {
+                    // An exec probe only waits for the runner's answer here; if the runner is
+                    // gone, it starts the probe itself, from this (unlowered) thread.
+                    tokio::spawn(probe);
+                } else {
+                    self.io.spawn(probe);
+                }
             }
             Effect::LoadConfig { reply } => {
                 let origin = self.origin.clone();
@@ -545,8 +592,11 @@ impl Supervisor {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         let logs = self.logs.clone();
+        // Started here, not on the shared runtime, whose threads run at a lower priority that
+        // the command would inherit (see `core::priority`).
+        let spawned = cmd.spawn();
         self.io.spawn(async move {
-            let said = match cmd.spawn() {
+            let said = match spawned {
                 Err(e) => format!("notify command `{command}` cannot run: {e}"),
                 Ok(child) => {
                     match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait_with_output()).await {
@@ -575,22 +625,27 @@ impl Supervisor {
     /// [`Input::LogIssue`], its exit as [`Input::Exited`].
     fn spawn(&mut self, spec: &Arc<ComponentSpec>, generation: u64) -> Result<u32, String> {
         let name = spec.name.clone();
-        let sink = self.logs.open(&name, kernel::log_policy(spec));
-        let on_line: Arc<dyn Fn(&str) + Send + Sync> = if spec.log_patterns.is_empty() {
-            Arc::new(|_: &str| {})
-        } else {
-            let tx = self.tx.clone();
-            let spec = spec.clone();
-            Arc::new(move |line: &str| {
-                if let Some(issue) = detect::match_log_line(&spec.name, &spec.log_patterns, line) {
-                    let _ = tx.send(Cmd::Input(Input::LogIssue { issue, generation }));
-                }
-            })
-        };
-        match process::spawn(spec, &self.core_id, sink, on_line, &self.io) {
-            Ok(spawned) => {
+        match process::spawn(spec, &self.core_id) {
+            Ok(mut spawned) => {
                 let pid = spawned.pid;
                 self.contain(&name, pid);
+                // The new program runs: now what the exit published and logged, then its output.
+                self.flush_deferred();
+                let sink = self.logs.open(&name, kernel::log_policy(spec));
+                let on_line: Arc<dyn Fn(&str) + Send + Sync> = if spec.log_patterns.is_empty() {
+                    Arc::new(|_: &str| {})
+                } else {
+                    let tx = self.tx.clone();
+                    let spec = spec.clone();
+                    Arc::new(move |line: &str| {
+                        if let Some(issue) =
+                            detect::match_log_line(&spec.name, &spec.log_patterns, line)
+                        {
+                            let _ = tx.send(Cmd::Input(Input::LogIssue { issue, generation }));
+                        }
+                    })
+                };
+                spawned.read_output(sink, on_line, &self.io);
                 self.live.insert(
                     name.clone(),
                     Live {
