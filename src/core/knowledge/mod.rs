@@ -301,6 +301,16 @@ impl KnowledgeHandle {
         answer.await.map_err(|_| StoreError::Stopped.into())
     }
 
+    /// [`KnowledgeHandle::flush`], and the items the text index trails by (see
+    /// [`store::TEXT_TAIL`]) are added to it before the answer. The writer does this by itself
+    /// when it is idle; `contains` never needs it.
+    pub async fn index_text(&self) -> Result<(), KnowledgeError> {
+        let open = self.open_ref()?;
+        let (reply, answer) = oneshot::channel();
+        open.writer.send(store::Write::IndexText { reply })?;
+        answer.await.map_err(|_| StoreError::Stopped.into())
+    }
+
     /// A whole pruning round now (it also runs by itself every `prune_every`); returns the
     /// items deleted.
     pub async fn prune(&self) -> Result<u64, KnowledgeError> {
