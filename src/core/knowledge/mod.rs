@@ -24,11 +24,12 @@
 //! 0.05-0.07 ms (it walks `items_issue` newest first and stops after five); advice 0.20 and
 //! 0.49 ms (`items_advice`); `contains` of a rare symptom 2.2 and 3.1 ms, of a common one for
 //! one component 1.3 and 0.4 ms (a bounded walk first, then the FTS5 trigram index);
-//! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. Every
-//! item still updates five B-trees and some 80 trigrams of the text index; at 1M items with
-//! the benchmark's times spread over 30 days those B-tree updates land on pages all over a
-//! 900 MB file, and writes slow down: at 1M one at a time is slower than schema 1 was (0.6-1.2k/s
-//! against 1.8-2.6k/s), cause not found yet (docs/knowledge.md, "Speed").
+//! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. At 1M
+//! one at a time was 0.9-1.5k/s: each write alone was an FTS5 segment of its own, merged again
+//! and again as the index grew. Since schema 3 the text index trails the newest items by up to
+//! [`store::TEXT_TAIL`] (read directly by `contains`): one at a time 4.3k / 6.6k / 7.0k/s at
+//! 10k / 100k / 1M against 2.2k / 0.9k / 0.9k/s, same run, load average 8-9 (docs/knowledge.md,
+//! "Speed").
 
 pub mod advice;
 pub mod filter;
