@@ -505,7 +505,7 @@ impl Writer {
         loop {
             let wait = if self.prune.is_some() {
                 Duration::ZERO
-            } else if self.text_behind {
+            } else if self.text_behind || self.since_checkpoint.0 > 0 {
                 TEXT_IDLE.min(next_prune.saturating_duration_since(Instant::now()))
             } else {
                 next_prune.saturating_duration_since(Instant::now())
@@ -523,10 +523,13 @@ impl Writer {
                     self.apply(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.text_behind {
-                        if let Err(e) = self.index_trail() {
+                    if self.text_behind || self.since_checkpoint.0 > 0 {
+                        if self.text_behind
+                            && let Err(e) = self.index_trail()
+                        {
                             tracing::warn!(cause = %e, "indexing knowledge symptoms failed");
                         }
+                        self.checkpoint_when_idle();
                         continue;
                     }
                     if self.prune.is_none() {
@@ -645,6 +648,16 @@ impl Writer {
         self.text_behind = false;
         self.committed(1);
         Ok(())
+    }
+
+    /// Wakes the checkpointer for what the WAL holds since it was last woken. With no write
+    /// after it, its passive checkpoint completes, and the next write starts the WAL again
+    /// from its beginning (cut to `journal_size_limit`). Woken only every 64 commits, it was
+    /// not woken for a burst's last commits, so the WAL could not start again and grew from
+    /// burst to burst until the core stopped.
+    fn checkpoint_when_idle(&mut self) {
+        let _ = self.checkpoints.try_send(());
+        self.since_checkpoint = (0, 0);
     }
 
     /// Counts a commit of `rows` writes and wakes the checkpointer when the WAL has grown.
