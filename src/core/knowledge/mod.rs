@@ -27,9 +27,9 @@
 //! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. At 1M
 //! one at a time was 0.9-1.5k/s: each write alone was an FTS5 segment of its own, merged again
 //! and again as the index grew. Since schema 3 the text index trails the newest items by up to
-//! [`store::TEXT_TAIL`] (read directly by `contains`): one at a time 4.3k / 6.6k / 7.0k/s at
-//! 10k / 100k / 1M against 2.2k / 0.9k / 0.9k/s, same run, load average 8-9 (docs/knowledge.md,
-//! "Speed").
+//! [`store::TEXT_TAIL`] (read directly by `contains`): one at a time 8.0k / 6.3k / 5.6k/s at
+//! 10k / 100k / 1M against 2.8k / 1.8k / 1.4k/s, in flight 24k / 17k / 16k/s (1M still short
+//! of 20k), runs in turn at load average 0.3-1.1 (docs/knowledge.md, "Speed").
 
 pub mod advice;
 pub mod filter;
