@@ -1,6 +1,9 @@
 //! Knowledge registry benchmarks (issue 9). Run: `cargo bench --bench knowledge` (or
 //! scripts/bench/knowledge.sh). Each figure is printed beside its goal, at 10k, 100k and 1M
-//! items so that growth shows. `HMS_BENCH_KNOWLEDGE_MAX=100000` stops earlier.
+//! items so that growth shows. `HMS_BENCH_KNOWLEDGE_MAX=100000` stops earlier;
+//! `HMS_BENCH_KNOWLEDGE_KEEP=1` leaves the file behind for a look with the `sqlite3` shell;
+//! `HMS_BENCH_KNOWLEDGE_BATCH=N` applies at most N writes in one transaction (the core's
+//! default otherwise), to compare batch sizes.
 //!
 //! The file is filled with batched inserts in one transaction per 50k rows (recovery records
 //! 80%, issue patterns and notes 20%, 50 components, 30 issue types, four strategies, symptom
@@ -238,11 +241,16 @@ async fn contribute_rates(k: &KnowledgeHandle, rng: &mut Rng, random: bool) -> (
 }
 
 fn settings(synchronous: Synchronous) -> KnowledgeSettings {
+    let core = KnowledgeSettings::default();
     KnowledgeSettings {
+        batch: std::env::var("HMS_BENCH_KNOWLEDGE_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(core.batch),
         max_per_component: 10_000_000,
         prune_every: Duration::from_secs(3600),
         synchronous,
-        ..KnowledgeSettings::default()
+        ..core
     }
 }
 
@@ -316,6 +324,19 @@ async fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("knowledge.db");
+    if std::env::var_os("HMS_BENCH_KNOWLEDGE_KEEP").is_some() {
+        // For a look with the `sqlite3` shell afterwards (EXPLAIN QUERY PLAN and the like).
+        let kept = dir.keep();
+        println!(
+            "(HMS_BENCH_KNOWLEDGE_KEEP: the file stays in {})",
+            kept.display()
+        );
+        return run(&kept.join("knowledge.db"), max).await;
+    }
+    run(&path, max).await;
+}
+
+async fn run(path: &Path, max: usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut have = 0;
     let sizes: Vec<usize> = [10_000, 100_000, 1_000_000]
@@ -326,17 +347,17 @@ async fn main() {
     let start = SystemTime::now() - Duration::from_millis(HISTORY_MS + 3_600_000);
     println!(
         "knowledge registry benchmark (goals from issue 9), file in {}",
-        dir.path().display()
+        path.display()
     );
     for target in sizes {
-        let rate = fill(&path, &mut rng, start, last, have, target);
+        let rate = fill(path, &mut rng, start, last, have, target);
         have = target;
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         println!(
             "\n== {target} items ({:.0} MB): filled at {rate:.0} items/s (batched inserts, one transaction per 50k, 30 days of history in time order)",
             size as f64 / 1e6
         );
-        let k = KnowledgeHandle::open_file(&path, settings(Synchronous::Normal), None).unwrap();
+        let k = KnowledgeHandle::open_file(path, settings(Synchronous::Normal), None).unwrap();
         let (guide, found) = time_queries(&k, 300, |i| {
             KnowledgeQuery::new()
                 .tag("recovery")
@@ -393,7 +414,7 @@ async fn main() {
         );
         println!(
             "  for comparison, LIKE '%…%' scan for the rare symptom: median {:.1} ms",
-            like_scan_ms(&path, "disk quota exceeded")
+            like_scan_ms(path, "disk quota exceeded")
         );
         let (batched, single) = contribute_rates(&k, &mut rng, false).await;
         have += 12_000;
@@ -414,8 +435,7 @@ async fn main() {
         if target == 10_000 {
             // Let the writer thread close the file before another opens it.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let full =
-                KnowledgeHandle::open_file(&path, settings(Synchronous::Full), None).unwrap();
+            let full = KnowledgeHandle::open_file(path, settings(Synchronous::Full), None).unwrap();
             let (batched, single) = contribute_rates(&full, &mut rng, false).await;
             have += 12_000;
             println!(
@@ -425,7 +445,7 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    restart_latency(&path, &mut rng).await;
+    restart_latency(path, &mut rng).await;
 }
 
 /// 40 crashes of the `sleep` child of `pid`, 60 ms apart: (median, p95, min) in ms.

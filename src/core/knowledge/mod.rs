@@ -24,11 +24,12 @@
 //! 0.05-0.07 ms (it walks `items_issue` newest first and stops after five); advice 0.20 and
 //! 0.49 ms (`items_advice`); `contains` of a rare symptom 2.2 and 3.1 ms, of a common one for
 //! one component 1.3 and 0.4 ms (a bounded walk first, then the FTS5 trigram index);
-//! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. Every
-//! item still updates five B-trees and some 80 trigrams of the text index; at 1M items with
-//! the benchmark's times spread over 30 days those B-tree updates land on pages all over a
-//! 900 MB file, and writes slow down: at 1M one at a time is slower than schema 1 was (0.6-1.2k/s
-//! against 1.8-2.6k/s), cause not found yet (docs/knowledge.md, "Speed").
+//! contributions 27k and 18k a second in flight together, 3.2k and 2.1k one at a time. At 1M
+//! one at a time was 0.9-1.5k/s: each write alone was an FTS5 segment of its own, merged again
+//! and again as the index grew. Since schema 3 the text index trails the newest items by up to
+//! [`store::TEXT_TAIL`] (read directly by `contains`): one at a time 8.0k / 6.3k / 5.6k/s at
+//! 10k / 100k / 1M against 2.8k / 1.8k / 1.4k/s, in flight 24k / 17k / 16k/s (1M still short
+//! of 20k), runs in turn at load average 0.3-1.1 (docs/knowledge.md, "Speed").
 
 pub mod advice;
 pub mod filter;
@@ -298,6 +299,16 @@ impl KnowledgeHandle {
         let open = self.open_ref()?;
         let (reply, answer) = oneshot::channel();
         open.writer.send(store::Write::Flush { reply })?;
+        answer.await.map_err(|_| StoreError::Stopped.into())
+    }
+
+    /// [`KnowledgeHandle::flush`], and the items the text index trails by (see
+    /// [`store::TEXT_TAIL`]) are added to it before the answer. The writer does this by itself
+    /// when it is idle; `contains` never needs it.
+    pub async fn index_text(&self) -> Result<(), KnowledgeError> {
+        let open = self.open_ref()?;
+        let (reply, answer) = oneshot::channel();
+        open.writer.send(store::Write::IndexText { reply })?;
         answer.await.map_err(|_| StoreError::Stopped.into())
     }
 

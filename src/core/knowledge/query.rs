@@ -37,6 +37,12 @@ pub struct Compiled {
 /// milliseconds and then the index's.
 pub const WALK: usize = 2000;
 
+/// `contains` of three characters or more: the text index's matches (parameter: the text as an
+/// FTS5 phrase) and those of the items it does not hold yet (parameter: the text).
+pub const CONTAINS: &str = "items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ? \
+     UNION ALL SELECT id FROM items WHERE id > (SELECT upto FROM items_fts_upto) \
+     AND instr(lower(symptom), lower(?)) > 0)";
+
 /// Why a query was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -146,9 +152,11 @@ pub fn compile(query: &KnowledgeQuery) -> Result<Compiled, QueryError> {
     if let Some(text) = text {
         if text.chars().count() >= 3 {
             // The trigram index finds substrings of three characters or more; the text is one
-            // FTS5 phrase (quotes doubled), bound as a parameter.
-            all.push("items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)".into());
+            // FTS5 phrase (quotes doubled), bound as a parameter. The items it does not hold
+            // yet (at most `store::TEXT_TAIL`, the newest) are read directly.
+            all.push(CONTAINS.into());
             all_params.push(SqlValue::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+            all_params.push(SqlValue::Text(text.to_string()));
             if text.is_ascii() {
                 // `lower` folds ASCII letters only, so the walk is for ASCII text.
                 let mut walk_params = params.clone();
@@ -226,9 +234,8 @@ mod tests {
             .contains("say \"hi\"");
         let c = compile(&q).unwrap();
         assert!(
-            c.sql.contains(
-                "WHERE items.component = ? AND items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)"
-            ),
+            c.sql
+                .contains(&format!("WHERE items.component = ? AND {CONTAINS}")),
             "{}",
             c.sql
         );
@@ -238,6 +245,7 @@ mod tests {
                 text("issue"),
                 text("my-component"),
                 text("\"say \"\"hi\"\"\""),
+                text("say \"hi\""),
                 SqlValue::Integer(100)
             ]
         );
@@ -261,7 +269,9 @@ mod tests {
         let c = compile(&q).unwrap();
         assert!(!c.sql.contains("DROP"), "{}", c.sql);
         assert!(!c.sql.contains('\''), "{}", c.sql);
-        assert_eq!(c.params.iter().filter(|p| **p == text(hostile)).count(), 4);
+        // Component, tag, related_to, the strategy, and `contains` for the items not yet in
+        // the text index.
+        assert_eq!(c.params.iter().filter(|p| **p == text(hostile)).count(), 5);
         assert_eq!(
             compile(&KnowledgeQuery::new().sort(hostile, "desc")),
             Err(QueryError::SortField(hostile.into()))

@@ -70,6 +70,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX items_advice ON items (component, issue_type, successful, timestamp);
     DROP TRIGGER items_after_insert;
     "#,
+    // 3: the text index trails the newest items by up to a batch (`store::TEXT_TAIL`).
+    // Indexing every commit's items wrote a new FTS5 segment per commit and merged segments
+    // again and again: most of the cost of a contribution written alone. `items_fts_upto`
+    // says how far the index goes; `contains` reads the items after it directly, so a
+    // committed item is still always found. The triggers touch the index only for items in
+    // it, and keep `upto` at or below the newest item (a rowid freed by deleting the newest
+    // items is given again, and must not count as indexed).
+    r#"
+    CREATE TABLE items_fts_upto (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        upto INTEGER NOT NULL      -- every item with id <= upto is in items_fts, none after it
+    );
+    INSERT INTO items_fts_upto (id, upto) VALUES (1, (SELECT coalesce(max(id), 0) FROM items));
+    DROP TRIGGER items_after_delete;
+    DROP TRIGGER items_after_update;
+    CREATE TRIGGER items_after_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, symptom)
+            SELECT 'delete', old.id, old.symptom FROM items_fts_upto WHERE old.id <= upto;
+        DELETE FROM item_tags WHERE item_id = old.id;
+        UPDATE items_fts_upto SET upto = (SELECT coalesce(max(id), 0) FROM items)
+            WHERE upto > (SELECT coalesce(max(id), 0) FROM items);
+    END;
+    CREATE TRIGGER items_after_update AFTER UPDATE OF symptom, timestamp ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, symptom)
+            SELECT 'delete', old.id, old.symptom FROM items_fts_upto WHERE old.id <= upto;
+        INSERT INTO items_fts (rowid, symptom)
+            SELECT new.id, new.symptom FROM items_fts_upto WHERE new.id <= upto;
+        UPDATE item_tags SET timestamp = new.timestamp WHERE item_id = new.id;
+    END;
+    "#,
 ];
 
 /// Why the schema could not be brought up to date.

@@ -43,6 +43,12 @@ pub const MAX_NAME: usize = 128;
 pub const MAX_SYMPTOMS: usize = 16;
 /// Rows deleted per pruning transaction.
 const PRUNE_CHUNK: usize = 2000;
+/// The text index may trail the newest items by this many: the writer indexes them in the
+/// transaction that brings the trail to it, or after [`TEXT_IDLE`] with nothing to do, or on a
+/// flush. `contains` reads the trail directly (at most this many rows, newest, in id order).
+pub const TEXT_TAIL: i64 = 2048;
+/// How long the writer waits with nothing to do before it indexes a shorter trail.
+const TEXT_IDLE: Duration = Duration::from_millis(200);
 /// Idle reader connections kept.
 const IDLE_READERS: usize = 4;
 /// The writer wakes the checkpointer after this many commits or rows since it last did: about
@@ -317,6 +323,8 @@ pub enum Write {
     },
     /// Answered once everything queued before it is committed.
     Flush { reply: oneshot::Sender<()> },
+    /// A flush that also adds the trail to the text index (see [`TEXT_TAIL`]).
+    IndexText { reply: oneshot::Sender<()> },
     /// A whole pruning round now; answered with the rows deleted.
     Prune {
         reply: oneshot::Sender<Result<u64, StoreError>>,
@@ -392,6 +400,8 @@ pub fn open(
         prune: None,
         checkpoints,
         since_checkpoint: (0, 0),
+        // An item stored before a kill -9 may wait: it is indexed when the writer is idle.
+        text_behind: true,
     };
     std::thread::Builder::new()
         .name("knowledge-writer".into())
@@ -474,6 +484,8 @@ struct Writer {
     checkpoints: SyncSender<()>,
     /// Commits and rows since the checkpointer was last woken.
     since_checkpoint: (usize, usize),
+    /// Committed items are not in the text index yet (see [`TEXT_TAIL`]).
+    text_behind: bool,
 }
 
 /// How one queued write is answered once the batch is committed (or failed).
@@ -497,6 +509,8 @@ impl Writer {
         loop {
             let wait = if self.prune.is_some() {
                 Duration::ZERO
+            } else if self.text_behind || self.since_checkpoint.0 > 0 {
+                TEXT_IDLE.min(next_prune.saturating_duration_since(Instant::now()))
             } else {
                 next_prune.saturating_duration_since(Instant::now())
             };
@@ -513,6 +527,15 @@ impl Writer {
                     self.apply(batch);
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.text_behind || self.since_checkpoint.0 > 0 {
+                        if self.text_behind
+                            && let Err(e) = self.index_trail()
+                        {
+                            tracing::warn!(cause = %e, "indexing knowledge symptoms failed");
+                        }
+                        self.checkpoint_when_idle();
+                        continue;
+                    }
                     if self.prune.is_none() {
                         self.prune = self.start_prune().ok();
                         next_prune = Instant::now() + self.settings.prune_every;
@@ -525,7 +548,8 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        // Fold the WAL back into the file on a clean shutdown.
+        // Index the trail and fold the WAL back into the file on a clean shutdown.
+        let _ = self.index_trail();
         let _ = self
             .conn
             .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE)");
@@ -534,9 +558,10 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Write>) {
         let mut pending = Vec::with_capacity(batch.len());
         let mut prunes = Vec::new();
+        let mut behind = self.text_behind;
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
-            let mut indexed = newest_id(&tx)?;
+            let mut index_now = false;
             for write in batch {
                 match write {
                     Write::Insert { row, reply } => {
@@ -544,9 +569,6 @@ impl Writer {
                         pending.push(Pending::Stored(reply, stored));
                     }
                     Write::Pattern { issue, reply } => {
-                        // A pattern may be updated (and its text indexed again, by trigger):
-                        // the text index must hold it first.
-                        index_symptoms(&tx, &mut indexed)?;
                         let stored = one(&tx, |c| pattern(c, &issue));
                         pending.push(Pending::Stored(reply, stored));
                     }
@@ -560,13 +582,23 @@ impl Writer {
                         pending.push(Pending::Imported(reply, imported));
                     }
                     Write::Flush { reply } => pending.push(Pending::Flushed(reply)),
+                    Write::IndexText { reply } => {
+                        index_now = true;
+                        pending.push(Pending::Flushed(reply));
+                    }
                     Write::Prune { reply } => prunes.push(reply),
                 }
             }
-            index_symptoms(&tx, &mut indexed)?;
+            let trail = newest_id(&tx)? - text_upto(&tx)?;
+            behind = trail > 0;
+            if index_now || trail >= TEXT_TAIL {
+                index_symptoms(&tx)?;
+                behind = false;
+            }
             tx.commit()
         })();
         if outcome.is_ok() {
+            self.text_behind = behind;
             self.committed(pending.len());
         }
         let failed = outcome.err().map(|e| e.to_string());
@@ -610,6 +642,26 @@ impl Writer {
             let result = self.prune_all();
             let _ = reply.send(result);
         }
+    }
+
+    /// Adds the trail to the text index in a transaction of its own.
+    fn index_trail(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        index_symptoms(&tx)?;
+        tx.commit()?;
+        self.text_behind = false;
+        self.committed(1);
+        Ok(())
+    }
+
+    /// Wakes the checkpointer for what the WAL holds since it was last woken. With no write
+    /// after it, its passive checkpoint completes, and the next write starts the WAL again
+    /// from its beginning (cut to `journal_size_limit`). Woken only every 64 commits, it was
+    /// not woken for a burst's last commits, so the WAL could not start again and grew from
+    /// burst to burst until the core stopped.
+    fn checkpoint_when_idle(&mut self) {
+        let _ = self.checkpoints.try_send(());
+        self.since_checkpoint = (0, 0);
     }
 
     /// Counts a commit of `rows` writes and wakes the checkpointer when the WAL has grown.
@@ -701,31 +753,38 @@ impl Writer {
     }
 }
 
-/// The highest item id stored (0 for none). At the start of a transaction, every item up to it
-/// is in the text index.
+/// The highest item id stored (0 for none).
 fn newest_id(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT coalesce(max(id), 0) FROM items")?
         .query_row([], |r| r.get(0))
 }
 
-/// Adds the symptom text of the items stored after `*indexed` to the text index in one
-/// statement, and moves `*indexed` past them.
+/// How far the text index goes: every item with an id up to it is in `items_fts`.
+fn text_upto(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT upto FROM items_fts_upto")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Adds the symptom text of the items after `items_fts_upto` to the text index in one
+/// statement, and moves `upto` to the newest item.
 ///
 /// Why not a trigger per insert (schema version 1 did that): FTS5 writes what it has pending
 /// to disk as a new segment at every savepoint and at every statement that needs a statement
 /// journal, which an insert firing a trigger does, so each item became a segment of its own,
-/// merged again and again: 120 µs an item against 30 µs without the index. Indexed together,
-/// a batch is one segment. The index is written in the same transaction as the items, so a
-/// committed item is always searchable.
-fn index_symptoms(conn: &Connection, indexed: &mut i64) -> rusqlite::Result<()> {
-    let added = conn
-        .prepare_cached(
-            "INSERT INTO items_fts (rowid, symptom) SELECT id, symptom FROM items WHERE id > ?",
-        )?
-        .execute([*indexed])?;
-    if added > 0 {
-        *indexed = newest_id(conn)?;
-    }
+/// merged again and again: 120 µs an item against 30 µs without the index. Why not every
+/// commit (schema version 2): a contribution written alone was then still a segment of its
+/// own. A trail of up to [`TEXT_TAIL`] items is one segment; `contains` reads the trail
+/// directly, so a committed item is always found.
+fn index_symptoms(conn: &Connection) -> rusqlite::Result<()> {
+    let upto = text_upto(conn)?;
+    conn.prepare_cached(
+        "INSERT INTO items_fts (rowid, symptom) SELECT id, symptom FROM items WHERE id > ?",
+    )?
+    .execute([upto])?;
+    conn.prepare_cached(
+        "UPDATE items_fts_upto SET upto = (SELECT coalesce(max(id), 0) FROM items)",
+    )?
+    .execute([])?;
     Ok(())
 }
 
@@ -1056,11 +1115,10 @@ pub fn bulk_insert(path: &Path, rows: &[Row]) -> Result<(), StoreError> {
     configure(&conn, Synchronous::Normal)?;
     schema::migrate(&mut conn)?;
     let tx = conn.transaction()?;
-    let mut indexed = newest_id(&tx)?;
     for row in rows {
         insert(&tx, row)?;
     }
-    index_symptoms(&tx, &mut indexed)?;
+    index_symptoms(&tx)?;
     tx.commit()?;
     Ok(())
 }

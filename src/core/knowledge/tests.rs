@@ -262,7 +262,8 @@ async fn retention_keeps_the_newest_per_component_and_drops_the_old() {
         k.record(record("b", "crash", "restart", true, ago(100 - i)));
     }
     k.record(record("b", "crash", "restart", true, ago(40 * 24 * 3600)));
-    k.flush().await.unwrap();
+    // Indexed now, so that the text index's rows can be counted below.
+    k.index_text().await.unwrap();
     assert_eq!(k.prune().await.unwrap(), 4);
     let a = k.query(KnowledgeQuery::new().component("a")).await.unwrap();
     assert_eq!(a.len(), 5);
@@ -473,7 +474,7 @@ async fn the_text_index_follows_every_kind_of_write_in_one_batch() {
     )
     .await
     .unwrap();
-    k.flush().await.unwrap();
+    k.index_text().await.unwrap();
     let check = |conn: &rusqlite::Connection| {
         conn.execute_batch("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
     };
@@ -559,4 +560,117 @@ async fn the_bounded_walk_and_the_text_index_agree() {
         let ids = |r: &[KnowledgeResult]| r.iter().map(|r| r.id).collect::<Vec<_>>();
         assert_eq!(ids(&both), ids(&index_only), "{component:?} {text} {order}");
     }
+}
+
+/// The text index trails the newest items (`store::TEXT_TAIL`): `contains` finds an item the
+/// index does not hold yet, and deleting or updating such an item, or deleting the newest items
+/// so that their rowids are given again, leaves the index whole once the trail is indexed.
+#[test]
+fn contains_finds_items_the_text_index_has_not_reached_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let note = |n: usize, text: &str| {
+        store::derive(
+            &KnowledgeItem::new()
+                .component("db")
+                .content(format!("{text} #{n}"))
+                .at(ago(1000 - n as u64)),
+            SystemTime::now(),
+        )
+        .unwrap()
+    };
+    // Five items in the text index.
+    let indexed: Vec<store::Row> = (0..5).map(|n| note(n, "slow query")).collect();
+    store::bulk_insert(&path, &indexed).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let upto = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT upto FROM items_fts_upto", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(upto(&conn), 5);
+    // Stored as the writer stores a contribution, and not indexed yet.
+    for n in 5..9 {
+        store::insert(&conn, &note(n, "Disk Quota exceeded")).unwrap();
+    }
+    assert_eq!(upto(&conn), 5, "the trail is not indexed by an insert");
+    let found = |conn: &rusqlite::Connection, text: &str| -> Vec<i64> {
+        let q = query::compile(&KnowledgeQuery::new().contains(text)).unwrap();
+        let index_only = query::Compiled { walk: None, ..q };
+        store::run_query(conn, &index_only)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(found(&conn, "disk QUOTA"), vec![9, 8, 7, 6]);
+    assert_eq!(found(&conn, "slow query").len(), 5);
+    // A trail item updated and one deleted: the index is not asked to forget what it never had.
+    conn.execute(
+        "UPDATE items SET symptom = 'giraffe', timestamp = timestamp + 1 WHERE id = 8",
+        [],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM items WHERE id = 7", []).unwrap();
+    // The newest items deleted, so that the next insert is given id 4 again: it must count as
+    // not indexed.
+    conn.execute("DELETE FROM items WHERE id >= 4", []).unwrap();
+    assert_eq!(upto(&conn), 3, "upto follows the newest item down");
+    store::insert(&conn, &note(9, "Disk Quota exceeded")).unwrap();
+    assert_eq!(found(&conn, "disk quota"), vec![4]);
+    // The writer's indexing (an empty bulk insert indexes the trail), then FTS5's own check.
+    drop(conn);
+    store::bulk_insert(&path, &[]).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(upto(&conn), 4);
+    conn.execute_batch("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+        .expect("the text index matches the items");
+    assert_eq!(found(&conn, "disk quota"), vec![4]);
+    assert!(found(&conn, "giraffe").is_empty());
+    assert_eq!(found(&conn, "slow query").len(), 3);
+}
+
+#[tokio::test]
+async fn a_version_2_file_migrates_with_its_text_index_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        // A file as version 2 wrote it: the writer indexed each transaction's items.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrate_to(&mut conn, 2).unwrap();
+        for n in 0..3 {
+            let row = store::derive(
+                &KnowledgeItem::new()
+                    .component("db")
+                    .content(format!("ERROR pool exhausted #{n}")),
+                SystemTime::now(),
+            )
+            .unwrap();
+            store::insert(&conn, &row).unwrap();
+        }
+        conn.execute_batch("INSERT INTO items_fts (rowid, symptom) SELECT id, symptom FROM items")
+            .unwrap();
+    }
+    let k = KnowledgeHandle::open(dir.path(), KnowledgeSettings::default(), None).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), schema::VERSION);
+    let upto: i64 = conn
+        .query_row("SELECT upto FROM items_fts_upto", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(upto, 3, "everything version 2 stored was indexed");
+    // A pattern update and a prune go through the new triggers.
+    k.contribute(
+        KnowledgeItem::new()
+            .component("db")
+            .content("pool exhausted again"),
+    )
+    .await
+    .unwrap();
+    k.index_text().await.unwrap();
+    conn.execute_batch("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+        .expect("the text index matches the items");
+    let found = k
+        .query(KnowledgeQuery::new().contains("pool exhausted"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 4);
 }
