@@ -1,6 +1,9 @@
 //! The `[knowledge]` table: where the knowledge registry keeps its file and how much it keeps
 //! (retention). Plain data; the core maps it onto the registry's own settings.
 //!
+//! On a config reload ([`on_reload`]) the retention keys take effect at once; a new `path` waits
+//! for the next start (a live SQLite file is not moved under its readers and writer).
+//!
 //! Pure: the path is resolved against the config's directory, never opened here.
 
 use std::path::{Path, PathBuf};
@@ -47,6 +50,65 @@ impl Default for KnowledgeConfig {
             max_age: DEFAULT_MAX_AGE,
             prune_every: DEFAULT_PRUNE_EVERY,
         }
+    }
+}
+
+impl KnowledgeConfig {
+    /// The same retention (`max_items_per_component`, `max_age`, `prune_every`), whatever the
+    /// path.
+    pub fn same_retention(&self, other: &KnowledgeConfig) -> bool {
+        self.max_items_per_component == other.max_items_per_component
+            && self.max_age == other.max_age
+            && self.prune_every == other.prune_every
+    }
+
+    /// One line for the operator: `at most 500 items per component, kept 7d 0h, pruned every 30s`.
+    pub fn retention_summary(&self) -> String {
+        format!(
+            "at most {} items per component, kept {}, pruned every {}",
+            self.max_items_per_component,
+            crate::text::duration(self.max_age),
+            crate::text::duration(self.prune_every)
+        )
+    }
+}
+
+/// What a config reload does with `[knowledge]` (see [`on_reload`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnowledgeReload {
+    /// The table in force after the reload: the new retention, the file the registry runs on.
+    pub in_force: KnowledgeConfig,
+    /// The retention differs from the running one: the registry must be told.
+    pub retention_changed: bool,
+    /// Set when the new config names another file: it waits for the next start.
+    pub path_deferred: Option<String>,
+}
+
+/// Compares the running `[knowledge]` with a reloaded, already validated one. Both paths are
+/// compared as given: the core fills in the default file (`DATA_DIR/knowledge.db`) on both sides
+/// first, so leaving `path` out and writing the default are the same.
+///
+/// The retention is taken from `new`; the path stays `running`'s, because the registry's file is
+/// open (its writer, readers and WAL) and moving it under them could lose acknowledged writes.
+/// A changed path is answered with a warning saying it takes effect at the next start.
+pub fn on_reload(running: &KnowledgeConfig, new: &KnowledgeConfig) -> KnowledgeReload {
+    let path_deferred = (running.path != new.path).then(|| {
+        let shown = |p: &Option<PathBuf>| match p {
+            Some(p) => p.display().to_string(),
+            None => "DATA_DIR/knowledge.db".to_string(),
+        };
+        let (old, new) = (shown(&running.path), shown(&new.path));
+        format!(
+            "[knowledge] path changed to {new}: the registry stays on {old} until the core is restarted (a live database is not moved); to keep what it learned, copy {old} to {new} while the core is stopped"
+        )
+    });
+    KnowledgeReload {
+        in_force: KnowledgeConfig {
+            path: running.path.clone(),
+            ..new.clone()
+        },
+        retention_changed: !running.same_retention(new),
+        path_deferred,
     }
 }
 
@@ -160,6 +222,86 @@ mod tests {
                 max_age: Duration::from_secs(7 * 24 * 3600),
                 prune_every: Duration::from_secs(30),
             }
+        );
+    }
+
+    fn config(path: Option<&str>, max: u64) -> KnowledgeConfig {
+        KnowledgeConfig {
+            path: path.map(PathBuf::from),
+            max_items_per_component: max,
+            ..KnowledgeConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_reload_takes_the_new_retention_at_once() {
+        let running = config(Some("/d/knowledge.db"), 1000);
+        let new = KnowledgeConfig {
+            max_age: Duration::from_secs(3600),
+            prune_every: Duration::from_secs(5),
+            ..config(Some("/d/knowledge.db"), 10)
+        };
+        let reload = on_reload(&running, &new);
+        assert!(reload.retention_changed);
+        assert_eq!(reload.in_force, new);
+        assert_eq!(reload.path_deferred, None);
+        // Each key alone counts as a change.
+        for changed in [
+            config(Some("/d/knowledge.db"), 999),
+            KnowledgeConfig {
+                max_age: Duration::from_secs(1),
+                ..running.clone()
+            },
+            KnowledgeConfig {
+                prune_every: Duration::from_secs(1),
+                ..running.clone()
+            },
+        ] {
+            assert!(
+                on_reload(&running, &changed).retention_changed,
+                "{changed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unchanged_table_changes_nothing() {
+        let running = config(None, 1000);
+        let reload = on_reload(&running, &running.clone());
+        assert!(!reload.retention_changed);
+        assert_eq!(reload.path_deferred, None);
+        assert_eq!(reload.in_force, running);
+    }
+
+    #[test]
+    fn a_new_path_waits_for_the_next_start_and_the_retention_still_applies() {
+        let running = config(Some("/d/knowledge.db"), 1000);
+        let reload = on_reload(&running, &config(Some("/elsewhere/k.db"), 5));
+        assert_eq!(reload.in_force, config(Some("/d/knowledge.db"), 5));
+        assert!(reload.retention_changed);
+        let warning = reload.path_deferred.expect("a warning");
+        assert!(warning.contains("/elsewhere/k.db"), "{warning}");
+        assert!(
+            warning.contains("stays on /d/knowledge.db until the core is restarted"),
+            "{warning}"
+        );
+        // Only the path: the retention is unchanged.
+        let only_path = on_reload(&running, &config(Some("/elsewhere/k.db"), 1000));
+        assert!(!only_path.retention_changed);
+        assert!(only_path.path_deferred.is_some());
+    }
+
+    #[test]
+    fn the_retention_summary_reads_as_a_sentence() {
+        let c = KnowledgeConfig {
+            max_items_per_component: 500,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(30),
+            path: None,
+        };
+        assert_eq!(
+            c.retention_summary(),
+            "at most 500 items per component, kept 7d 0h, pruned every 30s"
         );
     }
 }

@@ -32,6 +32,7 @@ mod values;
 
 pub use knowledge::{
     DEFAULT_MAX_AGE, DEFAULT_MAX_ITEMS_PER_COMPONENT, DEFAULT_PRUNE_EVERY, KnowledgeConfig,
+    KnowledgeReload, on_reload as knowledge_on_reload,
 };
 pub use reload::ReloadPlan;
 pub use strategy::{DEFAULT_PLAN_TIMEOUT, GroupConfig, RecoveryConfig};
@@ -235,7 +236,8 @@ pub struct FleetConfig {
     pub limits: Limits,
     /// Coordinated recovery: strategies, plan timeout, notify command.
     pub recovery: RecoveryConfig,
-    /// The knowledge registry's file and retention (`[knowledge]`), read when the core starts.
+    /// The knowledge registry's file and retention (`[knowledge]`). The retention applies again on
+    /// a reload; the file is the one the core started with (see [`knowledge_on_reload`]).
     pub knowledge: KnowledgeConfig,
 }
 

@@ -80,7 +80,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let CoreOptions {
         socket,
         data_dir,
-        fleet,
+        mut fleet,
         origin,
         watch_config,
     } = opts;
@@ -162,6 +162,12 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let logs = logs::LogStore::new(&crate::paths::log_dir(&data_dir), bus.clone());
     let journal = journal::IssueJournal::default();
     // The knowledge registry: a room of its own; the core runs on without it if it cannot open.
+    // Its file is named in full, so that a reload can tell whether `[knowledge] path` changed.
+    let knowledge_file = data_dir.join(knowledge::FILE_NAME);
+    fleet
+        .knowledge
+        .path
+        .get_or_insert_with(|| knowledge_file.clone());
     let knowledge =
         knowledge::KnowledgeHandle::open_configured(&data_dir, &fleet.knowledge, Some(bus.clone()))
             .unwrap_or_else(|e| {
@@ -173,6 +179,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         supervisor::SupervisorParts {
             core_id,
             knowledge: knowledge.clone(),
+            knowledge_file,
             containment: containment.clone(),
             origin: origin.clone(),
             bus: bus.clone(),

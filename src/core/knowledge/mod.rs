@@ -89,7 +89,17 @@ impl KnowledgeError {
 struct Open {
     writer: store::WriterHandle,
     readers: Arc<store::Readers>,
-    settings: KnowledgeSettings,
+    /// As `stats` reports them; the retention changes on a config reload.
+    settings: std::sync::Mutex<KnowledgeSettings>,
+}
+
+impl Open {
+    fn settings(&self) -> KnowledgeSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The registry's handle: for the router, the CLI's requests and the supervisor's hooks.
@@ -140,7 +150,7 @@ impl KnowledgeHandle {
             inner: Ok(Arc::new(Open {
                 writer,
                 readers,
-                settings,
+                settings: std::sync::Mutex::new(settings),
             })),
         })
     }
@@ -318,8 +328,32 @@ impl KnowledgeHandle {
         self.write(|reply| store::Write::Prune { reply }).await
     }
 
+    /// Takes the retention of a reloaded `[knowledge]` (its `path` is not looked at: the file
+    /// stays open where it is). Returns at once: the writer takes it between batches, and when
+    /// a limit got tighter starts a pruning round right away, in chunks, in the background;
+    /// queries never wait for it. `stats` reports the new retention from now on.
+    pub fn set_retention(&self, config: &KnowledgeConfig) {
+        let Ok(open) = self.open_ref() else { return };
+        {
+            let mut settings = open
+                .settings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            settings.max_per_component = config.max_items_per_component;
+            settings.max_age = config.max_age;
+            settings.prune_every = config.prune_every;
+        }
+        if let Err(e) = open.writer.send_always(store::Write::Retention {
+            max_per_component: config.max_items_per_component,
+            max_age: config.max_age,
+            prune_every: config.prune_every,
+        }) {
+            tracing::warn!(cause = %e, "the knowledge registry did not take the new retention");
+        }
+    }
+
     pub async fn stats(&self) -> Result<KnowledgeStats, KnowledgeError> {
-        self.read(|conn, open| store::stats(conn, open.readers.path(), &open.settings))
+        self.read(|conn, open| store::stats(conn, open.readers.path(), &open.settings()))
             .await
     }
 

@@ -329,6 +329,13 @@ pub enum Write {
     Prune {
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// New retention (a config reload): used from the next pruning round on, which starts at
+    /// once when a limit got tighter (see [`next_prune_after`]).
+    Retention {
+        max_per_component: u64,
+        max_age: Duration,
+        prune_every: Duration,
+    },
 }
 
 /// The writer's side of the channel.
@@ -351,6 +358,16 @@ impl WriterHandle {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Busy(self.queue));
         }
+        self.tx.send(write).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            StoreError::Stopped
+        })
+    }
+
+    /// Queues a write that must not be refused as busy (a change of settings: one small
+    /// message, not a row).
+    pub fn send_always(&self, write: Write) -> Result<(), StoreError> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         self.tx.send(write).map_err(|_| {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             StoreError::Stopped
@@ -398,6 +415,8 @@ pub fn open(
         settings: settings.clone(),
         bus,
         prune: None,
+        // The first round soon after start, not at once: the core has more urgent things to do.
+        next_prune: Instant::now() + settings.prune_every.min(Duration::from_secs(60)),
         checkpoints,
         since_checkpoint: (0, 0),
         // An item stored before a kill -9 may wait: it is indexed when the writer is idle.
@@ -480,6 +499,8 @@ struct Writer {
     settings: KnowledgeSettings,
     bus: Option<broadcast::Sender<Event>>,
     prune: Option<PruneRound>,
+    /// When the next pruning round starts (once the writer is idle).
+    next_prune: Instant,
     /// Wakes the checkpointer; dropped with the writer, which ends it.
     checkpoints: SyncSender<()>,
     /// Commits and rows since the checkpointer was last woken.
@@ -503,10 +524,8 @@ enum Pending {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Write>, waiting: &AtomicUsize) {
-        // The first round soon after start, not at once: the core has more urgent things to do.
-        let mut next_prune =
-            Instant::now() + self.settings.prune_every.min(Duration::from_secs(60));
         loop {
+            let next_prune = self.next_prune;
             let wait = if self.prune.is_some() {
                 Duration::ZERO
             } else if self.text_behind || self.since_checkpoint.0 > 0 {
@@ -538,7 +557,7 @@ impl Writer {
                     }
                     if self.prune.is_none() {
                         self.prune = self.start_prune().ok();
-                        next_prune = Instant::now() + self.settings.prune_every;
+                        self.next_prune = Instant::now() + self.settings.prune_every;
                     }
                     if let Err(e) = self.prune_step() {
                         tracing::warn!(cause = %e, "pruning the knowledge registry failed");
@@ -558,6 +577,7 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Write>) {
         let mut pending = Vec::with_capacity(batch.len());
         let mut prunes = Vec::new();
+        let mut retention = Vec::new();
         let mut behind = self.text_behind;
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
@@ -587,6 +607,11 @@ impl Writer {
                         pending.push(Pending::Flushed(reply));
                     }
                     Write::Prune { reply } => prunes.push(reply),
+                    Write::Retention {
+                        max_per_component,
+                        max_age,
+                        prune_every,
+                    } => retention.push((max_per_component, max_age, prune_every)),
                 }
             }
             let trail = newest_id(&tx)? - text_upto(&tx)?;
@@ -638,10 +663,33 @@ impl Writer {
                 }
             }
         }
+        for (max_per_component, max_age, prune_every) in retention {
+            self.set_retention(max_per_component, max_age, prune_every);
+        }
         for reply in prunes {
             let result = self.prune_all();
             let _ = reply.send(result);
         }
+    }
+
+    /// Takes new retention. A round under way was counted by the old limits, so it ends here
+    /// (what it deleted stays deleted); the next one starts as [`next_prune_after`] says.
+    fn set_retention(&mut self, max_per_component: u64, max_age: Duration, prune_every: Duration) {
+        let old = self.settings.clone();
+        self.settings.max_per_component = max_per_component;
+        self.settings.max_age = max_age;
+        self.settings.prune_every = prune_every;
+        if old == self.settings {
+            return;
+        }
+        self.prune = None;
+        self.next_prune = next_prune_after(&old, &self.settings, self.next_prune, Instant::now());
+        tracing::info!(
+            max_per_component,
+            max_age_secs = max_age.as_secs(),
+            prune_every_secs = prune_every.as_secs(),
+            "knowledge retention changed"
+        );
     }
 
     /// Adds the trail to the text index in a transaction of its own.
@@ -750,6 +798,23 @@ impl Writer {
             self.prune_step()?;
         }
         Ok(deleted)
+    }
+}
+
+/// When the next pruning round starts once the retention changed from `old` to `new`, the round
+/// having been `planned` for then: at once (`now`) when a limit got tighter (fewer items per
+/// component, or a shorter age), so the registry shrinks without waiting out the old interval;
+/// else by the new interval counted from `now`, but never later than planned.
+pub fn next_prune_after(
+    old: &KnowledgeSettings,
+    new: &KnowledgeSettings,
+    planned: Instant,
+    now: Instant,
+) -> Instant {
+    if new.max_per_component < old.max_per_component || new.max_age < old.max_age {
+        now
+    } else {
+        planned.min(now + new.prune_every)
     }
 }
 
@@ -1133,6 +1198,32 @@ pub fn analyze(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tighter_retention_prunes_at_once_and_a_looser_one_waits() {
+        let now = Instant::now();
+        let planned = now + Duration::from_secs(600);
+        let old = KnowledgeSettings::default();
+        let with = |f: &dyn Fn(&mut KnowledgeSettings)| {
+            let mut s = old.clone();
+            f(&mut s);
+            s
+        };
+        let fewer = with(&|s| s.max_per_component = old.max_per_component - 1);
+        assert_eq!(next_prune_after(&old, &fewer, planned, now), now);
+        let younger = with(&|s| s.max_age = old.max_age / 2);
+        assert_eq!(next_prune_after(&old, &younger, planned, now), now);
+        // Looser: as planned, or sooner when the new interval is shorter.
+        let more = with(&|s| s.max_per_component = old.max_per_component + 1);
+        assert_eq!(next_prune_after(&old, &more, planned, now), planned);
+        let often = with(&|s| s.prune_every = Duration::from_secs(5));
+        assert_eq!(
+            next_prune_after(&old, &often, planned, now),
+            now + Duration::from_secs(5)
+        );
+        let seldom = with(&|s| s.prune_every = Duration::from_secs(3600));
+        assert_eq!(next_prune_after(&old, &seldom, planned, now), planned);
+    }
 
     #[test]
     fn a_full_queue_refuses_writes_as_busy_until_the_writer_takes_some() {

@@ -242,6 +242,46 @@ async fn advice_prefers_what_cured_most_recently_and_says_why() {
     assert_eq!(k.advice("api", "db-connection-lost", &actions).await, None);
 }
 
+/// A reload's retention: the writer prunes by it by itself, at once when it is tighter, and
+/// `stats` reports it.
+#[tokio::test]
+async fn a_new_retention_is_taken_at_once_and_prunes_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(
+        &dir,
+        KnowledgeSettings {
+            max_per_component: 100,
+            // No round by itself unless the retention asks for one.
+            prune_every: Duration::from_secs(3600),
+            ..KnowledgeSettings::default()
+        },
+    );
+    for i in 0..20u64 {
+        k.record(record("a", "crash", "restart", true, ago(100 - i)));
+    }
+    k.flush().await.unwrap();
+    k.set_retention(&KnowledgeConfig {
+        max_items_per_component: 6,
+        prune_every: Duration::from_secs(3600),
+        ..KnowledgeConfig::default()
+    });
+    assert_eq!(k.stats().await.unwrap().max_per_component, 6);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = k
+            .query(KnowledgeQuery::new().component("a"))
+            .await
+            .unwrap()
+            .len();
+        if n <= 6 {
+            assert_eq!(n, 6, "the newest six stay");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {n} items");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn retention_keeps_the_newest_per_component_and_drops_the_old() {
     let dir = tempfile::tempdir().unwrap();

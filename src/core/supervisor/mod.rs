@@ -111,6 +111,9 @@ pub struct Supervisor {
     containment: Arc<Containment>,
     /// The knowledge registry: told every healing attempt and symptom, asked for advice.
     knowledge: super::knowledge::KnowledgeHandle,
+    /// The registry's file when `[knowledge]` names none (`DATA_DIR/knowledge.db`): a reloaded
+    /// config is compared with the running one with this filled in.
+    knowledge_file: std::path::PathBuf,
     /// Each component's cgroup, made at its first spawn and kept across restarts.
     cgroups: HashMap<String, ComponentCgroup>,
     /// Where the config is read again on reload.
@@ -137,6 +140,8 @@ pub struct SupervisorParts {
     pub core_id: String,
     /// Where healing attempts and symptoms are learned, and advice comes from.
     pub knowledge: super::knowledge::KnowledgeHandle,
+    /// The registry's file when `[knowledge]` names none (`DATA_DIR/knowledge.db`).
+    pub knowledge_file: std::path::PathBuf,
     /// Cgroups per component, or process groups.
     pub containment: Arc<Containment>,
     pub origin: FleetOrigin,
@@ -167,6 +172,7 @@ impl Supervisor {
                 probe_runner: None,
                 containment: parts.containment,
                 knowledge: parts.knowledge,
+                knowledge_file: parts.knowledge_file,
                 cgroups: HashMap::new(),
                 core_id: parts.core_id,
                 tx,
@@ -398,9 +404,10 @@ impl Supervisor {
                 self.knowledge.pattern(issue);
             }
             Event::Healing { record } => self.knowledge.record(record.clone()),
-            Event::Notice { level, message, .. } => {
-                tracing::info!(?level, "{message}");
-            }
+            Event::Notice { level, message, .. } => match level {
+                crate::protocol::NoticeLevel::Info => tracing::info!(?level, "{message}"),
+                _ => tracing::warn!(?level, "{message}"),
+            },
             _ => {}
         }
         let _ = self.bus.send(event);
@@ -537,10 +544,22 @@ impl Supervisor {
             Effect::LoadConfig { reply } => {
                 let origin = self.origin.clone();
                 let tx = self.tx.clone();
+                let knowledge_file = self.knowledge_file.clone();
                 self.io.spawn_blocking(move || {
-                    let result = origin.load().map_err(|e| e.to_string());
+                    let result = origin
+                        .load()
+                        .map(|mut fleet| {
+                            // As at start: no `path` is the data directory's file.
+                            fleet.knowledge.path.get_or_insert(knowledge_file);
+                            fleet
+                        })
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Cmd::Input(Input::ConfigLoaded { result, reply }));
                 });
+            }
+            Effect::Retention { config } => {
+                // Only queues a message for the registry's writer: never waits for it.
+                self.knowledge.set_retention(&config);
             }
             Effect::AskAdvice {
                 component,

@@ -206,6 +206,11 @@ pub enum Effect {
     },
     /// Read the config again; answer with [`Input::ConfigLoaded`].
     LoadConfig { reply: ReplyTo },
+    /// A reload changed `[knowledge]`'s retention: hand it to the knowledge registry, which
+    /// prunes by it in the background (nothing to answer; the kernel never waits for it).
+    Retention {
+        config: crate::config::KnowledgeConfig,
+    },
     /// Ask the knowledge registry which of `actions` to try first for `issue_type`; answer with
     /// [`Input::Advice`] if it answers in time. The kernel never waits for it: advice is kept and
     /// used by the next episode of that issue type.

@@ -2,11 +2,15 @@
 //! applies the difference. New components start; removed ones stop and then disappear; changed ones get their
 //! new settings and, if running, restart with them; unchanged ones are not touched. An invalid
 //! config changes nothing: the error goes back to whoever asked and to the operator as a notice.
+//!
+//! `[knowledge]`: a changed retention goes to the registry at once ([`Effect::Retention`]); a
+//! changed `path` is not applied (the registry's file stays open where it is) and the answer and
+//! a warning notice say it takes effect at the next start.
 
 use std::sync::Arc;
 
 use super::{AfterExit, Answer, Component, ComponentKind, Effect, Goal, Kernel};
-use crate::config::{FleetConfig, ReloadPlan};
+use crate::config::{FleetConfig, ReloadPlan, knowledge_on_reload};
 use crate::model::RunState;
 use crate::protocol::{ErrorCode, NoticeLevel, Response};
 
@@ -21,7 +25,19 @@ impl Kernel {
                 return Err((ErrorCode::Rejected, message));
             }
         };
+        let mut fleet = fleet;
         let plan = ReloadPlan::new(&self.fleet, &fleet);
+        // `[knowledge]`: the retention now, the file at the next start.
+        let knowledge = knowledge_on_reload(&self.fleet.knowledge, &fleet.knowledge);
+        fleet.knowledge = knowledge.in_force.clone();
+        if knowledge.retention_changed {
+            self.effects.push(Effect::Retention {
+                config: knowledge.in_force.clone(),
+            });
+        }
+        if let Some(warning) = &knowledge.path_deferred {
+            self.notice(NoticeLevel::Warning, warning.clone());
+        }
         for name in &plan.removed {
             if let Some(&i) = self.index.get(name) {
                 self.components[i].retired = true;
@@ -61,7 +77,21 @@ impl Kernel {
         let source = fleet.source.clone();
         self.fleet = fleet;
         self.start_ready();
-        let message = format!("config reloaded from {source}: {}", plan.summary());
+        let mut message = format!("config reloaded from {source}: {}", plan.summary());
+        if knowledge.retention_changed {
+            let retention = format!(
+                "knowledge retention: {}",
+                knowledge.in_force.retention_summary()
+            );
+            if plan.is_empty() {
+                message = format!("config reloaded from {source}: {retention}");
+            } else {
+                message = format!("{message}; {retention}");
+            }
+        }
+        if let Some(warning) = knowledge.path_deferred {
+            message = format!("{message}\nwarning: {warning}");
+        }
         self.notice(NoticeLevel::Info, message.clone());
         Ok(Response::Done { message })
     }

@@ -115,6 +115,7 @@ impl World {
                     | Effect::OpenLog { .. }
                     | Effect::RunAction { .. }
                     | Effect::LoadConfig { .. }
+                    | Effect::Retention { .. }
                     | Effect::Notify { .. } => {}
                 }
                 if let Effect::Then(input) = effect {
@@ -449,6 +450,69 @@ async fn an_invalid_reload_changes_nothing() {
     );
     assert_eq!(w.pid("api"), pid);
     assert_eq!(w.state("api"), RunState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_hands_the_new_retention_to_the_registry_and_keeps_its_file() {
+    let mut w = World::new(ONE);
+    let pid = w.pid("api");
+    let reload = |w: &mut World, knowledge: &str| {
+        let fleet = FleetConfig::parse(
+            &format!("[knowledge]\n{knowledge}\n{ONE}"),
+            "test.toml",
+            None,
+        )
+        .unwrap();
+        let id = w.request(Request::Reload);
+        w.input(Input::ConfigLoaded {
+            result: Ok(fleet),
+            reply: ReplyTo(id),
+        });
+        match w.answer(id) {
+            Some(Ok(Response::Done { message })) => message.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let retention = |w: &World| -> Vec<u64> {
+        w.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Retention { config } => Some(config.max_items_per_component),
+                _ => None,
+            })
+            .collect()
+    };
+    let message = reload(&mut w, "max_items_per_component = 7");
+    assert!(
+        message.contains("knowledge retention: at most 7 items per component"),
+        "{message}"
+    );
+    assert_eq!(retention(&w), [7]);
+    assert_eq!(w.pid("api"), pid, "the fleet is not touched");
+    // The same again: nothing to hand over.
+    reload(&mut w, "max_items_per_component = 7");
+    assert_eq!(retention(&w), [7]);
+    // Another file: kept, with a warning; the retention in it still applies.
+    let message = reload(
+        &mut w,
+        "max_items_per_component = 3\npath = \"/elsewhere/k.db\"",
+    );
+    assert!(
+        message.contains("warning: [knowledge] path changed to /elsewhere/k.db"),
+        "{message}"
+    );
+    assert!(message.contains("until the core is restarted"), "{message}");
+    assert_eq!(retention(&w), [7, 3]);
+    // Still the old file in force: the same new path warns again on the next reload.
+    let message = reload(
+        &mut w,
+        "max_items_per_component = 3\npath = \"/elsewhere/k.db\"",
+    );
+    assert!(
+        message.contains("warning: [knowledge] path changed"),
+        "{message}"
+    );
+    assert_eq!(retention(&w), [7, 3]);
 }
 
 const GATED: &str = r#"
