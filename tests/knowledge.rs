@@ -291,3 +291,122 @@ async fn acknowledged_writes_survive_kill_9_under_concurrent_writers() {
     });
     assert_eq!(count as usize, stored.len());
 }
+
+/// A reload applies `[knowledge]`'s retention to the running registry (a tighter limit prunes
+/// in the background, at once), refuses an invalid table with its file, line and key while the
+/// old retention stays in force, and keeps the registry's file when `path` changes, saying so.
+#[test]
+fn a_reload_applies_the_knowledge_retention_and_an_invalid_one_changes_nothing() {
+    let config = |knowledge: &str| format!("[knowledge]\n{knowledge}\n{FLEET}");
+    // --no-watch: the test reloads by hand, so the file watcher must not race it.
+    let core = Core::start_with(
+        &config("max_items_per_component = 50\nmax_age = \"1h\"\nprune_every = \"1s\""),
+        &["--no-watch"],
+    );
+    let stats = || -> hms::protocol::KnowledgeStats {
+        wait_for("the registry's stats", SECS10, || {
+            let out = core.cli(&["knowledge", "stats", "--json"]);
+            out.status
+                .success()
+                .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        })
+    };
+    let count = |component: &str| {
+        stats()
+            .components
+            .iter()
+            .find(|(c, _)| c == component)
+            .map_or(0, |(_, n)| *n)
+    };
+    let file = core.dir.path().join("items.jsonl");
+    let import = |component: &str, n: usize, timestamp: Option<std::time::SystemTime>| {
+        let lines: Vec<String> = (0..n)
+            .map(|i| {
+                let mut item = KnowledgeItem::new()
+                    .component(component)
+                    .tags(vec!["note"])
+                    .content(format!("note {i}"));
+                item.timestamp = timestamp;
+                serde_json::to_string(&item).unwrap()
+            })
+            .collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        core.cli_ok(&["knowledge", "import", file.to_str().unwrap()]);
+    };
+    // A whole round of pruning has started and ended since this call. Each marker is older than
+    // max_age and is deleted by the age step of a round that started after the round that
+    // deleted the one before had ended: the first one's round may have started before the call,
+    // the second one's round after it, and the third one's round after that one ended.
+    let whole_round = |marker: &str| {
+        for round in 0..3 {
+            let name = format!("{marker}-{round}");
+            import(
+                &name,
+                1,
+                Some(std::time::SystemTime::now() - Duration::from_secs(2 * 3600)),
+            );
+            wait_for(&format!("{name} pruned by age"), SECS10, || {
+                (count(&name) == 0).then_some(())
+            });
+        }
+    };
+    let reload = |knowledge: &str| {
+        std::fs::write(&core.config, config(knowledge)).unwrap();
+        core.cli(&["reload"])
+    };
+    import("a", 20, None);
+    assert_eq!(count("a"), 20);
+
+    // Invalid: refused with the file, the line and the key; the old retention stays.
+    let out = reload("max_items_per_component = 0\nmax_age = \"1h\"\nprune_every = \"1s\"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hms.toml:2"), "{err}");
+    assert!(err.contains("max_items_per_component"), "{err}");
+    assert!(err.contains("the running one stays"), "{err}");
+    // A lower limit beside a bad duration: nothing of the table is taken.
+    let out = reload("max_items_per_component = 3\nmax_age = \"soon\"\nprune_every = \"1s\"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hms.toml:3"), "{err}");
+    assert!(err.contains("max_age"), "{err}");
+    whole_round("marker");
+    assert_eq!(count("a"), 20, "the refused limit of 3 was not applied");
+    assert_eq!(stats().max_per_component, 50);
+
+    // Valid and lower: taken at once, pruned without waiting out prune_every.
+    let out = reload("max_items_per_component = 5\nmax_age = \"1h\"\nprune_every = \"1h\"");
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("knowledge retention: at most 5 items per component"),
+        "{said}"
+    );
+    assert_eq!(stats().max_per_component, 5);
+    wait_for("a pruned to the new limit", SECS10, || {
+        (count("a") <= 5).then_some(())
+    });
+    assert_eq!(count("a"), 5, "the newest five stay");
+
+    // Another file: the registry stays on its file; the answer and the core's log say so.
+    let out = reload(
+        "path = \"moved/k.db\"\nmax_items_per_component = 5\nmax_age = \"1h\"\nprune_every = \"1h\"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("warning: [knowledge] path changed to"),
+        "{said}"
+    );
+    assert!(said.contains("until the core is restarted"), "{said}");
+    let kept = core.data.join("knowledge.db");
+    assert_eq!(stats().path, kept.display().to_string());
+    assert!(!core.config.parent().unwrap().join("moved/k.db").exists());
+    assert_eq!(count("a"), 5, "the same file, still answering");
+    wait_for("the warning in the core's log", SECS10, || {
+        let log = core.log();
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("[knowledge] path changed to"))
+            .then_some(())
+    });
+}
