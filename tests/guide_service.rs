@@ -140,7 +140,9 @@ fn the_guide_service_shows_its_panels_answers_the_operator_and_stops_cleanly() {
     });
     // Every pane runs the slim panel program beside hms-console (cargo builds it with the tests;
     // exec'd by the pane's shell), never the example.
-    let console = std::fs::canonicalize(BIN).unwrap().with_file_name("hms-panel");
+    let console = std::fs::canonicalize(BIN)
+        .unwrap()
+        .with_file_name("hms-panel");
     for (id, pid, title) in &panes {
         let exe = wait_for(
             &format!("{title} running its panel"),
