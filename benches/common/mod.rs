@@ -322,3 +322,26 @@ impl Probe {
         samples
     }
 }
+
+/// The machine's CPU time so far from /proc/stat, in ticks: (busy, total) over all CPUs. Two
+/// readings give how busy the machine was between them (see [`busy_percent`]).
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Percent of all CPUs busy between two [`machine_ticks`] readings (every process, this one too).
+pub fn busy_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
+    (to.0 - from.0) as f64 / (to.1 - from.1).max(1) as f64 * 100.0
+}
