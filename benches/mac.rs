@@ -186,6 +186,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     println!("binary: {} (load average {})", bin(), load_average());
+    {
+        let probe = Probe::new();
+        let starts = probe.time_starts(30);
+        println!(
+            "the probe child's own start, spawned by the bench (fork + exec -> main, n=30): median {:.2} ms, p95 {:.2} ms, min {:.2} ms (part of every restart figure below)",
+            percentile(&starts, 0.5),
+            percentile(&starts, 0.95),
+            starts[0]
+        );
+    }
     let core_probe = Probe::new();
     let core = Core::start(&core_probe.victim());
     let socket = PathBuf::from(sock(core.dir.path()));

@@ -274,6 +274,24 @@ impl Probe {
             u64::from_le_bytes(msg[4..].try_into().unwrap()),
         )
     }
+    /// The probe's own start, `n` times: from just before this process spawns it (fork and
+    /// exec, no supervisor) to its `main`, then killed and reaped. Sorted samples in ms: the
+    /// part of every restart figure that is the child's and not the supervisor's.
+    pub fn time_starts(&self, n: usize) -> Vec<f64> {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let argv = self.argv();
+            let t0 = monotonic_ns();
+            let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
+            let (_, started) = self.next(Duration::from_secs(5));
+            samples.push(started.saturating_sub(t0) as f64 / 1e6);
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        samples.sort_by(f64::total_cmp);
+        samples
+    }
     /// The latest start already reported, if any, without waiting.
     fn latest(&self) -> Option<(u32, u64)> {
         self.socket.set_nonblocking(true).unwrap();
