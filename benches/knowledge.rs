@@ -13,8 +13,8 @@
 //! Contributions are timestamped as they arrive (now), as the core learns; the fill's 30 days of
 //! history are written in time order before them. The same contributions timestamped at random
 //! over the 30 days are printed apart, labelled as not real use. Last, the core's crash →
-//! restart latency (the `sleep` child of a crash-looping component killed 40 times, as in
-//! benches/core.rs) is timed on the filled file with the registry idle, then while eight clients
+//! restart latency (the probe child of a crash-looping component killed 40 times, timed from
+//! just before the kill to the new child's `main`, as in benches/core.rs) is timed on the filled file with the registry idle, then while eight clients
 //! contribute one at a time as fast as they are acknowledged.
 
 mod common;
@@ -254,18 +254,18 @@ fn settings(synchronous: Synchronous) -> KnowledgeSettings {
     }
 }
 
-const VICTIM: &str = "[[component]]\nname = \"victim\"\ncommand = [\"sleep\", \"100000\"]\nmin_uptime = \"20ms\"\nintensity = { max_restarts = 100000, window = \"1s\" }\n";
-
 /// Crash → restart latency of a core on `path` (the filled file), idle and then while eight
 /// clients contribute as fast as they are acknowledged; prints both.
 async fn restart_latency(path: &Path, rng: &mut Rng) {
+    let probe = Arc::new(common::Probe::new());
     let core = common::Core::start(&format!(
-        "[knowledge]\npath = \"{}\"\nmax_items_per_component = 10000000\n{VICTIM}",
-        path.display()
+        "[knowledge]\npath = \"{}\"\nmax_items_per_component = 10000000\n{}",
+        path.display(),
+        probe.victim()
     ));
-    let pid = core.pid();
     let socket = std::path::PathBuf::from(common::sock(core.dir.path()));
-    let idle = tokio::task::spawn_blocking(move || restart_figures(pid))
+    let p = probe.clone();
+    let idle = tokio::task::spawn_blocking(move || restart_figures(&p))
         .await
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -293,7 +293,8 @@ async fn restart_latency(path: &Path, rng: &mut Rng) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (from, t0) = (acked.load(Ordering::Relaxed), Instant::now());
-    let busy = tokio::task::spawn_blocking(move || restart_figures(pid))
+    let p = probe.clone();
+    let busy = tokio::task::spawn_blocking(move || restart_figures(&p))
         .await
         .unwrap();
     let rate = (acked.load(Ordering::Relaxed) - from) as f64 / t0.elapsed().as_secs_f64();
@@ -316,8 +317,18 @@ async fn restart_latency(path: &Path, rng: &mut Rng) {
     );
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // First: as the restart probe, this executable starts no runtime.
+    common::probe_main();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench_main());
+}
+
+async fn bench_main() {
     let max: usize = std::env::var("HMS_BENCH_KNOWLEDGE_MAX")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -448,9 +459,9 @@ async fn run(path: &Path, max: usize) {
     restart_latency(path, &mut rng).await;
 }
 
-/// 40 crashes of the `sleep` child of `pid`, 60 ms apart: (median, p95, min) in ms.
-fn restart_figures(pid: u32) -> (f64, f64, f64) {
-    let samples = common::time_restarts(pid, 40, std::time::Duration::from_millis(60));
+/// 40 crashes of the probe child, 60 ms apart: (median, p95, min) in ms.
+fn restart_figures(probe: &common::Probe) -> (f64, f64, f64) {
+    let samples = probe.time_restarts(40, std::time::Duration::from_millis(60));
     (
         common::percentile(&samples, 0.5),
         common::percentile(&samples, 0.95),

@@ -83,31 +83,6 @@ pub fn children(pid: u32) -> Vec<(u32, String)> {
     out
 }
 
-/// The children one thread of `pid` forked, with their cmdline's first word.
-pub fn children_of_thread(pid: u32, tid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    children_listed(
-        Path::new(&format!("/proc/{pid}/task/{tid}/children")),
-        &mut out,
-    );
-    out
-}
-
-/// The thread of `pid` that forked `child`.
-pub fn forking_thread(pid: u32, child: u32) -> Option<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find(|t| {
-            std::fs::read_to_string(t.path().join("children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .any(|c| c.parse() == Ok(child))
-        })
-        .and_then(|t| t.file_name().to_str()?.parse().ok())
-}
-
 fn children_listed(file: &Path, out: &mut Vec<(u32, String)>) {
     for c in std::fs::read_to_string(file)
         .unwrap_or_default()
@@ -196,56 +171,195 @@ pub fn load_average() -> String {
         .to_string()
 }
 
-/// Kills the `sleep` child of `parent` `n` times, each after the child has run for `spacing`
-/// (past min_uptime; peers restart at once only after a run of a second or more), and times each
-/// until a new `sleep` child has exec'd (seen in /proc). Returns the sorted samples in ms.
-///
-/// The poll reads the `children` file of the thread that forked the killed child (a supervisor
-/// forks from the same thread each time), and every 8th poll all of the parent's threads, so a
-/// restart from another thread is seen too, only later. Reading every thread's file on each poll
-/// cost the core (eight threads) five times what one file costs (measured at load average 11:
-/// 260-380 µs against 45-65 µs a poll), a shell loop (one thread) nothing more, and took that CPU
-/// from the load of the loaded figures: the task bus answered ~7.5k tasks/s during the timing
-/// against ~20k in its own window.
-pub fn time_restarts(parent: u32, n: usize, spacing: Duration) -> Vec<f64> {
-    let mut samples = Vec::new();
-    for _ in 0..n {
-        let mut old = 0;
-        wait(
-            "a sleep child",
-            Duration::from_secs(5),
-            || match children(parent).into_iter().find(|(_, c)| c == "sleep") {
-                Some((p, _)) => {
-                    old = p;
-                    true
-                }
-                None => false,
-            },
-        );
-        let thread = forking_thread(parent, old);
-        std::thread::sleep(spacing);
-        let mut polls = 0u32;
-        let t0 = Instant::now();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(old as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        loop {
-            let seen = match thread {
-                Some(tid) if polls % 8 != 7 => children_of_thread(parent, tid),
-                _ => children(parent),
-            };
-            if seen.iter().any(|(p, c)| *p != old && c == "sleep") {
-                break;
-            }
-            polls += 1;
-            assert!(t0.elapsed() < Duration::from_secs(5), "no restart");
-            // Poll gently: a busy loop would take a core from the supervisor on a 2-core box.
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+/// The argument that turns a bench executable into the restart probe (see [`probe_main`]).
+pub const PROBE_ARG: &str = "--restart-probe";
+
+/// CLOCK_MONOTONIC now, in nanoseconds (the clock `Instant` reads, as a number another process
+/// can compare).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Call first in each bench's `main`: when this executable was started as the restart probe
+/// (`<bench> --restart-probe <socket>`), read CLOCK_MONOTONIC at once, send `pid, ns` as one
+/// datagram to the bench's socket, then sleep until killed; never returns then. Otherwise returns
+/// at once.
+pub fn probe_main() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(PROBE_ARG)) {
+        return;
     }
-    samples.sort_by(f64::total_cmp);
-    samples
+    let now = monotonic_ns();
+    let to = args.next().expect("the probe's socket path");
+    let mut msg = [0u8; 12];
+    msg[..4].copy_from_slice(&std::process::id().to_le_bytes());
+    msg[4..].copy_from_slice(&now.to_le_bytes());
+    if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = s.send_to(&msg, to);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The child every restart timing supervises: this bench executable re-exec'd as the probe. It
+/// tells the bench its pid and the CLOCK_MONOTONIC time its `main` began over a Unix datagram
+/// socket the bench blocks on, so the bench neither polls /proc nor spends CPU while it waits (a
+/// poller takes a core from the supervisor and from any load on a 2-core machine).
+pub struct Probe {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+    /// The running probe's pid, once it has reported (0 before).
+    current: std::sync::atomic::AtomicU32,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Probe {
+    /// Binds the socket first, so that no start is missed.
+    pub fn new() -> Probe {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        Probe {
+            _dir: dir,
+            path,
+            socket,
+            current: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+    /// The probe's command line: the executable, then its arguments.
+    pub fn argv(&self) -> Vec<String> {
+        vec![
+            std::env::current_exe().unwrap().display().to_string(),
+            PROBE_ARG.to_string(),
+            self.path.display().to_string(),
+        ]
+    }
+    /// The command line as a TOML array, for an hms.toml `command = …`.
+    pub fn toml(&self) -> String {
+        let quoted: Vec<String> = self.argv().iter().map(|a| format!("{a:?}")).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+    /// The command line for `sh -c` (the bench's paths hold no quotes or spaces).
+    pub fn shell(&self) -> String {
+        self.argv().join(" ")
+    }
+    /// A crash-looping hms.toml component named `victim` running the probe.
+    pub fn victim(&self) -> String {
+        format!(
+            "[[component]]\nname = \"victim\"\ncommand = {}\nmin_uptime = \"20ms\"\nintensity = {{ max_restarts = 100000, window = \"1s\" }}\n",
+            self.toml()
+        )
+    }
+    /// The next start's (pid, CLOCK_MONOTONIC ns), waiting at most `timeout`.
+    fn next(&self, timeout: Duration) -> (u32, u64) {
+        self.socket.set_read_timeout(Some(timeout)).unwrap();
+        let mut msg = [0u8; 12];
+        let n = self.socket.recv(&mut msg).expect("no probe start reported");
+        assert_eq!(n, 12, "a short probe datagram");
+        (
+            u32::from_le_bytes(msg[..4].try_into().unwrap()),
+            u64::from_le_bytes(msg[4..].try_into().unwrap()),
+        )
+    }
+    /// The probe's own start, `n` times: from just before this process spawns it (fork and
+    /// exec, no supervisor) to its `main`, then killed and reaped. Sorted samples in ms: the
+    /// part of every restart figure that is the child's and not the supervisor's.
+    pub fn time_starts(&self, n: usize) -> Vec<f64> {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let argv = self.argv();
+            let t0 = monotonic_ns();
+            let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
+            let (_, started) = self.next(Duration::from_secs(5));
+            samples.push(started.saturating_sub(t0) as f64 / 1e6);
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        samples.sort_by(f64::total_cmp);
+        samples
+    }
+    /// The latest start already reported, if any, without waiting.
+    fn latest(&self) -> Option<(u32, u64)> {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut last = None;
+        let mut msg = [0u8; 12];
+        while let Ok(12) = self.socket.recv(&mut msg) {
+            last = Some((
+                u32::from_le_bytes(msg[..4].try_into().unwrap()),
+                u64::from_le_bytes(msg[4..].try_into().unwrap()),
+            ));
+        }
+        self.socket.set_nonblocking(false).unwrap();
+        last
+    }
+    /// Kills the running probe `n` times, each after it has run for `spacing` (past min_uptime;
+    /// peers restart at once only after a run of a second or more), and times each from just
+    /// before the SIGKILL to the moment the new probe's `main` read the clock: the kill, the
+    /// supervisor noticing the exit, its fork and exec, and the dynamic loader and Rust runtime
+    /// set-up of the probe (the same executable for every supervisor measured). Returns the
+    /// sorted samples in ms. The bench blocks in recv(2) meanwhile and spends no CPU.
+    pub fn time_restarts(&self, n: usize, spacing: Duration) -> Vec<f64> {
+        let mut pid = match self.current.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => self.next(Duration::from_secs(20)).0,
+            pid => pid,
+        };
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            std::thread::sleep(spacing);
+            if let Some((p, _)) = self.latest() {
+                pid = p;
+            }
+            let t0 = monotonic_ns();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            let (next, started) = self.next(Duration::from_secs(5));
+            assert_ne!(next, pid, "the killed probe reported again");
+            samples.push(started.saturating_sub(t0) as f64 / 1e6);
+            pid = next;
+        }
+        self.current
+            .store(pid, std::sync::atomic::Ordering::Relaxed);
+        samples.sort_by(f64::total_cmp);
+        samples
+    }
+}
+
+/// The machine's CPU time so far from /proc/stat, in ticks: (busy, total) over all CPUs. Two
+/// readings give how busy the machine was between them (see [`busy_percent`]).
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Percent of all CPUs busy between two [`machine_ticks`] readings (every process, this one too).
+pub fn busy_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
+    (to.0 - from.0) as f64 / (to.1 - from.1).max(1) as f64 * 100.0
 }
