@@ -252,11 +252,7 @@ fn parse_panel_kind(text: &str) -> Result<crate::model::PanelKind, String> {
     crate::console::session::panel_kind(text).ok_or_else(|| {
         format!(
             "unknown panel kind '{text}'; kinds: {}",
-            crate::model::PanelKind::ALL
-                .iter()
-                .map(|k| k.name().replace('_', "-"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::panel::args::kind_names()
         )
     })
 }

@@ -85,7 +85,8 @@ pub enum ArgsError {
     NotUtf8(String),
 }
 
-fn kind_names() -> String {
+/// The panel kinds as the command line spells them, comma-separated (for error messages).
+pub fn kind_names() -> String {
     PanelKind::ALL
         .iter()
         .map(|k| k.name().replace('_', "-"))
