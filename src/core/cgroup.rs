@@ -690,8 +690,7 @@ pub fn become_subreaper() -> nix::Result<()> {
 /// The parent pid and state letter of a process, from /proc/PID/stat.
 fn parent_and_state(pid: u32) -> Option<(u32, char)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command may hold spaces and parentheses: fields start after the last ')'.
-    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let mut rest = super::procinfo::stat_fields(&stat)?;
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
     Some((ppid, state))

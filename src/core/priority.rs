@@ -33,9 +33,8 @@ pub fn lower_this_thread() {
 /// The nice value of a process (or of one thread: `/proc/PID/task/TID`), from its `stat` file.
 pub fn nice_of(proc_dir: &std::path::Path) -> Option<i32> {
     let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // After the command: state is field 3, nice field 19.
-    rest.split_ascii_whitespace().nth(16)?.parse().ok()
+    // From field 3 (the state) on: nice is field 19.
+    super::procinfo::stat_fields(&stat)?.nth(16)?.parse().ok()
 }
 
 #[cfg(test)]

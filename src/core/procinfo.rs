@@ -39,12 +39,17 @@ fn page_size() -> u64 {
     })
 }
 
+/// The fields of a `/proc/.../stat` text that follow the command, from field 3 (the state) on.
+/// The command is in parentheses and may itself hold spaces and parentheses, so the fields start
+/// after the last `)`.
+pub fn stat_fields(stat: &str) -> Option<std::str::SplitAsciiWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_ascii_whitespace())
+}
+
 /// Reads a process; `None` when it is gone.
 pub fn read(pid: u32) -> Option<Reading> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may itself contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let fields: Vec<&str> = stat_fields(&stat)?.collect();
     // rest[0] is field 3 (state); utime is field 14, stime 15, rss 24 (in pages).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
