@@ -9,9 +9,10 @@
 //! Nice is per thread on Linux, and a process starts with the nice value of the thread that
 //! forked it; a process cannot take back a priority it gave up without privileges. So nothing
 //! that starts a process may run on a lowered thread: components, action and notify commands,
-//! exec probes and the probe runner are all started from the supervisor's thread. (The reaper,
-//! which starts nothing and only kills what a dead core left, is started from the shared runtime
-//! and runs lowered.) This module must not be used on the supervisor's thread or the main thread.
+//! exec probes and the probe runner are all started from the supervisor's thread. (The reaper is
+//! forked before the runtime starts; only a replacement for a reaper that died is started from
+//! the shared runtime and runs lowered: it starts nothing, it only kills what a dead core left.)
+//! This module must not be used on the supervisor's thread or the main thread.
 
 /// How much lower than the core a helper thread runs (nice 0 → 5: a CPU share of about a third
 /// of the supervisor's, 335 against 1024, when both want it).

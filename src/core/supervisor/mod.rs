@@ -103,9 +103,9 @@ pub struct Supervisor {
     next_reply: u64,
     /// Running processes, by component.
     live: HashMap<String, Live>,
-    /// Runs exec probes in a helper process (started with the first one). Made when
-    /// [`Supervisor::run`] starts, so that it runs on the supervisor's runtime: the helper process
-    /// is started from the supervisor's thread and keeps its priority (see `core::priority`).
+    /// Runs exec probes in a helper process (started with the first one). Made by the first probe,
+    /// on the supervisor's thread and runtime, so that the helper process is started from that
+    /// thread and keeps its priority (see `core::priority`).
     probe_runner: Option<ProbeRunner>,
     /// Cgroups per component, or process groups (and the core a subreaper).
     containment: Arc<Containment>,
@@ -222,7 +222,6 @@ impl Supervisor {
     /// Starts the fleet and handles commands until a shutdown completes. Returns the process
     /// groups of the components that ended during the shutdown.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) -> Vec<u32> {
-        self.probe_runner = Some(ProbeRunner::new(&self.core_id));
         self.feed(Input::Boot);
         let mut metrics_tick = tokio::time::interval(Duration::from_secs(2));
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
