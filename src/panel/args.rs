@@ -153,7 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Arg
         let text = arg.to_str();
         let is_option = !only_words && text.is_some_and(|t| t.starts_with('-') && t != "-");
         if !is_option {
-            let word = text.ok_or_else(|| NotUtf8(&arg))?;
+            let word = text.ok_or_else(|| not_utf8(&arg))?;
             if kind.is_some() {
                 return Err(ArgsError::Extra(word.to_string()));
             }
@@ -213,13 +213,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Arg
     }))
 }
 
-#[allow(non_snake_case)]
-fn NotUtf8(word: &OsString) -> ArgsError {
+fn not_utf8(word: &OsString) -> ArgsError {
     ArgsError::NotUtf8(word.to_string_lossy().into_owned())
 }
 
 fn utf8(word: OsString) -> Result<String, ArgsError> {
-    word.into_string().map_err(|w| NotUtf8(&w))
+    word.into_string().map_err(|w| not_utf8(&w))
 }
 
 /// Sets `slot` unless it is set already (`None` then).
