@@ -57,6 +57,22 @@ fn health_rows(s: &Screen) -> Vec<String> {
         .collect()
 }
 
+fn kill_panel(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the panel");
+}
+
+/// Removes the window's pane-died hook, then kills the panel in `pane`; returns its pid.
+fn unhook_and_kill_panel(s: &Screen, window: &str, pane: &str) -> u32 {
+    s.inner.run(&["set-hook", "-uw", "-t", window, "pane-died"]);
+    let (pid, _) = pane_pid_and_dead(s, pane);
+    kill_panel(pid);
+    pid
+}
+
 fn pane_pid_and_dead(s: &Screen, pane: &str) -> (u32, bool) {
     let out = s.inner.run(&[
         "display-message",
@@ -167,11 +183,7 @@ fn issue_13_item_5_pastes_long_and_wide_input_run_at_once_and_no_key_kills_a_pan
     // watcher when tmux misses the panel's exit (Debian's tmux 3.3a sets SIGCHLD to SIG_DFL while
     // its utempter helper runs at the pane's close; an exit signal in that window is lost and
     // pane-died never fires).
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the panel");
+    kill_panel(pid);
     wait_for("the pane respawned", DEADLINE, || {
         let (now, dead) = pane_pid_and_dead(&s, &actions);
         (now != pid && !dead).then_some(())
@@ -181,14 +193,7 @@ fn issue_13_item_5_pastes_long_and_wide_input_run_at_once_and_no_key_kills_a_pan
     let window = s
         .inner
         .run(&["display-message", "-p", "-t", &actions, "#{window_id}"]);
-    s.inner
-        .run(&["set-hook", "-uw", "-t", window.trim(), "pane-died"]);
-    let (pid, _) = pane_pid_and_dead(&s, &actions);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the panel");
+    let pid = unhook_and_kill_panel(&s, window.trim(), &actions);
     wait_for("the pane respawned by the watcher", DEADLINE, || {
         let (now, dead) = pane_pid_and_dead(&s, &actions);
         (now != pid && !dead).then_some(())
@@ -213,14 +218,7 @@ fn issue_13_item_5_pastes_long_and_wide_input_run_at_once_and_no_key_kills_a_pan
                 .is_ok_and(|st| st.contains(") Z ")))
         .then_some(())
     });
-    s.inner
-        .run(&["set-hook", "-uw", "-t", window.trim(), "pane-died"]);
-    let (pid, _) = pane_pid_and_dead(&s, &actions);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the panel");
+    let pid = unhook_and_kill_panel(&s, window.trim(), &actions);
     wait_for("the pane dead", DEADLINE, || {
         pane_pid_and_dead(&s, &actions).1.then_some(())
     });
