@@ -6,8 +6,8 @@
 //!
 //! - crash → restarted: from just before the SIGKILL of the child to the first line of the new
 //!   child's `main`, which reports its CLOCK_MONOTONIC start to a socket the bench blocks on
-//!   (`common::Probe`: the child is this bench executable re-exec'd as a probe, the same for the
-//!   core, the shell-loop floor and each peer, so the ratios compare the supervisors alone)
+//!   (`common::Probe`: the child is a tiny static C program, benches/common/probe.c, the same for
+//!   the core, the shell-loop floor and each peer, so the ratios compare the supervisors alone)
 //! - `hms-console status` with 100 components, process start included
 //! - with 100 idle children, the supervisor's own memory: the core and its helper processes (the
 //!   reaper, the probe runner when it runs), RSS and PSS, and the core's CPU
@@ -168,7 +168,7 @@ fn restart_latency(table: &mut Table) {
         med / sh_med
     );
     println!(
-        "  of which the child's own start (the probe spawned by the bench, fork + exec -> main, n=30): median {:.2} ms, min {:.2} ms (the goals above were set when a restart ended at the new child's exec, seen in /proc)",
+        "  of which the child's own start (the probe spawned by the bench, fork + exec -> main, n=30): median {:.2} ms, min {:.2} ms",
         percentile(&starts, 0.5),
         starts[0]
     );
@@ -444,7 +444,8 @@ fn pm2(idle_secs: u64, table: &mut Table) {
             .map(|i| if n == 1 {
                 // The restart timing: the probe itself, no shell between (`interpreter: none`).
                 let argv = probe.argv();
-                format!("{{\"name\":\"c{i}\",\"script\":{:?},\"args\":[{:?},{:?}],\"interpreter\":\"none\",\"autorestart\":true}}", argv[0], argv[1], argv[2])
+                let args: Vec<String> = argv[1..].iter().map(|a| format!("{a:?}")).collect();
+                format!("{{\"name\":\"c{i}\",\"script\":{:?},\"args\":[{}],\"interpreter\":\"none\",\"autorestart\":true}}", argv[0], args.join(","))
             } else {
                 // `sh -c 'exec sleep …'`: the child's command line then starts with `sleep`, as
                 // with the other supervisors (pm2 would start `/bin/sleep` by its full path).

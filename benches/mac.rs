@@ -8,11 +8,11 @@
 //!   one agent with a concurrency of 64
 //! - the core's crash → restart latency while the bus is idle, then while those 8 requesters keep
 //!   it at full load, beside a bare `sh` `while` loop restarting the same child (the floor), idle
-//!   and under the same load. The child is this bench executable re-exec'd as a probe
-//!   (`common::Probe`): its `main` reads CLOCK_MONOTONIC first thing and sends it with its pid in
-//!   one datagram to a socket the bench blocks on. A figure is that time minus CLOCK_MONOTONIC
-//!   read just before the SIGKILL: the kill, the supervisor noticing the exit, fork, exec, the
-//!   dynamic loader and Rust's runtime set-up, up to the first line of the new child's `main`.
+//!   and under the same load. The child is a tiny static C program (`common::Probe`,
+//!   benches/common/probe.c): its `main` reads CLOCK_MONOTONIC first thing and sends it with its
+//!   pid in one datagram to a socket the bench blocks on. A figure is that time minus
+//!   CLOCK_MONOTONIC read just before the SIGKILL: the kill, the supervisor noticing the exit,
+//!   fork, exec, up to the first line of the new child's `main`.
 //!   The bench spends no CPU while it waits (an earlier /proc poller took one of two cores, and
 //!   the "loaded" figure was taken with the bus at a third of its rate). The bus's rate during
 //!   each loaded timing is printed beside its rate alone, so that the load is seen to be full.

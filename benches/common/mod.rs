@@ -208,10 +208,53 @@ pub fn probe_main() {
     }
 }
 
-/// The child every restart timing supervises: this bench executable re-exec'd as the probe. It
-/// tells the bench its pid and the CLOCK_MONOTONIC time its `main` began over a Unix datagram
-/// socket the bench blocks on, so the bench neither polls /proc nor spends CPU while it waits (a
-/// poller takes a core from the supervisor and from any load on a 2-core machine).
+/// The restart probe as a tiny static C program (benches/common/probe.c: why it is C is said
+/// there), compiled once per bench run with the system's `cc` into Cargo's temporary directory
+/// for benches. `None` when no C compiler can build it (a message says so), or when
+/// `HMS_BENCH_SELF_PROBE` is set: the bench executable is then the probe, as in figures taken
+/// before this program existed.
+fn c_probe() -> Option<&'static Path> {
+    static PROBE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            if std::env::var_os("HMS_BENCH_SELF_PROBE").is_some() {
+                return None;
+            }
+            let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/common/probe.c");
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let probe = dir.join("restart-probe");
+            // Built under a name of this process's own, then renamed over the shared one: a
+            // bench running beside this one may be running the old file.
+            let building = dir.join(format!("restart-probe.{}", std::process::id()));
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+            let built = ["-static", ""].iter().any(|link| {
+                Command::new(&cc)
+                    .args(["-O2", "-o"])
+                    .arg(&building)
+                    .args((!link.is_empty()).then_some(link))
+                    .arg(source)
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            if built && std::fs::rename(&building, &probe).is_ok() {
+                Some(probe)
+            } else {
+                let _ = std::fs::remove_file(&building);
+                eprintln!(
+                    "note: `{cc}` could not build {source}: the bench executable is the restart probe (its own start, ~1.1-1.5 ms, is then in every restart figure)"
+                );
+                None
+            }
+        })
+        .as_deref()
+}
+
+/// The child every restart timing supervises: the C probe ([`c_probe`]), else this bench
+/// executable re-exec'd as the probe ([`probe_main`]). It tells the bench its pid and the
+/// CLOCK_MONOTONIC time its `main` began over a Unix datagram socket the bench blocks on, so the
+/// bench neither polls /proc nor spends CPU while it waits (a poller takes a core from the
+/// supervisor and from any load on a 2-core machine).
 pub struct Probe {
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
@@ -241,11 +284,14 @@ impl Probe {
     }
     /// The probe's command line: the executable, then its arguments.
     pub fn argv(&self) -> Vec<String> {
-        vec![
-            std::env::current_exe().unwrap().display().to_string(),
-            PROBE_ARG.to_string(),
-            self.path.display().to_string(),
-        ]
+        match c_probe() {
+            Some(probe) => vec![probe.display().to_string(), self.path.display().to_string()],
+            None => vec![
+                std::env::current_exe().unwrap().display().to_string(),
+                PROBE_ARG.to_string(),
+                self.path.display().to_string(),
+            ],
+        }
     }
     /// The command line as a TOML array, for an hms.toml `command = …`.
     pub fn toml(&self) -> String {
@@ -309,8 +355,8 @@ impl Probe {
     /// Kills the running probe `n` times, each after it has run for `spacing` (past min_uptime;
     /// peers restart at once only after a run of a second or more), and times each from just
     /// before the SIGKILL to the moment the new probe's `main` read the clock: the kill, the
-    /// supervisor noticing the exit, its fork and exec, and the dynamic loader and Rust runtime
-    /// set-up of the probe (the same executable for every supervisor measured). Returns the
+    /// supervisor noticing the exit, its fork and exec, and the probe's own start up to its
+    /// `main` (the same program for every supervisor measured). Returns the
     /// sorted samples in ms. The bench blocks in recv(2) meanwhile and spends no CPU.
     pub fn time_restarts(&self, n: usize, spacing: Duration) -> Vec<f64> {
         let mut pid = match self.current.load(std::sync::atomic::Ordering::Relaxed) {
