@@ -39,6 +39,7 @@ struct Table {
     restart: Option<(f64, f64)>,
     shell: Option<(f64, f64)>,
     status: Option<f64>,
+    status_floor: Option<f64>,
     memory: Option<(f64, f64, usize)>,
     peers_restart: Vec<String>,
     peers_status: Vec<String>,
@@ -88,7 +89,14 @@ impl Table {
         println!(
             "| `status` of 100 components, process start included, median | {} | {} | <= 1.5 ms |",
             ms(self.status),
-            or_dash(&self.peers_status)
+            or_dash(
+                &self
+                    .status_floor
+                    .map(|f| format!("floor (a C client, same exchange) {f:.2} ms"))
+                    .into_iter()
+                    .chain(self.peers_status.iter().cloned())
+                    .collect::<Vec<_>>()
+            )
         );
         println!(
             "| 100 idle children: the supervisor's own memory | {} | {} | PSS <= 6 MB, RSS <= 10 MB |",
@@ -181,21 +189,66 @@ fn hundred(idle_secs: u64, table: &mut Table) {
     wait("100 running", Duration::from_secs(20), || {
         children(core.pid()).len() >= 100
     });
-    // Warm the page cache, then time whole `status` invocations.
-    let _ = core.cli(&["status"]);
-    let mut samples = Vec::new();
-    for _ in 0..50 {
+    // Time whole `status` invocations, and in turn with each (so that drift in the machine's
+    // speed touches all three alike) the floor: the same exchange done by a C program that
+    // prints the answer unparsed, and a process that does nothing at all.
+    let socket = sock(core.dir.path());
+    let mut floor = common::status_floor().map(|program| {
+        let line =
+            |m: &hms::protocol::ClientMessage| String::from_utf8(hms::protocol::encode(m)).unwrap();
+        let hello = line(&hms::protocol::ClientMessage::Hello {
+            version: hms::protocol::PROTOCOL_VERSION,
+            client: "cli".to_string(),
+        });
+        let request = line(&hms::protocol::ClientMessage::Request {
+            id: 1,
+            request: hms::protocol::Request::Status { component: None },
+        });
+        let mut command = Command::new(program);
+        command.args([socket.as_str(), hello.as_str(), request.as_str()]);
+        command
+    });
+    let timed = |command: &mut Command| {
         let t0 = Instant::now();
-        let out = core.cli(&["status"]);
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-        assert!(out.status.success());
+        let out = command.output().unwrap();
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        assert!(out.status.success(), "{command:?}");
+        (ms, out.stdout)
+    };
+    let mut status = Command::new(bin());
+    status.args(["--socket", socket.as_str(), "status"]);
+    let mut nothing = Command::new("true");
+    // Warm the page cache, and check that the floor got the status answer.
+    let _ = timed(&mut status);
+    if let Some(floor) = &mut floor {
+        let (_, answer) = timed(floor);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.contains(r#""kind":"status""#), "{answer}");
     }
-    samples.sort_by(f64::total_cmp);
+    let (mut samples, mut floors, mut nothings) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..50 {
+        samples.push(timed(&mut status).0);
+        if let Some(floor) = &mut floor {
+            floors.push(timed(floor).0);
+        }
+        nothings.push(timed(&mut nothing).0);
+    }
+    for v in [&mut samples, &mut floors, &mut nothings] {
+        v.sort_by(f64::total_cmp);
+    }
     println!(
         "status with 100 components, process start included (n=50): median {:.2} ms, p95 {:.2} ms (goal <= 1.5 ms)",
         percentile(&samples, 0.5),
         percentile(&samples, 0.95)
     );
+    if !floors.is_empty() {
+        println!(
+            "  same run, the floor: a C program doing the same exchange and printing the answer unparsed (benches/common/status_floor.c): median {:.2} ms; a process doing nothing (`true`): median {:.2} ms",
+            percentile(&floors, 0.5),
+            percentile(&nothings, 0.5)
+        );
+        table.status_floor = Some(percentile(&floors, 0.5));
+    }
     table.status = Some(percentile(&samples, 0.5));
     let cpu = idle_cpu_percent(core.pid(), idle_secs);
     let (rss, pss) = rss_pss_mb(core.pid());

@@ -208,11 +208,41 @@ pub fn probe_main() {
     }
 }
 
+/// Builds benches/common/`NAME`.c with the system's `cc` (`-O2`, static when `static_link`
+/// and the C library allows it) into Cargo's temporary directory for benches, once per bench
+/// run; `None` (with a message) when no C compiler can.
+fn build_c(name: &str, static_link: bool) -> Option<std::path::PathBuf> {
+    let source = format!("{}/benches/common/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let program = dir.join(name);
+    // Built under a name of this process's own, then renamed over the shared one: a bench
+    // running beside this one may be running the old file.
+    let building = dir.join(format!("{name}.{}", std::process::id()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let links: &[&str] = if static_link { &["-static", ""] } else { &[""] };
+    let built = links.iter().any(|link| {
+        Command::new(&cc)
+            .args(["-O2", "-o"])
+            .arg(&building)
+            .args((!link.is_empty()).then_some(link))
+            .arg(&source)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if built && std::fs::rename(&building, &program).is_ok() {
+        Some(program)
+    } else {
+        let _ = std::fs::remove_file(&building);
+        eprintln!("note: `{cc}` could not build {source}");
+        None
+    }
+}
+
 /// The restart probe as a tiny static C program (benches/common/probe.c: why it is C is said
-/// there), compiled once per bench run with the system's `cc` into Cargo's temporary directory
-/// for benches. `None` when no C compiler can build it (a message says so), or when
-/// `HMS_BENCH_SELF_PROBE` is set: the bench executable is then the probe, as in figures taken
-/// before this program existed.
+/// there). `None` when it cannot be built (the bench executable is then the probe, its own
+/// start, ~1.1-1.5 ms, in every restart figure), or when `HMS_BENCH_SELF_PROBE` is set: the
+/// bench executable is then the probe, as in figures taken before this program existed.
 fn c_probe() -> Option<&'static Path> {
     static PROBE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     PROBE
@@ -220,33 +250,17 @@ fn c_probe() -> Option<&'static Path> {
             if std::env::var_os("HMS_BENCH_SELF_PROBE").is_some() {
                 return None;
             }
-            let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/common/probe.c");
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-            let probe = dir.join("restart-probe");
-            // Built under a name of this process's own, then renamed over the shared one: a
-            // bench running beside this one may be running the old file.
-            let building = dir.join(format!("restart-probe.{}", std::process::id()));
-            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-            let built = ["-static", ""].iter().any(|link| {
-                Command::new(&cc)
-                    .args(["-O2", "-o"])
-                    .arg(&building)
-                    .args((!link.is_empty()).then_some(link))
-                    .arg(source)
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            });
-            if built && std::fs::rename(&building, &probe).is_ok() {
-                Some(probe)
-            } else {
-                let _ = std::fs::remove_file(&building);
-                eprintln!(
-                    "note: `{cc}` could not build {source}: the bench executable is the restart probe (its own start, ~1.1-1.5 ms, is then in every restart figure)"
-                );
-                None
-            }
+            build_c("probe", true)
         })
+        .as_deref()
+}
+
+/// The floor for `hms-console status` (benches/common/status_floor.c): a C program that does the
+/// same exchange with the core and prints the answer as it came. `None` without a C compiler.
+pub fn status_floor() -> Option<&'static Path> {
+    static FLOOR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FLOOR
+        .get_or_init(|| build_c("status_floor", false))
         .as_deref()
 }
 
