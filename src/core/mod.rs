@@ -1,19 +1,22 @@
-//! The core daemon (`hms-console up`): the control socket, the supervisor, and the shutdown
-//! sequence that ties them together.
+//! The core daemon (`hms-console up`, run as the `hms-core` program when it is installed: see
+//! [`launch`]): the control socket, the supervisor, and the shutdown sequence that ties them
+//! together.
 //!
 //! Start-up, in order: take the data directory's lock (one core per data directory), refuse to
 //! start over a socket that answers, remove a stale one, kill what a SIGKILLed predecessor left
 //! behind, bind the socket (0600, in a 0700 directory), instruct the reaper that outlives a killed
-//! core (forked by `up` before the runtime started, see [`orphans::fork_reaper`]), then start the
+//! core (forked by [`launch::run_up`] before the runtime started, see [`orphans::fork_reaper`]), then start the
 //! fleet. Shutdown (SIGTERM,
 //! SIGINT or a `Down` request): components stop in reverse dependency order, then the socket is
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
+pub mod args;
 pub mod cgroup;
 pub mod console_room;
 pub mod history;
 pub mod journal;
 pub mod knowledge;
+pub mod launch;
 pub mod logs;
 pub mod mac;
 pub mod orphans;
@@ -140,7 +143,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     );
 
     let cancel = CancellationToken::new();
-    // The reaper `up` forked at start learns our id now, before any component starts.
+    // The reaper forked at start learns our id now, before any component starts.
     let forked_reaper = orphans::take_forked_reaper().filter(|r| {
         r.instruct(
             &core_id,

@@ -7,12 +7,14 @@
 //!    reaper wakes and kills every process carrying the core's id, within milliseconds. If the
 //!    reaper itself dies the core starts another.
 //!
-//!    The first reaper is forked by `up` before the core's runtime or any thread of its own starts
-//!    ([`fork_reaper`]): plain blocking code, one thread, no exec, so it shares the core's pages
-//!    and costs a few hundred kB (issue 12; an exec of this program cost 2.5 MB PSS and 5.8 MB RSS,
-//!    mostly the pages the command line's start-up touches). The core tells it its id, once it has
-//!    one, in a line of JSON ([`Orders`]). A reaper started later (after one died, or by a core
-//!    run in-process without `up`) is `hms-console reaper`, exec'd as before.
+//!    The first reaper is forked by the core's start-up ([`super::launch::run_up`]) before the
+//!    core's runtime or any thread of its own starts ([`fork_reaper`]): plain blocking code, one
+//!    thread, no exec, so it shares the core's pages and costs a few hundred kB (issue 12; an exec
+//!    of this program cost 2.5 MB PSS and 5.8 MB RSS, mostly the pages the command line's start-up
+//!    touches). The core tells it its id, once it has one, in a line of JSON ([`Orders`]). A
+//!    reaper started later (after one died, or by a core run in-process without `up`) is the
+//!    core's own program run as `reaper` (`hms-core reaper`, or `hms-console reaper` for a core
+//!    run by a lone `hms-console`), exec'd as before.
 //! 2. The sweep: the core records its id in `core.json` in its data directory while it runs. A core
 //!    that starts and finds the record of a core that is no longer alive kills whatever still carries
 //!    that id (for the case where the reaper was killed together with the core).
@@ -163,9 +165,10 @@ pub struct ForkedReaper {
 /// hand it from `up`'s start-up to the core once.
 static FORKED: Mutex<Option<ForkedReaper>> = Mutex::new(None);
 
-/// Forks the reaper. Call it once, in `up`, before the runtime or any thread of the core starts:
+/// Forks the reaper. Call it once, as the core starts, before the runtime or any thread of the
+/// core starts:
 /// the child runs in a copy of this process with only the calling thread. Best effort: when it
-/// fails the core starts `hms-console reaper` instead.
+/// fails the core starts its program's `reaper` command instead.
 #[allow(unsafe_code)]
 pub fn fork_reaper() {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -178,11 +181,12 @@ pub fn fork_reaper() {
         return;
     };
     // SAFETY: fork is unsafe because the child gets only the calling thread, and a lock another
-    // thread held stays locked in it. `up` calls this before its runtime starts; the only other
-    // thread that may exist then is the log writer of a detached core, whose locks the child never
-    // takes (it writes to its own file, never through `tracing` or the std streams' locks), and
-    // jemalloc makes its own locks safe across fork (pthread_atfork). The child never returns
-    // into the caller's code: it runs `forked_reaper_main` and exits, catching any panic.
+    // thread held stays locked in it. The core's start-up calls this before its runtime starts; the
+    // only other thread that may exist then is the log writer of a detached core, whose locks the
+    // child never takes (it writes to its own file, never through `tracing` or the std streams'
+    // locks), and the allocator (jemalloc in hms-core, glibc's in a lone hms-console) makes its
+    // own locks safe across fork (pthread_atfork). The child never returns into the caller's
+    // code: it runs `forked_reaper_main` and exits, catching any panic.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(core_end);
