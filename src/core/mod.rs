@@ -177,6 +177,10 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
                 tracing::error!(cause = %e, "the knowledge registry is unavailable");
                 knowledge::KnowledgeHandle::unavailable(e.to_string())
             });
+    // Each component costs the core up to four descriptors (two pipes, a pidfd, its log file):
+    // keep those, and a margin, out of the clients' reach.
+    let limits = server::ConnLimits::from_config(&fleet.limits)
+        .within_fds(fd_limit, 4 * fleet.components.len() as u64 + 256);
     let (supervisor, supervisor_handle, rx) = supervisor::Supervisor::new(
         &fleet,
         supervisor::SupervisorParts {
@@ -190,6 +194,10 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
             journal: journal.clone(),
         },
     );
+    // The supervisor keeps the fleet it runs; this copy would sit unused as long as the core
+    // runs (87 kB of specs with 100 components, seen with heaptrack; too little to show in the
+    // core's RSS, which jemalloc's slabs round).
+    drop(fleet);
     // The MAC task bus: a room of its own; its supervisor-agent reaches the supervisor through
     // the router.
     let mac = mac::MacHandle::spawn(bus.clone(), mac::Settings::default());
@@ -215,10 +223,6 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     let supervisor_task = supervisor
         .run_on_own_thread(rx, supervisor_released)
         .map_err(io_err("starting the supervisor's thread"))?;
-    // Each component costs the core up to four descriptors (two pipes, a pidfd, its log file):
-    // keep those, and a margin, out of the clients' reach.
-    let limits = server::ConnLimits::from_config(&fleet.limits)
-        .within_fds(fd_limit, 4 * fleet.components.len() as u64 + 256);
     let server_task = tokio::spawn(server::serve(
         listener,
         handle.clone(),
