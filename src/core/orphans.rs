@@ -150,7 +150,9 @@ fn reap(core_id: &str, cgroup: Option<&Path>) -> Option<String> {
 /// id, its cgroup tree (empty for none) and its log file. Not JSON: the reaper reads them into
 /// a buffer on its stack without allocating or running serde's code, so that until the core
 /// ends it touches as few of the program's pages as it can (each page it touches counts in its
-/// RSS, and the code it runs is faulted in 64 kB at a time).
+/// RSS, and the code it runs is faulted in 64 kB at a time). Measured with 100 idle children,
+/// against a JSON line read through `BufReader` and serde: the reaper's RSS 2.44 → 2.31 MB, PSS
+/// 1.16 → 1.08 MB (medians of two).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Orders<'a> {
     core_id: &'a str,
