@@ -9,10 +9,11 @@
 //!   (`common::Probe`: the child is a tiny static C program, benches/common/probe.c, the same for
 //!   the core, the shell-loop floor and each peer, so the ratios compare the supervisors alone)
 //! - `hms-console status` with 100 components, process start included
-//! - with 100 idle children, the supervisor's own memory: the core and its helper processes (the
-//!   reaper, the probe runner when it runs), RSS and PSS, and the core's CPU
+//! - with 100 idle children, the supervisor's own memory: the core (the `hms-core` program that
+//!   `hms-console up` execs when it sits beside it, same pid) and its helper processes (the
+//!   reaper, the probe runner when it runs), RSS and PSS, its threads, and the core's CPU
 //! - 1,000 components: time until all run, then the core's idle CPU
-//! - the release binary's size
+//! - the release binaries' sizes (hms-console, hms-core, hms-panel)
 
 mod common;
 
@@ -105,8 +106,13 @@ impl Table {
             )),
             or_dash(&self.peers_memory)
         );
-        let size = std::fs::metadata(bin()).map_or(0.0, |m| m.len() as f64 / 1e6);
-        println!("| release binary | {size:.1} MB | - | <= 12 MB |");
+        for name in ["hms-console", "hms-core", "hms-panel"] {
+            let path = Path::new(&bin()).with_file_name(name);
+            let size = std::fs::metadata(&path).map_or("-".to_string(), |m| {
+                format!("{:.1} MB", m.len() as f64 / 1e6)
+            });
+            println!("| release binary {name} | {size} | - | <= 12 MB |");
+        }
     }
 }
 
@@ -253,8 +259,13 @@ fn hundred(idle_secs: u64, table: &mut Table) {
     let cpu = idle_cpu_percent(core.pid(), idle_secs);
     let (rss, pss) = rss_pss_mb(core.pid());
     let (all_rss, all_pss, n) = supervisor_memory(core.pid());
+    let program = std::fs::read_link(format!("/proc/{}/exe", core.pid()))
+        .ok()
+        .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let threads = std::fs::read_dir(format!("/proc/{}/task", core.pid())).map_or(0, |d| d.count());
     println!(
-        "100 idle children: core RSS {rss:.1} MB, PSS {pss:.1} MB; with its helpers ({n} processes) RSS {all_rss:.1} MB (goal <= 10 MB), PSS {all_pss:.1} MB (goal <= 6 MB); core CPU {cpu:.3} % of one core over {idle_secs} s (goal <= 0.1 %)"
+        "100 idle children: core ({program}, {threads} threads) RSS {rss:.1} MB, PSS {pss:.1} MB; with its helpers ({n} processes) RSS {all_rss:.1} MB (goal <= 10 MB), PSS {all_pss:.1} MB (goal <= 6 MB); core CPU {cpu:.3} % of one core over {idle_secs} s (goal <= 0.1 %)"
     );
     table.memory = Some((all_rss, all_pss, n));
 }

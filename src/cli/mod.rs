@@ -19,7 +19,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::client::{Client, ClientError};
-use crate::config::{DEMO_FLEET_NAME, FleetConfig, FleetOrigin};
+use crate::config::{DEMO_FLEET_NAME, FleetConfig};
+use crate::core::args::{FleetChoice, UpArgs as CoreArgs, Verbosity};
 use crate::protocol::{Event, Response, Topic};
 
 const AFTER_HELP: &str = "\
@@ -267,6 +268,16 @@ struct FleetArgs {
     procfile: Option<PathBuf>,
 }
 
+impl FleetArgs {
+    fn choice(&self) -> FleetChoice {
+        match (&self.config, &self.procfile) {
+            (Some(c), _) => FleetChoice::Config(c.clone()),
+            (None, Some(p)) => FleetChoice::Procfile(p.clone()),
+            (None, None) => FleetChoice::Found,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct UpArgs {
     #[command(flatten)]
@@ -279,17 +290,8 @@ struct UpArgs {
     no_watch: bool,
 }
 
-/// Set for the background process started by `up --detach`.
-const DETACHED_ENV: &str = "HMS_DETACHED";
-
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    main_with(|| {})
-}
-
-/// Runs the command line; `before_core` is called once, before the core's runtime starts, when
-/// the command is `up` (the binary tunes its allocator there: see `src/main.rs`).
-pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if let Some(plain) = fast::plain_status(&args, |name| std::env::var_os(name)) {
         return status_fast(plain);
@@ -300,38 +302,34 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
         crate::core::orphans::reaper_main(core_id, cgroup.as_deref());
         return ExitCode::SUCCESS;
     }
-    let detached_core =
-        matches!(cli.command, Command::Up(_)) && std::env::var_os(DETACHED_ENV).is_some();
     let data_dir = crate::paths::data_dir(cli.data_dir.as_deref());
+    if let Command::Up(up) = &cli.command
+        && !up.detach
+    {
+        let socket = crate::paths::socket_path(cli.socket.as_deref());
+        let args = core_args(
+            up.fleet.choice(),
+            &socket,
+            &data_dir,
+            !up.no_watch,
+            Verbosity::from_flags(cli.quiet, cli.verbose),
+        );
+        // The core program when it is installed beside this one; else the core runs here.
+        exec_core_beside(&args);
+        return report(
+            "hms-console",
+            crate::core::launch::run_up(args, socket, data_dir, || {}),
+        );
+    }
     // A panel draws on the terminal and logs to its own file; nothing may write to its pane.
     let is_panel = matches!(cli.command, Command::Panel { .. });
-    let _log_guard = if is_panel {
-        None
-    } else {
-        init_logging(&cli, detached_core, &data_dir)
-    };
-    if matches!(cli.command, Command::Up(_)) {
-        // While this is the only thread of the core (a detached one's log writer aside).
-        if matches!(&cli.command, Command::Up(up) if !up.detach) {
-            crate::core::orphans::fork_reaper();
-        }
-        before_core();
-    }
-    let runtime = match cli.command {
-        // The core serves many clients and children: a multi-threaded runtime.
-        // Its threads run below the supervisor's (see `hms::core::priority`).
-        Command::Up(_) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .on_thread_start(crate::core::priority::lower_this_thread)
-            .enable_all()
-            .build(),
-        // A client makes one or two requests, a panel waits on events: a current-thread runtime
-        // starts fastest and costs least.
-        _ => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    };
-    let runtime = match runtime {
+    let _log_guard = (!is_panel).then(|| init_logging(&cli));
+    // A client makes one or two requests, a panel waits on events: a current-thread runtime
+    // starts fastest and costs least.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hms-console: cannot start the async runtime: {e}");
@@ -339,6 +337,44 @@ pub fn main_with(before_core: impl FnOnce()) -> ExitCode {
         }
     };
     report("hms-console", runtime.block_on(run(cli, data_dir)))
+}
+
+/// The core's settings as `up` settled them: the socket and data directory in effect, the fleet
+/// as the user named it (the core runs in the same working directory).
+fn core_args(
+    fleet: FleetChoice,
+    socket: &Path,
+    data_dir: &Path,
+    watch_config: bool,
+    verbosity: Verbosity,
+) -> CoreArgs {
+    CoreArgs {
+        socket: Some(socket.to_path_buf()),
+        data_dir: Some(data_dir.to_path_buf()),
+        fleet,
+        watch_config,
+        verbosity,
+    }
+}
+
+/// Replaces this process with `hms-core` when it is installed beside this program (same pid:
+/// whoever started `up` waits for, signals and reads the exit code of the core as before).
+/// Returns only when there is none or it cannot be started; the caller then runs the core itself.
+fn exec_core_beside(args: &CoreArgs) {
+    use std::os::unix::process::CommandExt;
+    let Some(core) = crate::console::session::this_program()
+        .ok()
+        .and_then(|exe| crate::core::launch::core_beside(&exe))
+    else {
+        return;
+    };
+    let err = std::process::Command::new(&core)
+        .args(args.to_args())
+        .exec();
+    eprintln!(
+        "hms-console: cannot start {} ({err}); running the core in this process",
+        core.display()
+    );
 }
 
 /// `hms-console status` on the fast path (see [`fast`]): what the full path does for it, minus
@@ -392,49 +428,28 @@ pub fn report(program: &str, result: Result<()>) -> ExitCode {
     }
 }
 
-fn init_logging(
-    cli: &Cli,
-    detached_core: bool,
-    data_dir: &Path,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+/// Logs to standard error; `RUST_LOG` overrides the level the flags give. (The core sets up its
+/// own logging: see `hms::core::launch`.)
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let default = match (cli.quiet, cli.verbose, &cli.command) {
-        (true, _, _) => "error",
-        (false, 0, Command::Up(_)) => "hms=info",
-        (false, 0, _) => "warn",
-        (false, 1, _) => "hms=debug,info",
-        (false, _, _) => "trace",
-    };
+    let default = Verbosity::from_flags(cli.quiet, cli.verbose).default_filter(false);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    if detached_core {
-        let _ = crate::paths::ensure_private_dir(data_dir, false);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(crate::paths::core_log(data_dir))
-            .ok()?;
-        let (writer, guard) = tracing_appender::non_blocking(file);
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(writer)
-            .init();
-        Some(guard)
-    } else {
-        use std::io::IsTerminal;
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .init();
-        None
-    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
     let socket = crate::paths::socket_path(cli.socket.as_deref());
     match cli.command {
-        Command::Up(args) => up(args, socket, data_dir).await,
+        Command::Up(args) => {
+            // `main` ran a foreground core; here only the launcher of a background one.
+            let fleet = load_fleet(&args.fleet)?;
+            detach(&args.fleet, &socket, &data_dir, &fleet, args.no_watch).await
+        }
         Command::Down => down(&socket, cli.tmux_socket.as_deref()).await,
         Command::Status {
             component,
@@ -547,59 +562,15 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
 /// The fleet to run: -c FILE, --procfile FILE, ./hms.toml, or the demo. Errors name the file
 /// as the user wrote it.
 fn load_fleet(args: &FleetArgs) -> Result<FleetConfig> {
-    if let Some(path) = &args.procfile {
-        return Ok(FleetConfig::from_procfile(path)?);
-    }
-    if let Some(path) = &args.config {
-        return Ok(FleetConfig::load(path)?);
-    }
-    let local = Path::new("hms.toml");
-    if local.exists() {
-        return Ok(FleetConfig::load(local)?);
-    }
-    Ok(FleetConfig::demo())
-}
-
-/// Where the fleet comes from (absolute, so a reload finds it from anywhere).
-fn fleet_origin(args: &FleetArgs) -> Result<FleetOrigin> {
-    if let Some(path) = &args.procfile {
-        return Ok(FleetOrigin::Procfile(std::path::absolute(path)?));
-    }
-    if let Some(path) = &args.config {
-        return Ok(FleetOrigin::Toml(std::path::absolute(path)?));
-    }
-    let local = Path::new("hms.toml");
-    if local.exists() {
-        return Ok(FleetOrigin::Toml(std::path::absolute(local)?));
-    }
-    Ok(FleetOrigin::Demo)
+    Ok(crate::core::launch::load_fleet(&args.choice())?)
 }
 
 async fn connect(socket: &Path) -> Result<Client> {
     Ok(Client::connect(socket, "cli").await?)
 }
 
-async fn up(args: UpArgs, socket: PathBuf, data_dir: PathBuf) -> Result<()> {
-    let fleet = load_fleet(&args.fleet)?;
-    let origin = fleet_origin(&args.fleet)?;
-    if args.detach {
-        return detach(&args.fleet, &socket, &data_dir, &fleet, args.no_watch).await;
-    }
-    if fleet.source == DEMO_FLEET_NAME {
-        tracing::info!("no config given and no ./hms.toml: running the embedded demo fleet");
-    }
-    crate::core::run(crate::core::CoreOptions {
-        socket,
-        data_dir,
-        fleet,
-        origin,
-        watch_config: !args.no_watch,
-    })
-    .await?;
-    Ok(())
-}
-
-/// Starts this binary again as a background core and waits until it answers.
+/// Starts a background core and waits until it answers: `hms-core` when it is installed beside
+/// this program, else this program again (`up` without `--detach`).
 async fn detach(
     args: &FleetArgs,
     socket: &Path,
@@ -616,28 +587,46 @@ async fn detach(
     }
     crate::paths::ensure_private_dir(data_dir, false)?;
     let exe = std::env::current_exe().context("while finding this program's path")?;
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("--socket")
-        .arg(socket)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("up");
-    if let Some(c) = &args.config {
-        cmd.arg("--config").arg(std::path::absolute(c)?);
-    } else if let Some(p) = &args.procfile {
-        cmd.arg("--procfile").arg(std::path::absolute(p)?);
-    } else if fleet.source != DEMO_FLEET_NAME {
-        cmd.arg("--config").arg(std::path::absolute(&fleet.source)?);
-    }
-    if no_watch {
-        cmd.arg("--no-watch");
-    }
+    // The fleet by its absolute path: the background core may resolve it from anywhere.
+    let fleet_file = match args.choice() {
+        FleetChoice::Config(c) => FleetChoice::Config(std::path::absolute(c)?),
+        FleetChoice::Procfile(p) => FleetChoice::Procfile(std::path::absolute(p)?),
+        FleetChoice::Found if fleet.source != DEMO_FLEET_NAME => {
+            FleetChoice::Config(std::path::absolute(&fleet.source)?)
+        }
+        FleetChoice::Found => FleetChoice::Found,
+    };
+    let mut cmd = match crate::core::launch::core_beside(&exe) {
+        Some(core) => {
+            let settings = core_args(fleet_file, socket, data_dir, !no_watch, Verbosity::Normal);
+            let mut cmd = tokio::process::Command::new(core);
+            cmd.args(settings.to_args());
+            cmd
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new(exe);
+            cmd.arg("--socket")
+                .arg(socket)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("up");
+            match fleet_file {
+                FleetChoice::Config(c) => cmd.arg("--config").arg(c),
+                FleetChoice::Procfile(p) => cmd.arg("--procfile").arg(p),
+                FleetChoice::Found => &mut cmd,
+            };
+            if no_watch {
+                cmd.arg("--no-watch");
+            }
+            cmd
+        }
+    };
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(crate::paths::core_log(data_dir))
         .context("while opening the core's log file")?;
-    cmd.env(DETACHED_ENV, "1")
+    cmd.env(crate::core::launch::DETACHED_ENV, "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
