@@ -218,17 +218,29 @@ fn like_scan_ms(path: &Path, text: &str) -> f64 {
 /// (their `schedstat`), or of the whole process with `None` (`stat`'s utime + stime, which
 /// keeps the time of threads that ended; clock ticks, 10 ms).
 fn cpu_ns(prefix: Option<&str>) -> u64 {
-    let Some(prefix) = prefix else {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let ticks: u64 = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum();
-        return ticks * 10_000_000;
-    };
+    if let Some(prefix) = prefix {
+        return schedstat_ns(prefix, 0);
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks * 10_000_000
+}
+
+/// The time so far, in ns, that the threads whose name starts with `prefix` were ready to run
+/// and waited for a CPU.
+fn queued_ns(prefix: &str) -> u64 {
+    schedstat_ns(prefix, 1)
+}
+
+/// The sum of one field of `schedstat` (0: ns on a CPU, 1: ns waiting for one) over this
+/// process's threads whose name starts with `prefix`.
+fn schedstat_ns(prefix: &str, field: usize) -> u64 {
     let mut total = 0;
     for task in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -239,14 +251,15 @@ fn cpu_ns(prefix: Option<&str>) -> u64 {
         if comm.starts_with(prefix) {
             total += std::fs::read_to_string(task.path().join("schedstat"))
                 .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .and_then(|s| s.split_whitespace().nth(field)?.parse::<u64>().ok())
                 .unwrap_or(0);
         }
     }
     total
 }
 
-/// CPU µs a contribution: the writer thread, the checkpointer thread, the whole process.
+/// CPU µs a contribution: the writer thread, the checkpointer thread, the whole process; and
+/// how long the writer waited for a CPU while it was ready to run.
 /// On this shared 2-core machine the rates move with the other work on it (the writer thread
 /// runs at a lowered priority); CPU time per contribution moves much less, so it is what an
 /// A/B of the store compares.
@@ -255,24 +268,27 @@ struct CpuPer {
     writer: f64,
     checkpointer: f64,
     process: f64,
+    writer_queued: f64,
 }
 
 impl CpuPer {
-    fn start() -> [u64; 3] {
+    fn start() -> [u64; 4] {
         [
             cpu_ns(Some("knowledge-write")),
             cpu_ns(Some("knowledge-check")),
             cpu_ns(None),
+            queued_ns("knowledge-write"),
         ]
     }
 
-    fn since(start: [u64; 3], n: usize) -> CpuPer {
+    fn since(start: [u64; 4], n: usize) -> CpuPer {
         let now = CpuPer::start();
         let per = |i: usize| now[i].saturating_sub(start[i]) as f64 / 1000.0 / n as f64;
         CpuPer {
             writer: per(0),
             checkpointer: per(1),
             process: per(2),
+            writer_queued: per(3),
         }
     }
 }
@@ -281,8 +297,8 @@ impl std::fmt::Display for CpuPer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "CPU a contribution: writer {:.1} µs, checkpointer {:.1} µs, whole process {:.0} µs",
-            self.writer, self.checkpointer, self.process
+            "CPU a contribution: writer {:.1} µs, checkpointer {:.1} µs, whole process {:.0} µs; the writer waited {:.1} µs for a CPU",
+            self.writer, self.checkpointer, self.process, self.writer_queued
         )
     }
 }
