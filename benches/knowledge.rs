@@ -214,9 +214,102 @@ fn like_scan_ms(path: &Path, text: &str) -> f64 {
     median(samples)
 }
 
+/// CPU time so far, in ns: of this process's threads whose name starts with `prefix`
+/// (their `schedstat`), or of the whole process with `None` (`stat`'s utime + stime, which
+/// keeps the time of threads that ended; clock ticks, 10 ms).
+fn cpu_ns(prefix: Option<&str>) -> u64 {
+    if let Some(prefix) = prefix {
+        return schedstat_ns(prefix, 0);
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks * 10_000_000
+}
+
+/// The time so far, in ns, that the threads whose name starts with `prefix` were ready to run
+/// and waited for a CPU.
+fn queued_ns(prefix: &str) -> u64 {
+    schedstat_ns(prefix, 1)
+}
+
+/// The sum of one field of `schedstat` (0: ns on a CPU, 1: ns waiting for one) over this
+/// process's threads whose name starts with `prefix`.
+fn schedstat_ns(prefix: &str, field: usize) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            total += std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().nth(field)?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// CPU µs a contribution: the writer thread, the checkpointer thread, the whole process; and
+/// how long the writer waited for a CPU while it was ready to run.
+/// On this shared 2-core machine the rates move with the other work on it (the writer thread
+/// runs at a lowered priority); CPU time per contribution moves much less, so it is what an
+/// A/B of the store compares.
+#[derive(Clone, Copy)]
+struct CpuPer {
+    writer: f64,
+    checkpointer: f64,
+    process: f64,
+    writer_queued: f64,
+}
+
+impl CpuPer {
+    fn start() -> [u64; 4] {
+        [
+            cpu_ns(Some("knowledge-write")),
+            cpu_ns(Some("knowledge-check")),
+            cpu_ns(None),
+            queued_ns("knowledge-write"),
+        ]
+    }
+
+    fn since(start: [u64; 4], n: usize) -> CpuPer {
+        let now = CpuPer::start();
+        let per = |i: usize| now[i].saturating_sub(start[i]) as f64 / 1000.0 / n as f64;
+        CpuPer {
+            writer: per(0),
+            checkpointer: per(1),
+            process: per(2),
+            writer_queued: per(3),
+        }
+    }
+}
+
+impl std::fmt::Display for CpuPer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU a contribution: writer {:.1} µs, checkpointer {:.1} µs, whole process {:.0} µs; the writer waited {:.1} µs for a CPU",
+            self.writer, self.checkpointer, self.process, self.writer_queued
+        )
+    }
+}
+
 /// Contribution rates (batched, one at a time), each item timestamped now (`random` false) or
-/// at a random time in the last 30 days.
-async fn contribute_rates(k: &KnowledgeHandle, rng: &mut Rng, random: bool) -> (f64, f64) {
+/// at a random time in the last 30 days, with the CPU each took.
+async fn contribute_rates(
+    k: &KnowledgeHandle,
+    rng: &mut Rng,
+    random: bool,
+) -> ((f64, CpuPer), (f64, CpuPer)) {
     let when = || {
         if random {
             When::Random(SystemTime::now())
@@ -226,18 +319,19 @@ async fn contribute_rates(k: &KnowledgeHandle, rng: &mut Rng, random: bool) -> (
     };
     // Batched: 10,000 contributions in flight at once share the writer's commits.
     let items: Vec<KnowledgeItem> = (0..10_000).map(|_| item(rng, when())).collect();
-    let t0 = Instant::now();
+    let (t0, cpu) = (Instant::now(), CpuPer::start());
     let all = futures::future::join_all(items.into_iter().map(|i| k.contribute(i))).await;
     let batched = all.len() as f64 / t0.elapsed().as_secs_f64();
+    let batched_cpu = CpuPer::since(cpu, all.len());
     assert!(all.iter().all(|r| r.is_ok()));
     // One at a time: each waits for its own commit.
     let items: Vec<KnowledgeItem> = (0..2_000).map(|_| item(rng, when())).collect();
-    let t0 = Instant::now();
+    let (t0, cpu) = (Instant::now(), CpuPer::start());
     for i in items {
         k.contribute(i).await.unwrap();
     }
     let single = 2_000.0 / t0.elapsed().as_secs_f64();
-    (batched, single)
+    ((batched, batched_cpu), (single, CpuPer::since(cpu, 2_000)))
 }
 
 fn settings(synchronous: Synchronous) -> KnowledgeSettings {
@@ -427,17 +521,20 @@ async fn run(path: &Path, max: usize) {
             "  for comparison, LIKE '%…%' scan for the rare symptom: median {:.1} ms",
             like_scan_ms(path, "disk quota exceeded")
         );
-        let (batched, single) = contribute_rates(&k, &mut rng, false).await;
+        let ((batched, batched_cpu), (single, single_cpu)) =
+            contribute_rates(&k, &mut rng, false).await;
         have += 12_000;
         println!(
             "  contribute, 10,000 in flight (group commit), timestamped now, synchronous=NORMAL: {batched:.0}/s   goal >= 20,000/s   {}",
             verdict(batched >= 20_000.0)
         );
+        println!("    ({batched_cpu})");
         println!(
             "  contribute, one at a time (each waits for its commit), timestamped now, synchronous=NORMAL: {single:.0}/s   goal >= 2,000/s   {}",
             verdict(single >= 2_000.0)
         );
-        let (batched, single) = contribute_rates(&k, &mut rng, true).await;
+        println!("    ({single_cpu})");
+        let ((batched, _), (single, _)) = contribute_rates(&k, &mut rng, true).await;
         have += 12_000;
         println!(
             "  (not real use: timestamps at random over the last 30 days, so the time-ordered indexes are written at random places: {batched:.0}/s in flight, {single:.0}/s one at a time)"
@@ -447,7 +544,7 @@ async fn run(path: &Path, max: usize) {
             // Let the writer thread close the file before another opens it.
             tokio::time::sleep(Duration::from_millis(200)).await;
             let full = KnowledgeHandle::open_file(path, settings(Synchronous::Full), None).unwrap();
-            let (batched, single) = contribute_rates(&full, &mut rng, false).await;
+            let ((batched, _), (single, _)) = contribute_rates(&full, &mut rng, false).await;
             have += 12_000;
             println!(
                 "  (for comparison, synchronous=FULL, an fsync per commit: {batched:.0}/s batched, {single:.0}/s one at a time)"

@@ -29,7 +29,11 @@
 //! and again as the index grew. Since schema 3 the text index trails the newest items by up to
 //! [`store::TEXT_TAIL`] (read directly by `contains`): one at a time 8.0k / 6.3k / 5.6k/s at
 //! 10k / 100k / 1M against 2.8k / 1.8k / 1.4k/s, in flight 24k / 17k / 16k/s (1M still short
-//! of 20k), runs in turn at load average 0.3-1.1 (docs/knowledge.md, "Speed").
+//! of 20k), runs in turn at load average 0.3-1.1. A batch without a savepoint per write (see
+//! [`store`]) took the writer's CPU a contribution in flight from 44-48 / 63-65 / 61 µs to
+//! 18-30 / 27-41 / 30-39 µs, and in flight to 25-52k / 20-31k / 18-25k/s (22.4k / 15.6k /
+//! 15.8k/s with the savepoints in the same conditions), at load average 3-5; where 100k and 1M
+//! fell short of 20k/s the writer was waiting for a CPU (docs/knowledge.md, "Speed").
 
 pub mod advice;
 pub mod filter;

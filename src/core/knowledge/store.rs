@@ -3,8 +3,9 @@
 //!
 //! - **One writer.** A dedicated std thread owns the only write connection and takes [`Write`]s
 //!   from a bounded channel. It waits for the first, takes whatever else is already queued (up to
-//!   `batch`), applies them in one transaction, each under its own savepoint so one bad write
-//!   fails alone, commits, and only then answers each. Contributions that arrive together share
+//!   `batch`), applies them in one transaction, commits, and only then answers each. One bad
+//!   write fails alone: when one fails, the batch is rolled back and applied again with each
+//!   write under its own savepoint (see [`write_batch`]). Contributions that arrive together share
 //!   one commit. Between batches, with nothing queued, it prunes by the retention rules, a few
 //!   thousand rows at a time so that writes never wait long behind it.
 //! - **Durability.** WAL with `synchronous = NORMAL`: a commit has been written into the WAL file
@@ -509,17 +510,52 @@ struct Writer {
     text_behind: bool,
 }
 
-/// How one queued write is answered once the batch is committed (or failed).
-enum Pending {
-    Stored(
-        Option<oneshot::Sender<Result<KnowledgeResult, StoreError>>>,
-        Result<KnowledgeResult, StoreError>,
-    ),
-    Imported(
-        oneshot::Sender<Result<usize, StoreError>>,
-        Result<usize, StoreError>,
-    ),
-    Flushed(oneshot::Sender<()>),
+/// What a write in a batch came to, before the commit.
+enum Done {
+    Stored(Result<KnowledgeResult, StoreError>),
+    Imported(Result<usize, StoreError>),
+    /// A flush, a prune or new retention: done after the commit.
+    Later,
+}
+
+/// Applies the writes of a batch in the open transaction `tx`. `alone`: each under its own
+/// savepoint, so one that fails is undone alone and the others stand; without, the first that
+/// fails stops the batch (`None`), which the caller rolls back and applies again alone.
+///
+/// Why not a savepoint for every write always: while a savepoint is open SQLite copies every
+/// page a write changes for the first time into its statement journal (some ten pages of 4 KB
+/// for an item: the table, five indexes, the tags), to undo them; writes rarely fail (the items
+/// were checked before they were queued), so the batch goes without and pays only when one does.
+fn write_batch(tx: &Connection, batch: &[Write], alone: bool) -> Option<Vec<Done>> {
+    fn each<T>(
+        tx: &Connection,
+        alone: bool,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if alone { one(tx, f) } else { f(tx) }
+    }
+    let mut done = Vec::with_capacity(batch.len());
+    for write in batch {
+        let outcome = match write {
+            Write::Insert { row, .. } => Done::Stored(each(tx, alone, |c| insert(c, row))),
+            Write::Pattern { issue, .. } => Done::Stored(each(tx, alone, |c| pattern(c, issue))),
+            Write::Import { rows, .. } => Done::Imported(each(tx, alone, |c| {
+                for row in rows {
+                    insert(c, row)?;
+                }
+                Ok(rows.len())
+            })),
+            Write::Flush { .. }
+            | Write::IndexText { .. }
+            | Write::Prune { .. }
+            | Write::Retention { .. } => Done::Later,
+        };
+        if !alone && matches!(outcome, Done::Stored(Err(_)) | Done::Imported(Err(_))) {
+            return None;
+        }
+        done.push(outcome);
+    }
+    Some(done)
 }
 
 impl Writer {
@@ -575,64 +611,50 @@ impl Writer {
     }
 
     fn apply(&mut self, batch: Vec<Write>) {
-        let mut pending = Vec::with_capacity(batch.len());
+        let index_now = batch.iter().any(|w| matches!(w, Write::IndexText { .. }));
+        let outcome = (|| -> rusqlite::Result<(Vec<Done>, bool)> {
+            let mut tx = self.conn.transaction()?;
+            let done = match write_batch(&tx, &batch, false) {
+                Some(done) => done,
+                None => {
+                    // A write failed: undo the batch and apply it again, each write under its
+                    // own savepoint, so that only the one that fails is refused.
+                    tx.rollback()?;
+                    tx = self.conn.transaction()?;
+                    write_batch(&tx, &batch, true).expect("each write alone has its outcome")
+                }
+            };
+            let trail = newest_id(&tx)? - text_upto(&tx)?;
+            let indexed = index_now || trail >= TEXT_TAIL;
+            if indexed {
+                index_symptoms(&tx)?;
+            }
+            tx.commit()?;
+            Ok((done, trail > 0 && !indexed))
+        })();
+        let (mut done, failed) = match outcome {
+            Ok((done, behind)) => {
+                self.text_behind = behind;
+                self.committed(batch.len());
+                (Some(done.into_iter()), None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let commit_failed = || {
+            StoreError::Invalid(format!(
+                "commit failed: {}",
+                failed.as_deref().unwrap_or("no outcome")
+            ))
+        };
         let mut prunes = Vec::new();
         let mut retention = Vec::new();
-        let mut behind = self.text_behind;
-        let outcome = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction()?;
-            let mut index_now = false;
-            for write in batch {
-                match write {
-                    Write::Insert { row, reply } => {
-                        let stored = one(&tx, |c| insert(c, &row));
-                        pending.push(Pending::Stored(reply, stored));
-                    }
-                    Write::Pattern { issue, reply } => {
-                        let stored = one(&tx, |c| pattern(c, &issue));
-                        pending.push(Pending::Stored(reply, stored));
-                    }
-                    Write::Import { rows, reply } => {
-                        let imported = one(&tx, |c| {
-                            for row in &rows {
-                                insert(c, row)?;
-                            }
-                            Ok(rows.len())
-                        });
-                        pending.push(Pending::Imported(reply, imported));
-                    }
-                    Write::Flush { reply } => pending.push(Pending::Flushed(reply)),
-                    Write::IndexText { reply } => {
-                        index_now = true;
-                        pending.push(Pending::Flushed(reply));
-                    }
-                    Write::Prune { reply } => prunes.push(reply),
-                    Write::Retention {
-                        max_per_component,
-                        max_age,
-                        prune_every,
-                    } => retention.push((max_per_component, max_age, prune_every)),
-                }
-            }
-            let trail = newest_id(&tx)? - text_upto(&tx)?;
-            behind = trail > 0;
-            if index_now || trail >= TEXT_TAIL {
-                index_symptoms(&tx)?;
-                behind = false;
-            }
-            tx.commit()
-        })();
-        if outcome.is_ok() {
-            self.text_behind = behind;
-            self.committed(pending.len());
-        }
-        let failed = outcome.err().map(|e| e.to_string());
-        for p in pending {
-            match p {
-                Pending::Stored(reply, result) => {
-                    let result = match (&failed, result) {
-                        (Some(e), _) => Err(StoreError::Invalid(format!("commit failed: {e}"))),
-                        (None, r) => r,
+        for write in batch {
+            let outcome = done.as_mut().and_then(Iterator::next);
+            match write {
+                Write::Insert { reply, .. } | Write::Pattern { reply, .. } => {
+                    let result = match outcome {
+                        Some(Done::Stored(result)) => result,
+                        _ => Err(commit_failed()),
                     };
                     if let (Ok(item), Some(bus)) = (&result, &self.bus) {
                         let _ = bus.send(Event::Knowledge {
@@ -648,19 +670,25 @@ impl Writer {
                         let _ = reply.send(result);
                     }
                 }
-                Pending::Imported(reply, result) => {
-                    let result = match (&failed, result) {
-                        (Some(e), _) => Err(StoreError::Invalid(format!("commit failed: {e}"))),
-                        (None, r) => r,
+                Write::Import { reply, .. } => {
+                    let result = match outcome {
+                        Some(Done::Imported(result)) => result,
+                        _ => Err(commit_failed()),
                     };
                     if result.is_ok() {
                         let _ = self.conn.execute_batch("PRAGMA optimize");
                     }
                     let _ = reply.send(result);
                 }
-                Pending::Flushed(reply) => {
+                Write::Flush { reply } | Write::IndexText { reply } => {
                     let _ = reply.send(());
                 }
+                Write::Prune { reply } => prunes.push(reply),
+                Write::Retention {
+                    max_per_component,
+                    max_age,
+                    prune_every,
+                } => retention.push((max_per_component, max_age, prune_every)),
             }
         }
         for (max_per_component, max_age, prune_every) in retention {
@@ -855,7 +883,7 @@ fn index_symptoms(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Runs one write under its own savepoint: on error it is undone alone.
 fn one<T>(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     // Prepared once and kept: parsing the statements again for every write cost as much as

@@ -479,6 +479,61 @@ async fn a_version_1_file_migrates_and_keeps_its_items() {
     assert!(plan.iter().any(|p| p.contains("items_advice")), "{plan:?}");
 }
 
+/// A write that fails inside the writer (here a pattern of an issue with no component) is
+/// refused alone: the writes queued beside it in the same batch are stored and answered, and
+/// nothing of the failed one is left behind. The writer applies a batch without a savepoint per
+/// write and, when one fails, applies it again with them (see `store::write_batch`).
+#[tokio::test]
+async fn a_write_that_fails_in_a_batch_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = open(&dir, KnowledgeSettings::default());
+    let note = |n: usize| {
+        k.contribute(
+            KnowledgeItem::new()
+                .component("db")
+                .tags(["note"])
+                .content(format!("note {n} okapi")),
+        )
+    };
+    // Queued without waiting, so that they share the writer's batches.
+    let before: Vec<_> = (0..50).map(note).collect();
+    let bad = issue("", "crash");
+    let failed = k.pattern_stored(&bad);
+    let after: Vec<_> = (50..100).map(note).collect();
+    let (before, failed, after) = tokio::join!(
+        futures::future::join_all(before),
+        failed,
+        futures::future::join_all(after)
+    );
+    let e = failed.expect_err("a pattern needs a component");
+    assert!(e.to_string().contains("needs a component"), "{e}");
+    let stored: Vec<i64> = before
+        .into_iter()
+        .chain(after)
+        .map(|r| r.expect("the others are stored").id)
+        .collect();
+    assert_eq!(stored.len(), 100);
+    let conn = store::open_read_only(&dir.path().join(FILE_NAME)).unwrap();
+    let (items, tags): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM item_tags)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((items, tags), (100, 100));
+    let found = k
+        .query(
+            KnowledgeQuery::new()
+                .tag("note")
+                .contains("okapi")
+                .limit(1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 100);
+}
+
 /// The writer indexes a batch's text once, before it commits; a pattern updated in the batch
 /// that stored it, a bad write undone alone, an import and a prune all leave the text index
 /// whole (FTS5's own integrity check) and every stored symptom searchable.
