@@ -430,8 +430,7 @@ fn peers(idle_secs: u64, table: &mut Table) {
             .spawn()
             .unwrap();
         let (med, p95, _) = restarts(&probe, 10, Duration::from_millis(1100));
-        let _ = sd.kill();
-        let _ = sd.wait();
+        terminate(&mut sd);
         table
             .peers_restart
             .push(format!("supervisord|{med:.2}|{p95:.2}"));
@@ -475,8 +474,9 @@ fn peers(idle_secs: u64, table: &mut Table) {
         table
             .peers_memory
             .push(format!("supervisord RSS {rss:.1} MB, PSS {pss:.1} MB"));
-        let _ = sd.kill();
-        let _ = sd.wait();
+        // SIGKILL would leave its 100 `sleep`s behind (re-parented to init; the pkill below
+        // matches only what names the temporary directory).
+        terminate(&mut sd);
         let _ = Command::new("pkill")
             .args(["-f", &dir.path().display().to_string()])
             .status();
