@@ -716,7 +716,7 @@ impl Owner {
                         task,
                     },
             } => {
-                self.held.push_back((agent, task_id, task));
+                self.held.push_back((agent, task_id, *task));
                 self.run_held();
             }
             ServerMessage::Event { .. } | ServerMessage::Hello { .. } => {}

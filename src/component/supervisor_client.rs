@@ -844,7 +844,7 @@ async fn listen(
             return;
         };
         let outcome = match handler {
-            Some(handler) => match handler(command.clone()).await {
+            Some(handler) => match handler((*command).clone()).await {
                 Ok(()) => Outcome {
                     id,
                     error: None,
@@ -867,7 +867,7 @@ async fn listen(
         };
         let _ = owner.send(Command::Outcome {
             component: name.clone(),
-            command,
+            command: *command,
             outcome,
         });
     }

@@ -649,16 +649,14 @@ async fn sleep_until(at: Option<Instant>) {
 /// current handler with each. Ends with the subscription or with the owner.
 async fn listen(mut listener: Client, id: String, owner: mpsc::WeakUnboundedSender<Command>) {
     while let Ok(Some(event)) = listener.next_event().await {
-        if let Event::PanelInput {
-            component, line, ..
-        } = event
-            && component == id
+        if let Event::PanelInput(input) = event
+            && input.component == id
         {
             let Some(handler) = ask_weak(&owner, |reply| Command::Handler { reply }).await else {
                 return;
             };
             if let Some(handler) = handler {
-                handler(line).await;
+                handler(input.line).await;
             }
         }
     }

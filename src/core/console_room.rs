@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::supervisor::{Answer, Refusal};
-use crate::protocol::{ErrorCode, Event, Request, Response};
+use crate::protocol::{ErrorCode, Event, PanelInput, Request, Response};
 
 /// How many lines an append-mode text panel keeps.
 pub const PANEL_LINES: usize = 500;
@@ -116,11 +116,11 @@ impl ConsoleRoom {
                 line,
             } => {
                 // Straight to the component that owns the pane; nothing here interprets it.
-                let delivered = self.bus.send(Event::PanelInput {
+                let delivered = self.bus.send(Event::PanelInput(Box::new(PanelInput {
                     component: component.clone(),
                     panel,
                     line,
-                });
+                })));
                 match delivered {
                     Ok(_) => Ok(Response::Done {
                         message: format!("sent to {component}"),
@@ -174,12 +174,14 @@ impl ConsoleRoom {
         let (component, panel) = key;
         // Subscribers get what the panel keeps, not more.
         let text = tail_bytes(&text, PANEL_BYTES).to_string();
-        let _ = self.bus.send(Event::PanelText {
-            component,
-            panel,
-            text,
-            append,
-        });
+        let _ = self
+            .bus
+            .send(Event::PanelText(Box::new(crate::protocol::PanelText {
+                component,
+                panel,
+                text,
+                append,
+            })));
         Ok(Response::Done {
             message: "panel updated".into(),
         })

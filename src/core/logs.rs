@@ -170,7 +170,9 @@ impl LogSink {
             ring.push_back(line.clone());
         }
         // No subscribers is fine.
-        let _ = self.bus.send(Event::Log { line });
+        let _ = self.bus.send(Event::Log {
+            line: Box::new(line),
+        });
     }
 
     /// The last `n` lines, oldest first.

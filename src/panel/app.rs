@@ -626,8 +626,8 @@ impl Model {
                 }
             }
             Event::Log { line } => match &mut self.body {
-                Body::Logs(state) => state.push(line, page),
-                Body::Component(state) => state.push(line),
+                Body::Logs(state) => state.push(*line, page),
+                Body::Component(state) => state.push(*line),
                 Body::Metrics(_)
                 | Body::Status(_)
                 | Body::Actions(_)
@@ -653,17 +653,17 @@ impl Model {
                     | Body::Agents(_) => {}
                 }
                 if let Some(status) = self.fleet.get_mut(&component) {
-                    status.metrics = Some(metrics);
+                    status.metrics = Some(*metrics);
                 }
             }
             Event::Issue { issue } => {
                 if let Body::Status(state) = &mut self.body {
                     state.push(crate::protocol::TimelineEntry::Issue {
-                        issue: issue.clone(),
+                        issue: (*issue).clone(),
                     });
                 }
                 if let Some(status) = self.fleet.get_mut(&issue.component) {
-                    status.healing.last_issue = Some(issue);
+                    status.healing.last_issue = Some(*issue);
                 }
             }
             Event::Healing { record } => {
@@ -671,11 +671,11 @@ impl Model {
                     status.healing.last_action = Some(record.action.clone());
                 }
                 if let Body::Status(state) = &mut self.body {
-                    state.push(crate::protocol::TimelineEntry::Healing { record });
+                    state.push(crate::protocol::TimelineEntry::Healing { record: *record });
                 }
             }
             // Input goes from a pane to its component, never to other panels.
-            Event::PanelInput { .. } => {}
+            Event::PanelInput(_) => {}
             Event::Notice { level, message, at } => {
                 if let Body::SystemHealth(state) = &mut self.body {
                     state.push_notice(level, message, at);
@@ -697,16 +697,11 @@ impl Model {
                     state.replace(agents);
                 }
             }
-            Event::PanelText {
-                panel,
-                text,
-                append,
-                ..
-            } => {
+            Event::PanelText(update) => {
                 if let Body::Text(state) = &mut self.body
-                    && self.panel.as_ref().is_none_or(|p| *p == panel)
+                    && self.panel.as_ref().is_none_or(|p| *p == update.panel)
                 {
-                    state.set(&text, append);
+                    state.set(&update.text, update.append);
                 }
             }
         }

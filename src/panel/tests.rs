@@ -13,7 +13,7 @@ use super::app::Body;
 use super::format;
 use super::*;
 use crate::model::*;
-use crate::protocol::{Event, NoticeLevel, Request, Response, Topic};
+use crate::protocol::{Event, NoticeLevel, PanelText, Request, Response, Topic};
 
 fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
@@ -140,11 +140,11 @@ fn metrics_panel_shows_values_and_sparklines() {
     for (cpu, rss) in [(1.0, 10_000_000), (2.0, 12_000_000), (4.0, 13_000_000)] {
         model.update(Msg::Event(Event::Metrics {
             component: "api".into(),
-            metrics: ProcessMetrics {
+            metrics: Box::new(ProcessMetrics {
                 cpu_percent: cpu,
                 rss_bytes: rss,
                 open_fds: 7,
-            },
+            }),
             at: now(),
         }));
     }
@@ -200,7 +200,7 @@ fn metrics_of_other_components_are_ignored() {
     let mut model = panel(PanelKind::Metrics, Some("api"), 40, 9);
     model.update(Msg::Event(Event::Metrics {
         component: "db".into(),
-        metrics: ProcessMetrics::default(),
+        metrics: Box::new(ProcessMetrics::default()),
         at: now(),
     }));
     let Body::Metrics(state) = &model.body else {
@@ -237,13 +237,17 @@ fn logs_offset(model: &Model) -> usize {
 fn logs_panel_shows_the_tail_and_follows_new_lines() {
     let mut model = logs_panel(10, 6);
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stderr, "warning: \u{1b}[33mslow\u{1b}[0m"),
+        line: Box::new(log(
+            "api",
+            LogStream::Stderr,
+            "warning: \u{1b}[33mslow\u{1b}[0m",
+        )),
     }));
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stdout, "ERROR: db gone"),
+        line: Box::new(log("api", LogStream::Stdout, "ERROR: db gone")),
     }));
     model.update(Msg::Event(Event::Log {
-        line: log("db", LogStream::Stdout, "not for this panel"),
+        line: Box::new(log("db", LogStream::Stdout, "not for this panel")),
     }));
     assert_screen(
         &model,
@@ -262,10 +266,10 @@ fn logs_panel_shows_the_tail_and_follows_new_lines() {
 fn logs_highlight_stderr_and_errors() {
     let mut model = logs_panel(0, 6);
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stderr, "to stderr"),
+        line: Box::new(log("api", LogStream::Stderr, "to stderr")),
     }));
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stdout, "panic at the disco"),
+        line: Box::new(log("api", LogStream::Stdout, "panic at the disco")),
     }));
     let mut terminal = Terminal::new(TestBackend::new(40, 6)).unwrap();
     terminal.draw(|f| model.view(f)).unwrap();
@@ -293,7 +297,7 @@ fn logs_scroll_with_arrows_and_pages_and_stay_put_while_scrolled() {
     assert_eq!(logs_offset(&model), 13);
     // New output does not move a scrolled view.
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stdout, "line 21"),
+        line: Box::new(log("api", LogStream::Stdout, "line 21")),
     }));
     assert_eq!(logs_offset(&model), 14);
     assert_screen(
@@ -310,7 +314,7 @@ fn logs_scroll_with_arrows_and_pages_and_stay_put_while_scrolled() {
     model.update(key(KeyCode::End));
     assert_eq!(logs_offset(&model), 0);
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stdout, "line 22"),
+        line: Box::new(log("api", LogStream::Stdout, "line 22")),
     }));
     assert_eq!(logs_offset(&model), 0, "following again");
 }
@@ -319,10 +323,10 @@ fn logs_scroll_with_arrows_and_pages_and_stay_put_while_scrolled() {
 fn logs_without_component_prefix_the_name() {
     let mut model = panel(PanelKind::Logs, None, 30, 4);
     model.update(Msg::Event(Event::Log {
-        line: log("api", LogStream::Stdout, "hello"),
+        line: Box::new(log("api", LogStream::Stdout, "hello")),
     }));
     model.update(Msg::Event(Event::Log {
-        line: log("db", LogStream::System, "started"),
+        line: Box::new(log("db", LogStream::System, "started")),
     }));
     assert_screen(
         &model,
@@ -451,17 +455,17 @@ fn issue_and_healing_events_update_the_status() {
         context: BTreeMap::new(),
     };
     model.update(Msg::Event(Event::Issue {
-        issue: issue.clone(),
+        issue: Box::new(issue.clone()),
     }));
     model.update(Msg::Event(Event::Healing {
-        record: RecoveryRecord {
+        record: Box::new(RecoveryRecord {
             issue,
             strategy: "restart".into(),
             successful: true,
             action: HealingAction::Restart,
             timestamp: now(),
             duration: Duration::from_millis(5),
-        },
+        }),
     }));
     let text = screen(&model);
     assert!(text.contains("issue     oom (critical) 0s ago"), "{text}");
@@ -634,7 +638,7 @@ fn component_tile_is_compact() {
         ],
     })));
     model.update(Msg::Event(Event::Log {
-        line: log("cache", LogStream::Stderr, "evicted 12 keys"),
+        line: Box::new(log("cache", LogStream::Stderr, "evicted 12 keys")),
     }));
     assert_screen(
         &model,
@@ -683,12 +687,12 @@ fn text_panel_replaces_and_appends() {
         text: "CPU: 3%\nMemory: 12MB".into(),
     })));
     let text_event = |panel: &str, text: &str, append: bool| {
-        Msg::Event(Event::PanelText {
+        Msg::Event(Event::PanelText(Box::new(PanelText {
             component: "svc".into(),
             panel: panel.into(),
             text: text.into(),
             append,
-        })
+        })))
     };
     model.update(text_event("notes", "Errors: 0%", true));
     model.update(text_event("other", "not this panel", true));
@@ -1316,17 +1320,17 @@ fn issue_13_pictures_health_status_shows_a_timeline() {
         ..Issue::new("api", "crash", Severity::Error)
     };
     model.update(Msg::Event(Event::Issue {
-        issue: issue.clone(),
+        issue: Box::new(issue.clone()),
     }));
     model.update(Msg::Event(Event::Healing {
-        record: RecoveryRecord {
+        record: Box::new(RecoveryRecord {
             issue,
             strategy: "restart".into(),
             successful: true,
             action: HealingAction::Restart,
             timestamp: now() - Duration::from_secs(29),
             duration: Duration::from_millis(20),
-        },
+        }),
     }));
     let text = screen(&model);
     let strip = text

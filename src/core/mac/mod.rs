@@ -286,7 +286,7 @@ impl Room {
                     let _ = self.bus.send(Event::Task {
                         agent,
                         task_id,
-                        task,
+                        task: Box::new(task),
                     });
                 }
                 Effect::Deliver {

@@ -300,7 +300,7 @@ impl Supervisor {
             for (component, _, metrics) in &samples {
                 let _ = self.bus.send(Event::Metrics {
                     component: component.clone(),
-                    metrics: metrics.clone(),
+                    metrics: Box::new(metrics.clone()),
                     at: SystemTime::now(),
                 });
             }
@@ -399,10 +399,10 @@ impl Supervisor {
         match &event {
             Event::Issue { issue } => {
                 tracing::info!(component = %issue.component, issue_type = %issue.issue_type, severity = %issue.severity, "issue");
-                self.journal.record(issue.clone());
+                self.journal.record((**issue).clone());
                 self.knowledge.pattern(issue);
             }
-            Event::Healing { record } => self.knowledge.record(record.clone()),
+            Event::Healing { record } => self.knowledge.record((**record).clone()),
             Event::Notice { level, message, .. } => match level {
                 crate::protocol::NoticeLevel::Info => tracing::info!(?level, "{message}"),
                 _ => tracing::warn!(?level, "{message}"),

@@ -555,8 +555,9 @@ impl Kernel {
             issue_type: record.issue.issue_type.clone(),
             actions: self.components[i].spec.recovery_actions.clone(),
         };
-        self.effects
-            .push(Effect::Publish(Event::Healing { record }));
+        self.effects.push(Effect::Publish(Event::Healing {
+            record: Box::new(record),
+        }));
         self.effects.push(ask);
     }
 

@@ -525,7 +525,7 @@ impl Kernel {
         self.arm(at, Timer::Command { id });
         self.effects.push(Effect::Publish(Event::Command {
             component: name,
-            command,
+            command: Box::new(command),
             id: Some(id),
         }));
         Ok(id)

@@ -359,7 +359,9 @@ impl Kernel {
             self.components[i].last_issue = Some(issue.clone());
             self.publish(i);
         }
-        self.effects.push(Effect::Publish(Event::Issue { issue }));
+        self.effects.push(Effect::Publish(Event::Issue {
+            issue: Box::new(issue),
+        }));
     }
 
     fn notice(&mut self, level: NoticeLevel, message: String) {

@@ -684,7 +684,7 @@ fn commands_to(w: &World, name: &str) -> Vec<SupervisorCommand> {
         .filter_map(|e| match e {
             Effect::Publish(Event::Command {
                 component, command, ..
-            }) if component == name => Some(command.clone()),
+            }) if component == name => Some((**command).clone()),
             _ => None,
         })
         .collect()
