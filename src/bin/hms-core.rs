@@ -44,18 +44,13 @@ fn main() -> ExitCode {
         Invocation::Up(args) => {
             // The same sources, in the same order, as `hms-console --socket/--data-dir` (which
             // always passes both): the command line, then HMS_SOCKET / HMS_DATA_DIR (an empty
-            // one counts as unset), then the defaults.
-            let env = |name: &str| {
-                std::env::var_os(name)
-                    .filter(|v| !v.is_empty())
-                    .map(Into::into)
-            };
-            let socket = args.socket.clone().or_else(|| env("HMS_SOCKET"));
-            let data_dir = args.data_dir.clone().or_else(|| env("HMS_DATA_DIR"));
+            // one counts as unset), then the defaults: `hms::paths` applies the last two.
+            let socket = hms::paths::socket_path(args.socket.as_deref());
+            let data_dir = hms::paths::data_dir(args.data_dir.as_deref());
             let result = hms::core::launch::run_up(
                 args,
-                hms::paths::socket_path(socket.as_deref()),
-                hms::paths::data_dir(data_dir.as_deref()),
+                socket,
+                data_dir,
                 return_freed_memory_to_the_system,
             );
             // Its errors are those of the command the user typed, `hms-console up`.

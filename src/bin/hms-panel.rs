@@ -30,18 +30,11 @@ fn main() -> ExitCode {
         }
     };
     // The same sources, in the same order, as `hms-console --socket/--data-dir`: the command
-    // line, then HMS_SOCKET / HMS_DATA_DIR (an empty one counts as unset), then the defaults.
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(Into::into)
-    };
-    let socket = args.socket.clone().or_else(|| env("HMS_SOCKET"));
-    let data_dir = args.data_dir.clone().or_else(|| env("HMS_DATA_DIR"));
-    let opts = args.options(
-        hms::paths::socket_path(socket.as_deref()),
-        hms::paths::data_dir(data_dir.as_deref()),
-    );
+    // line, then HMS_SOCKET / HMS_DATA_DIR (an empty one counts as unset), then the defaults:
+    // `hms::paths` applies the last two.
+    let socket = hms::paths::socket_path(args.socket.as_deref());
+    let data_dir = hms::paths::data_dir(args.data_dir.as_deref());
+    let opts = args.options(socket, data_dir);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
