@@ -69,8 +69,42 @@ impl Tmux {
 }
 
 impl Drop for Tmux {
+    /// `kill-server`, then, if the server's process is still there after a deadline, SIGKILL to
+    /// it: a `kill-server` that failed (seen under load: the server outlived the test, its socket
+    /// file removed, a watcher's control client still attached to it) must not leave it behind.
     fn drop(&mut self) {
+        let pid = self
+            .command()
+            .args(["display-message", "-p", "#{pid}"])
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+            });
         let _ = self.command().arg("kill-server").output();
+        if let Some(pid) = pid {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            // A zombie is gone: the server is a daemon, reaped by init when init gets to it.
+            let alive = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+                        Some(state != "Z" && state != "X")
+                    })
+                    .unwrap_or(false)
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if alive() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         let _ = std::fs::remove_file(self.socket_path());
     }
 }
