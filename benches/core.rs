@@ -293,30 +293,6 @@ fn thousand(idle_secs: u64) {
     );
 }
 
-/// The pids the threads of `pid` forked, read from their `children` files only.
-fn child_pids(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let listed = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(
-            listed
-                .split_whitespace()
-                .filter_map(|c| c.parse::<u32>().ok()),
-        );
-    }
-    out
-}
-
-fn first_word_of_cmdline(pid: u32) -> String {
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let first = cmd.split(|b| *b == 0).next().unwrap_or_default();
-    String::from_utf8_lossy(first).into_owned()
-}
-
 fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
