@@ -12,10 +12,9 @@
 //!    thread, no exec, so it shares the core's pages and costs a few hundred kB (issue 12; an exec
 //!    of this program cost 2.5 MB PSS and 5.8 MB RSS, mostly the pages the command line's start-up
 //!    touches). The core tells it its id, once it has one, in a few NUL-terminated words
-//!    ([`Orders`]). A
-//!    reaper started later (after one died, or by a core run in-process without `up`) is the
-//!    core's own program run as `reaper` (`hms-core reaper`, or `hms-console reaper` for a core
-//!    run by a lone `hms-console`), exec'd as before.
+//!    ([`Orders`]). A reaper started later (after one died, or by a core run in-process without
+//!    `up`) is the core's own program run as `reaper` (`hms-core reaper`, or `hms-console reaper`
+//!    for a core run by a lone `hms-console`), exec'd as before.
 //! 2. The sweep: the core records its id in `core.json` in its data directory while it runs. A core
 //!    that starts and finds the record of a core that is no longer alive kills whatever still carries
 //!    that id (for the case where the reaper was killed together with the core).
@@ -211,8 +210,7 @@ pub struct ForkedReaper {
 static FORKED: Mutex<Option<ForkedReaper>> = Mutex::new(None);
 
 /// Forks the reaper. Call it once, as the core starts, before the runtime or any thread of the
-/// core starts:
-/// the child runs in a copy of this process with only the calling thread. Best effort: when it
+/// core starts: the child runs in a copy of this process with only the calling thread. Best effort: when it
 /// fails the core starts its program's `reaper` command instead.
 #[allow(unsafe_code)]
 pub fn fork_reaper() {
