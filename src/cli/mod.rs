@@ -586,7 +586,9 @@ async fn detach(
         );
     }
     crate::paths::ensure_private_dir(data_dir, false)?;
-    let exe = std::env::current_exe().context("while finding this program's path")?;
+    // As `up` in the foreground finds `hms-core` beside it (a rebuilt binary included).
+    let exe =
+        crate::console::session::this_program().context("while finding this program's path")?;
     // The fleet by its absolute path: the background core may resolve it from anywhere.
     let fleet_file = match args.choice() {
         FleetChoice::Config(c) => FleetChoice::Config(std::path::absolute(c)?),
