@@ -323,7 +323,11 @@ pub fn main() -> ExitCode {
     }
     // A panel draws on the terminal and logs to its own file; nothing may write to its pane.
     let is_panel = matches!(cli.command, Command::Panel { .. });
-    let _log_guard = (!is_panel).then(|| init_logging(&cli));
+    // A command logs to standard error; `RUST_LOG` overrides the level the flags give.
+    let _log_guard = (!is_panel).then(|| {
+        let level = Verbosity::from_flags(cli.quiet, cli.verbose).default_filter(false);
+        crate::core::launch::init_logging(level, false, &data_dir)
+    });
     // A client makes one or two requests, a panel waits on events: a current-thread runtime
     // starts fastest and costs least.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -426,20 +430,6 @@ pub fn report(program: &str, result: Result<()>) -> ExitCode {
             }
         }
     }
-}
-
-/// Logs to standard error; `RUST_LOG` overrides the level the flags give. (The core sets up its
-/// own logging: see `hms::core::launch`.)
-fn init_logging(cli: &Cli) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let default = Verbosity::from_flags(cli.quiet, cli.verbose).default_filter(false);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {

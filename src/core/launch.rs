@@ -104,8 +104,8 @@ pub fn fleet_origin(choice: &FleetChoice) -> Result<FleetOrigin> {
 }
 
 /// Logs to standard error, or for a detached core to its log file through a writer thread.
-/// `RUST_LOG` overrides `default_filter`.
-fn init_logging(
+/// `RUST_LOG` overrides `default_filter`. The commands of `hms-console` log through it too.
+pub fn init_logging(
     default_filter: &str,
     detached: bool,
     data_dir: &Path,
