@@ -13,7 +13,7 @@
 //!   `hms-console up` execs when it sits beside it, same pid) and its helper processes (the
 //!   reaper, the probe runner when it runs), RSS and PSS, its threads, and the core's CPU
 //! - 1,000 components: time until all run, then the core's idle CPU
-//! - the release binaries' sizes (hms-console, hms-core, hms-panel)
+//! - the release binaries' sizes (hms-console, hms-cli, hms-core, hms-panel)
 
 mod common;
 
@@ -106,7 +106,7 @@ impl Table {
             )),
             or_dash(&self.peers_memory)
         );
-        for name in ["hms-console", "hms-core", "hms-panel"] {
+        for name in ["hms-console", "hms-cli", "hms-core", "hms-panel"] {
             let path = Path::new(&bin()).with_file_name(name);
             let size = std::fs::metadata(&path).map_or("-".to_string(), |m| {
                 format!("{:.1} MB", m.len() as f64 / 1e6)

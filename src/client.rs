@@ -151,31 +151,7 @@ impl Client {
             (Err(_), Err(e)) => return Err(ClientError::Io(e)),
             (Err(e), Ok(())) => return Err(e),
         };
-        let info = match answer {
-            ServerMessage::Hello {
-                version,
-                pid,
-                data_dir,
-                containment,
-            } => {
-                if version != PROTOCOL_VERSION {
-                    return Err(ClientError::Version {
-                        core: version,
-                        ours: PROTOCOL_VERSION,
-                    });
-                }
-                CoreInfo {
-                    version,
-                    pid,
-                    data_dir: PathBuf::from(data_dir),
-                    containment,
-                }
-            }
-            ServerMessage::Error { code, message, .. } => {
-                return Err(ClientError::Server { code, message });
-            }
-            other => return Err(ClientError::Protocol(format!("{other:?}"))),
-        };
+        let info = core_info(answer)?;
         Ok(Client {
             reader,
             writer,
@@ -201,17 +177,10 @@ impl Client {
             .write_all(&encode(&ClientMessage::Request { id, request }))
             .await?;
         loop {
-            match read_message(&mut self.reader, &mut self.buf).await? {
-                ServerMessage::Response { id: rid, response } if rid == id => return Ok(response),
-                ServerMessage::Error {
-                    id: rid,
-                    code,
-                    message,
-                } if rid == Some(id) || rid.is_none() => {
-                    return Err(ClientError::Server { code, message });
-                }
-                ServerMessage::Event { event } => self.pending_events.push_back(event),
-                other => return Err(ClientError::Protocol(format!("{other:?}"))),
+            let message = read_message(&mut self.reader, &mut self.buf).await?;
+            match answer_to(id, message)? {
+                Ok(response) => return Ok(response),
+                Err(event) => self.pending_events.push_back(event),
             }
         }
     }
@@ -783,7 +752,12 @@ async fn read_message(
     reader: &mut BufReader<OwnedReadHalf>,
     buf: &mut Vec<u8>,
 ) -> Result<ServerMessage, ClientError> {
-    match read_frame(reader, buf, MAX_ANSWER_LINE).await? {
+    frame_message(read_frame(reader, buf, MAX_ANSWER_LINE).await?)
+}
+
+/// The message in a frame the core sent (`None`: it hung up).
+fn frame_message(frame: Option<Frame>) -> Result<ServerMessage, ClientError> {
+    match frame {
         None => Err(ClientError::Closed),
         Some(Frame::Line(line)) => {
             parse_server_message(&line).map_err(|e| ClientError::Protocol(format!("{e}: {line}")))
@@ -791,6 +765,149 @@ async fn read_message(
         Some(Frame::TooLong) => Err(ClientError::Protocol("a line over the maximum".into())),
         Some(Frame::NotUtf8) => Err(ClientError::Protocol("a line that is not UTF-8".into())),
     }
+}
+
+/// What the core's answer to our hello says about it; refused when it speaks another protocol
+/// version or refused us.
+fn core_info(answer: ServerMessage) -> Result<CoreInfo, ClientError> {
+    match answer {
+        ServerMessage::Hello {
+            version,
+            pid,
+            data_dir,
+            containment,
+        } => {
+            if version != PROTOCOL_VERSION {
+                return Err(ClientError::Version {
+                    core: version,
+                    ours: PROTOCOL_VERSION,
+                });
+            }
+            Ok(CoreInfo {
+                version,
+                pid,
+                data_dir: PathBuf::from(data_dir),
+                containment,
+            })
+        }
+        ServerMessage::Error { code, message, .. } => Err(ClientError::Server { code, message }),
+        other => Err(ClientError::Protocol(format!("{other:?}"))),
+    }
+}
+
+/// A message read while waiting for the answer to request `id`: the answer (`Ok(Ok)`), an event
+/// that came first (`Ok(Err)`: keep it and read on), or the core's refusal.
+fn answer_to(id: u64, message: ServerMessage) -> Result<Result<Response, Event>, ClientError> {
+    match message {
+        ServerMessage::Response { id: rid, response } if rid == id => Ok(Ok(response)),
+        ServerMessage::Error {
+            id: rid,
+            code,
+            message,
+        } if rid == Some(id) || rid.is_none() => Err(ClientError::Server { code, message }),
+        ServerMessage::Event { event } => Ok(Err(event)),
+        other => Err(ClientError::Protocol(format!("{other:?}"))),
+    }
+}
+
+/// One request on a connection of its own, without an async runtime: connect, exchange hellos,
+/// send `request`, read its answer (events cannot come: this connection subscribes to none).
+/// For `hms-console status`, whose whole run is this one exchange (issue 12: a status of 100
+/// components, process start included, within 1.5 ms): building a tokio runtime, its I/O driver
+/// and the readiness dance around each read cost more than the exchange. The steps after each
+/// read are [`Client`]'s ([`core_info`], [`answer_to`]); the errors are the same.
+pub fn request_blocking(
+    socket: &Path,
+    name: &str,
+    request: Request,
+) -> Result<(CoreInfo, Response), ClientError> {
+    use std::io::Write;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|source| {
+        ClientError::NotRunning {
+            socket: socket.to_path_buf(),
+            source,
+        }
+    })?;
+    // The hello and the request in one write: the core reads them in order and answers the
+    // request only once it has taken the hello (a core that refuses the hello hangs up without
+    // reading on), so the answer comes one round trip sooner than hello, wait, request.
+    let id = 1;
+    let mut lines = encode(&ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        client: name.to_string(),
+    });
+    lines.extend(encode(&ClientMessage::Request { id, request }));
+    // As `Client::connect`: a core that refuses us may hang up before our lines are written.
+    let sent = stream.write_all(&lines);
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, stream);
+    let mut buf = Vec::new();
+    let answer = match (read_line_blocking(&mut reader, &mut buf), sent) {
+        (Ok(answer), _) => answer,
+        (Err(_), Err(e)) => return Err(ClientError::Io(e)),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    let info = core_info(answer)?;
+    loop {
+        if let Ok(response) = answer_to(id, read_line_blocking(&mut reader, &mut buf)?)? {
+            return Ok((info, response));
+        }
+    }
+}
+
+/// `status` through [`request_blocking`]: the core's hello and the components.
+pub fn status_blocking(
+    socket: &Path,
+    name: &str,
+    component: Option<&str>,
+) -> Result<(CoreInfo, Vec<ComponentStatus>), ClientError> {
+    let request = Request::Status {
+        component: component.map(str::to_string),
+    };
+    match request_blocking(socket, name, request)? {
+        (info, Response::Status { components }) => Ok((info, components)),
+        (_, other) => Err(ClientError::unexpected("status", other)),
+    }
+}
+
+/// One message from a blocking reader (see [`read_frame_blocking`]).
+fn read_line_blocking(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+) -> Result<ServerMessage, ClientError> {
+    frame_message(read_frame_blocking(reader, buf, MAX_ANSWER_LINE)?)
+}
+
+/// [`read_frame`] for a blocking reader: one line of at most `max` bytes, the same frame for
+/// the same bytes (a property test checks it), except that it does not read on past an
+/// over-long line (the one caller gives up on it), and a line the peer did not finish is
+/// [`ClientError::Closed`] at once.
+fn read_frame_blocking(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<Option<Frame>, ClientError> {
+    use std::io::{BufRead, Read};
+    buf.clear();
+    let max = max as u64;
+    reader.by_ref().take(max + 1).read_until(b'\n', buf)?;
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return if buf.len() as u64 > max {
+            Ok(Some(Frame::TooLong))
+        } else {
+            Err(ClientError::Closed)
+        };
+    }
+    buf.pop();
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(match String::from_utf8(std::mem::take(buf)) {
+        Ok(s) => Frame::Line(s),
+        Err(_) => Frame::NotUtf8,
+    }))
 }
 
 /// Parses one line from the core. `ServerMessage`'s derived `Deserialize` (an internally tagged
@@ -843,6 +960,36 @@ fn parse_server_message(line: &str) -> serde_json::Result<ServerMessage> {
 mod tests {
     use super::*;
     use tokio::net::UnixListener;
+
+    proptest::proptest! {
+        /// The blocking reader cuts the same first frame as the async one from any bytes:
+        /// lines of any content (newlines, `\r`, bytes that are not UTF-8), any maximum.
+        #[test]
+        fn the_blocking_frame_reader_agrees_with_read_frame(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'\r'),
+                ],
+                0..64,
+            ),
+            max in 0usize..24,
+        ) {
+            let blocking = read_frame_blocking(&mut &bytes[..], &mut Vec::new(), max);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let framed = runtime.block_on(read_frame(&mut &bytes[..], &mut Vec::new(), max));
+            match (blocking, framed) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(ClientError::Closed), Err(FrameError::Truncated)) => {}
+                // An over-long unfinished line: the async reader reads on to say it was cut.
+                (Ok(Some(Frame::TooLong)), Err(FrameError::Truncated)) => {
+                    proptest::prop_assert!(!bytes[..=max.min(bytes.len() - 1)].contains(&b'\n'));
+                }
+                (a, b) => proptest::prop_assert!(false, "{a:?} != {b:?}"),
+            }
+        }
+    }
 
     /// A fake core for one connection that answers every request with `answer`.
     async fn fake_core(listener: UnixListener, answer: Response) {

@@ -1,8 +1,8 @@
-//! The `hms-console` binary: everything lives in the `hms` library; see `hms::cli`. It uses the
-//! system allocator: a command or a panel allocates little and briefly, and `up` runs the core as
-//! the `hms-core` program (with jemalloc, see src/bin/hms-core.rs) when it is installed beside.
+//! `hms-console`: answers a plain `status` itself and hands every other command line to the
+//! `hms-cli` program beside it, which replaces this process (same pid, arguments and exit code):
+//! see `hms::cli::front` for why. Everything lives in the `hms` library.
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    hms::cli::main()
+    hms::cli::front()
 }

@@ -134,6 +134,16 @@ pub fn core_log(data_dir: &Path) -> PathBuf {
     data_dir.join("core.log")
 }
 
+/// The program `name` of this package installed beside `exe` (another of its programs), if there
+/// is one: same directory, an executable file. `cargo build` puts every program in
+/// `target/<profile>/` and `cargo install` in `~/.cargo/bin`; `cargo run` builds only the one it
+/// runs, and a program may be copied alone.
+pub fn program_beside(exe: &Path, name: &str) -> Option<PathBuf> {
+    let program = exe.with_file_name(name);
+    let meta = std::fs::metadata(&program).ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(program)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -514,13 +514,10 @@ fn the_slim_panel_explains_its_command_line_and_refuses_a_bad_one() {
 
 #[test]
 fn a_lone_hms_console_runs_its_panels_itself() {
-    // A copy of hms-console with no hms-panel beside it (a hard link when the file system
-    // allows: the debug binary is large).
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let lone = dir.path().join("hms-console");
-    if std::fs::hard_link(BIN, &lone).is_err() {
-        std::fs::copy(BIN, &lone).expect("copy hms-console");
-    }
+    // hms-console and the hms-cli that carries out its commands, with no hms-panel beside them
+    // (hard links when the file system allows: the debug binaries are large).
+    let (_dir, lone) = common::programs_alone(&["hms-console", "hms-cli"]);
+    let full = lone.with_file_name("hms-cli");
     let c = Console::start();
     let out = c
         .program_command(&lone)
@@ -529,7 +526,7 @@ fn a_lone_hms_console_runs_its_panels_itself() {
         .output()
         .expect("run the lone hms-console");
     ok(out, &["attach", "--no-attach"]);
-    wait_panes_run(&c, "=hms:overview", &lone, true);
+    wait_panes_run(&c, "=hms:overview", &full, true);
     let health = c.pane("overview", "System Health");
     c.tmux.wait_shows(&health, &["alpha", "beta", "gamma"]);
     // Its panels open windows of panels run the same way.
@@ -538,7 +535,7 @@ fn a_lone_hms_console_runs_its_panels_itself() {
     c.type_line(&actions, "open beta");
     c.tmux
         .wait_shows(&actions, &["window 'beta' built and shown"]);
-    wait_panes_run(&c, "=hms:beta", &lone, true);
+    wait_panes_run(&c, "=hms:beta", &full, true);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `hms-console up` runs the core as the `hms-core` program installed beside it, and runs it
-//! itself when there is none (issue 12). Cargo builds every binary for the tests, so `hms-core`
-//! sits beside `hms-console` in target/<profile>/; the lone case uses a hard link (or copy) of
-//! `hms-console` in a directory of its own.
+//! itself (as `hms-cli`, which carries out every command line but a plain `status`) when there is
+//! none (issue 12). Cargo builds every binary for the tests, so `hms-core` sits beside
+//! `hms-console` in target/<profile>/; the lone cases use hard links (or copies) of some of the
+//! programs in a directory of their own.
 
 mod common;
 
@@ -35,18 +36,10 @@ fn reaper_of(core: u32) -> u32 {
     })
 }
 
-/// An `hms-console` with no `hms-core` beside it: a hard link in a directory of its own under
-/// the target directory (the same file system as the binary), or a copy where linking fails.
+/// An `hms-console` and the `hms-cli` that carries out its commands, with no `hms-core` (nor
+/// `hms-panel`) beside them. Returns the directory and the `hms-console` in it.
 fn lone_console() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix("lone")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
-    let lone = dir.path().join("hms-console");
-    if std::fs::hard_link(common::BIN, &lone).is_err() {
-        std::fs::copy(common::BIN, &lone).expect("copy hms-console");
-    }
-    (dir, lone)
+    common::programs_alone(&["hms-console", "hms-cli"])
 }
 
 /// `program --socket … --data-dir … ARGS` with no terminal.
@@ -120,8 +113,10 @@ fn a_lone_hms_console_runs_its_core_itself() {
     wait_for("the lone core's socket", SECS10, || {
         std::os::unix::net::UnixStream::connect(&socket).ok()
     });
-    assert_eq!(exe_of(core.id()), lone);
-    assert_eq!(exe_of(reaper_of(core.id())), lone);
+    // `hms-console` handed `up` to `hms-cli` (same pid), which runs the core itself.
+    let full = lone.with_file_name("hms-cli");
+    assert_eq!(exe_of(core.id()), full);
+    assert_eq!(exe_of(reaper_of(core.id())), full);
     wait_for("the component to run", SECS10, || {
         let out = run(&lone, dir.path(), &["status", "a", "--json"]);
         String::from_utf8_lossy(&out.stdout)
@@ -163,4 +158,64 @@ fn a_bad_config_is_refused_the_same_with_or_without_hms_core() {
         "named as the user wrote it: {beside}"
     );
     assert_eq!(up(&lone), (code, beside));
+}
+
+#[test]
+fn hms_console_answers_a_plain_status_itself_and_hands_every_other_command_to_hms_cli() {
+    let core = Core::start(FLEET);
+    core.wait_component("a", "running", SECS10, |c| c.pid.is_some());
+    let (_alone_dir, alone) = common::programs_alone(&["hms-console"]);
+    let socket = core.socket.to_str().unwrap();
+    let run_alone = |args: &[&str]| {
+        Command::new(&alone)
+            .args(["--socket", socket])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hms-console")
+    };
+    // A plain status needs nothing beside hms-console.
+    let status = run_alone(&["status"]);
+    assert!(status.status.success(), "{status:?}");
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(table.starts_with("NAME  STATE "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("running")),
+        "{table}"
+    );
+    assert!(table.contains("\ncontainment: "), "{table}");
+    let json = run_alone(&["status", "a", "--json"]);
+    assert!(json.status.success(), "{json:?}");
+    assert!(String::from_utf8_lossy(&json.stdout).contains("\"running\""));
+    // Anything else is hms-cli's: without it, a clear error that says how to get it, and the
+    // running core is left alone.
+    for args in [&["down"][..], &["status", "-v"], &["--help"]] {
+        let out = run_alone(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let missing = alone.with_file_name("hms-cli");
+        assert!(
+            err.starts_with(&format!("hms-console: {} is missing", missing.display()))
+                && err.contains("cargo build --release")
+                && err.contains("cargo install --path ."),
+            "{args:?}: {err}"
+        );
+    }
+    core.wait_component("a", "still running", SECS10, |c| c.pid.is_some());
+    // With hms-cli beside it, hms-cli replaces hms-console (same pid) and still speaks as
+    // hms-console (its usage line, its exit codes).
+    let bin = Path::new(common::BIN);
+    let help = Command::new(bin).arg("--help").output().expect("help");
+    assert!(help.status.success(), "{help:?}");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Usage: hms-console"), "{help}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_core = run(bin, dir.path(), &["down"]);
+    assert_eq!(no_core.status.code(), Some(3), "{no_core:?}");
+    assert!(
+        String::from_utf8_lossy(&no_core.stderr).starts_with("hms-console: "),
+        "{no_core:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The `hms-console` command line: raw arguments become checked settings here, and each command is
 //! a short function over the typed client. `main` maps errors to exit codes and prints the whole
-//! cause chain.
+//! cause chain. Two programs run it: `hms-console` ([`front`]: a plain `status` itself, the rest
+//! handed on) and `hms-cli` ([`main`]: every command line).
 //!
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
@@ -290,7 +291,56 @@ struct UpArgs {
     no_watch: bool,
 }
 
-/// Runs the command line.
+/// The program that carries out every command line but a plain `status` (see [`front`]).
+pub const FULL_PROGRAM: &str = "hms-cli";
+
+/// `hms-console`'s `main`: a plain `status` is answered here, and every other command line is
+/// handed to [`FULL_PROGRAM`] beside this program ([`main`]), which replaces this process (same
+/// pid, arguments, environment and exit code, and this `argv[0]`, so usage and help still say
+/// `hms-console`).
+///
+/// Why two programs (issue 12, `status` of 100 components within 1.5 ms, process start included):
+/// the start of a program costs by its size. The loader writes every relocated pointer of a
+/// 10 MB binary (64 pages copied), and the kernel maps its code 64 kB at a time: `hms-console
+/// status` took 260 page faults and ~1.1 ms of CPU before the split, of which the exchange with
+/// the core and the table were ~0.1 ms. `hms-console` now links only this: the fast path's
+/// parser, the client and the table. Every other command pays one more `exec` of this small
+/// program (~0.5 ms), which no command but `status` is run often enough to notice.
+pub fn front() -> ExitCode {
+    let mut words = std::env::args_os();
+    let arg0 = words.next().unwrap_or_else(|| "hms-console".into());
+    let args: Vec<std::ffi::OsString> = words.collect();
+    if let Some(plain) = fast::plain_status(&args, |name| std::env::var_os(name)) {
+        return status_fast(plain);
+    }
+    let exe = match crate::console::session::this_program() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("hms-console: cannot find this program's path ({e})");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(full) = crate::paths::program_beside(&exe, FULL_PROGRAM) else {
+        eprintln!(
+            "hms-console: {} is missing: it carries out every command but `status`, and is built \
+             and installed with hms-console (`cargo build --release` builds every program, \
+             `cargo install --path .` installs them all; `cargo run` builds only the one it runs: \
+             `cargo run --bin hms-cli -- …` runs this command line)",
+            exe.with_file_name(FULL_PROGRAM).display()
+        );
+        return ExitCode::FAILURE;
+    };
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&full)
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    eprintln!("hms-console: cannot start {} ({err})", full.display());
+    ExitCode::FAILURE
+}
+
+/// Runs the command line: `hms-cli`'s `main`, which `hms-console` hands every command line but a
+/// plain `status` to ([`front`]).
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if let Some(plain) = fast::plain_status(&args, |name| std::env::var_os(name)) {
@@ -385,19 +435,12 @@ fn exec_core_beside(args: &CoreArgs) {
 /// clap, the logging setup and the runtime's timers, which it does not use.
 fn status_fast(plain: fast::PlainStatus) -> ExitCode {
     let socket = crate::paths::socket_path(plain.socket.as_deref());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hms-console: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let answer = crate::client::status_blocking(&socket, "cli", plain.component.as_deref());
     report(
         "hms-console",
-        runtime.block_on(status(&socket, plain.component, plain.wide, plain.json)),
+        answer.map_err(Into::into).and_then(|(core, components)| {
+            print_status(&core, &components, plain.wide, plain.json)
+        }),
     )
 }
 
@@ -723,12 +766,22 @@ fn say(message: String) -> Result<()> {
 async fn status(socket: &Path, component: Option<String>, wide: bool, json: bool) -> Result<()> {
     let mut client = connect(socket).await?;
     let components = client.status(component.as_deref()).await?;
+    print_status(client.core(), &components, wide, json)
+}
+
+/// `status`'s output: the table (and how the core contains its components), or JSON.
+fn print_status(
+    core: &crate::client::CoreInfo,
+    components: &[crate::model::ComponentStatus],
+    wide: bool,
+    json: bool,
+) -> Result<()> {
     let text = if json {
-        serde_json::to_string_pretty(&components)? + "\n"
+        serde_json::to_string_pretty(components)? + "\n"
     } else {
         let width = if wide { None } else { output_width() };
-        let mut table = output::status_table(&components, std::time::SystemTime::now(), width);
-        if let Some(containment) = &client.core().containment {
+        let mut table = output::status_table(components, std::time::SystemTime::now(), width);
+        if let Some(containment) = &core.containment {
             table.push_str(&format!("\ncontainment: {containment}\n"));
         }
         table

@@ -332,18 +332,18 @@ pub const SLIM_PANEL: &str = "hms-panel";
 /// `cargo install` both in `~/.cargo/bin`; a lone `hms-console` (copied, or built with
 /// `--bin hms-console`) runs its panels itself.
 pub fn slim_panel_beside(exe: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let slim = exe.with_file_name(SLIM_PANEL);
-    let meta = std::fs::metadata(&slim).ok()?;
-    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(slim)
+    crate::paths::program_beside(exe, SLIM_PANEL)
 }
 
-/// The `hms-console` program for pane commands when this process is `this` (from
-/// [`this_program`]): itself, or when it is the slim panel, the `hms-console` beside it (a slim
-/// panel is only ever started as the one found beside an `hms-console`).
+/// The program for pane commands when this process is `this` (from [`this_program`]): itself
+/// (`hms-cli`, or a lone program that runs every command), or when it is the slim panel, the
+/// `hms-cli` beside it (the one that carries out `hms-console`'s commands, see
+/// [`crate::cli::front`]), else the `hms-console` beside it (a slim panel is only ever started as
+/// the one found beside one of them).
 pub fn console_program(this: PathBuf) -> PathBuf {
     if this.file_name().is_some_and(|n| n == SLIM_PANEL) {
-        this.with_file_name("hms-console")
+        crate::paths::program_beside(&this, crate::cli::FULL_PROGRAM)
+            .unwrap_or_else(|| this.with_file_name("hms-console"))
     } else {
         this
     }
@@ -815,9 +815,13 @@ mod tests {
             0o755,
         );
         assert_eq!(slim_panel_beside(&exe), Some(slim.clone()));
-        // A slim panel opening a window hands the panes the hms-console beside it.
-        assert_eq!(console_program(slim), exe);
+        // A slim panel opening a window hands the panes the hms-console beside it, or the
+        // hms-cli that carries out its commands when it is there.
+        assert_eq!(console_program(slim.clone()), exe);
         assert_eq!(console_program(exe.clone()), exe);
+        let full = program(dir.path(), crate::cli::FULL_PROGRAM, 0o755);
+        assert_eq!(console_program(slim), full);
+        assert_eq!(console_program(full.clone()), full);
     }
 
     /// Splits a command made of [`sh_quote`]d and bare words as `sh` would (no other quoting).

@@ -23,10 +23,7 @@ pub const CORE_PROGRAM: &str = "hms-core";
 /// directory, an executable file. `cargo build` and `cargo install` put both in one directory;
 /// a lone `hms-console` runs its core itself.
 pub fn core_beside(exe: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let core = exe.with_file_name(CORE_PROGRAM);
-    let meta = std::fs::metadata(&core).ok()?;
-    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(core)
+    crate::paths::program_beside(exe, CORE_PROGRAM)
 }
 
 /// Runs the core with `args` in this process until it is shut down. `before_core` is called once,

@@ -12,6 +12,27 @@ use hms::protocol::{Request, Response};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hms-console");
 
+/// The package's programs `names` (e.g. `["hms-console", "hms-cli"]`: no `hms-core`, no
+/// `hms-panel`) alone in a directory of their own under the target directory (the file system of
+/// the binaries): hard links, or copies where linking fails. Returns the directory and the path
+/// of the first program in it.
+pub fn programs_alone(names: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("lone")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir");
+    for name in names {
+        let built = std::path::Path::new(BIN).with_file_name(name);
+        let alone = dir.path().join(name);
+        if std::fs::hard_link(&built, &alone).is_err() {
+            std::fs::copy(&built, &alone)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+        }
+    }
+    let first = dir.path().join(names[0]);
+    (dir, first)
+}
+
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
