@@ -410,3 +410,80 @@ fn a_reload_applies_the_knowledge_retention_and_an_invalid_one_changes_nothing()
             .then_some(())
     });
 }
+
+/// The names of a process's threads.
+fn threads_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A core that has learned nothing has not opened its registry (issue 12: SQLite's pages and
+/// threads are most of an idle core's memory); the first use opens it.
+#[test]
+fn the_core_opens_its_registry_at_first_use() {
+    let core = Core::start(FLEET);
+    core.wait_component("sleeper", "running", SECS10, |c| c.pid.is_some());
+    let file = core.data.join("knowledge.db");
+    assert!(!file.exists(), "no file before first use");
+    let threads = threads_of(core.pid());
+    assert!(
+        !threads.iter().any(|t| t.starts_with("knowledge")),
+        "{threads:?}"
+    );
+    let stats = core.cli_ok(&["knowledge", "stats"]);
+    assert!(stats.contains(&file.display().to_string()), "{stats}");
+    assert!(file.exists());
+    wait_for("the registry's writer", SECS10, || {
+        threads_of(core.pid())
+            .iter()
+            .any(|t| t == "knowledge-write")
+            .then_some(())
+    });
+}
+
+/// A file from a newer hms-console is reported when the core starts, not at first use; the
+/// core runs on without its registry and the file is left as it was.
+#[test]
+fn a_registry_file_from_a_newer_version_is_reported_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = data.join("knowledge.db");
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 999")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&file).unwrap();
+    let mut core = Core::start(FLEET);
+    // The same data directory holds the newer file: restart the core on it.
+    let out = core.cli(&["down"]);
+    assert!(out.status.success(), "{out:?}");
+    core.wait_exit(SECS10);
+    std::fs::create_dir_all(&core.data).unwrap();
+    std::fs::copy(&file, core.data.join("knowledge.db")).unwrap();
+    core.spawn();
+    let log = wait_for("the start-up report", SECS10, || {
+        let log = core.log();
+        log.contains("the knowledge registry is unavailable")
+            .then_some(log)
+    });
+    assert!(log.contains("schema version 999"), "{log}");
+    core.wait_component("sleeper", "running", SECS10, |c| c.pid.is_some());
+    let out = core.cli(&["knowledge", "stats"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("schema version 999"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read(core.data.join("knowledge.db")).unwrap(),
+        before
+    );
+}

@@ -41,8 +41,10 @@ pub mod query;
 pub mod schema;
 pub mod store;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use tokio::sync::{broadcast, oneshot};
@@ -90,26 +92,99 @@ impl KnowledgeError {
     }
 }
 
-struct Open {
+/// The registry behind a handle: its file, and once opened (at first use, see
+/// [`KnowledgeHandle::open_configured`]) its readers; the writer's queue exists from the start,
+/// so that what the hooks send before the file is open is written first, in order.
+struct Registry {
+    path: PathBuf,
+    bus: Option<broadcast::Sender<Event>>,
     writer: store::WriterHandle,
-    readers: Arc<store::Readers>,
+    /// The writer's end of the queue, until the file is opened.
+    queued: std::sync::Mutex<Option<std::sync::mpsc::Receiver<store::Write>>>,
     /// As `stats` reports them; the retention changes on a config reload.
     settings: std::sync::Mutex<KnowledgeSettings>,
+    /// Set once: the readers, or why the file could not be opened.
+    opened: OnceLock<Result<Arc<store::Readers>, Arc<str>>>,
+    /// An open was started in the background (by a write).
+    opening: AtomicBool,
 }
 
-impl Open {
+impl Registry {
     fn settings(&self) -> KnowledgeSettings {
         self.settings
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// The readers, opening the file (creating or migrating it, starting the writer on what
+    /// was queued) when it is not open yet. Blocking: call it from a blocking thread.
+    fn readers(&self) -> Result<&Arc<store::Readers>, KnowledgeError> {
+        self.opened
+            .get_or_init(|| {
+                let queued = self
+                    .queued
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .expect("the queue is taken once, by the one open");
+                store::start(
+                    &self.path,
+                    &self.settings(),
+                    self.bus.clone(),
+                    queued,
+                    &self.writer,
+                )
+                .map_err(|e| {
+                    tracing::error!(cause = %e, "the knowledge registry is unavailable");
+                    Arc::from(e.to_string())
+                })
+            })
+            .as_ref()
+            .map_err(|reason| KnowledgeError::Unavailable(reason.to_string()))
+    }
+
+    /// Why the open failed, when it did.
+    fn failed(&self) -> Option<KnowledgeError> {
+        match self.opened.get() {
+            Some(Err(reason)) => Some(KnowledgeError::Unavailable(reason.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Opens the file in the background, once, for a write just queued: whoever queues never
+    /// waits for SQLite (the supervisor's hooks run on its own thread).
+    fn open_soon(self: &Arc<Self>) {
+        if self.opened.get().is_some() || self.opening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("knowledge-open".into())
+            .spawn(move || {
+                let _ = me.readers();
+            });
+        if spawned.is_err() {
+            // No thread to spare: open here rather than leave the writes queued for ever.
+            let _ = self.readers();
+        }
+    }
+
+    /// Queues `write` and makes sure the file is being opened.
+    fn send(self: &Arc<Self>, write: store::Write) -> Result<(), KnowledgeError> {
+        if let Some(e) = self.failed() {
+            return Err(e);
+        }
+        self.writer.send(write)?;
+        self.open_soon();
+        Ok(())
+    }
 }
 
 /// The registry's handle: for the router, the CLI's requests and the supervisor's hooks.
 #[derive(Clone)]
 pub struct KnowledgeHandle {
-    inner: Result<Arc<Open>, Arc<str>>,
+    inner: Result<Arc<Registry>, Arc<str>>,
 }
 
 impl KnowledgeHandle {
@@ -123,38 +198,69 @@ impl KnowledgeHandle {
         Self::open_file(&data_dir.join(FILE_NAME), settings, bus)
     }
 
-    /// Opens the file `[knowledge]` names (its directory created if need be), else
-    /// `DATA_DIR/knowledge.db`, with the retention it asks for.
+    /// The core's registry: the file `[knowledge]` names (its directory created if need be),
+    /// else `DATA_DIR/knowledge.db`, with the retention it asks for. Checked now (the file can
+    /// be opened for writing and its header is SQLite's at a schema version this program
+    /// knows: [`schema::check_header`]), opened at first use (issue 12: SQLite, its page
+    /// caches and its threads cost an idle core some 2 MB, and many cores never learn
+    /// anything). The first write queued opens it in the background and is written first; a
+    /// query opens it on its blocking thread. Pruning starts with the open: a registry nothing
+    /// uses does not grow, and is pruned when it is next used.
     pub fn open_configured(
         data_dir: &Path,
         config: &KnowledgeConfig,
         bus: Option<broadcast::Sender<Event>>,
     ) -> Result<KnowledgeHandle, StoreError> {
         let settings = KnowledgeSettings::from_config(config);
-        let Some(path) = &config.path else {
-            return Self::open(data_dir, settings, bus);
+        let path = match &config.path {
+            Some(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
+                }
+                path.clone()
+            }
+            None => data_dir.join(FILE_NAME),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
-        Self::open_file(path, settings, bus)
+        Self::prepare(&path, settings, bus)
     }
 
-    /// [`KnowledgeHandle::open`] on any file.
+    /// [`KnowledgeHandle::open`] on any file: opened now.
     pub fn open_file(
         path: &Path,
         settings: KnowledgeSettings,
         bus: Option<broadcast::Sender<Event>>,
     ) -> Result<KnowledgeHandle, StoreError> {
-        let (writer, readers) = store::open(path, &settings, bus)?;
+        let handle = Self::prepare(path, settings, bus)?;
+        if let Ok(registry) = &handle.inner {
+            // The handle is dropped with the error: the writer never started.
+            registry.readers().map_err(|e| match e {
+                KnowledgeError::Unavailable(reason) => StoreError::Invalid(reason),
+                other => StoreError::Invalid(other.to_string()),
+            })?;
+        }
+        Ok(handle)
+    }
+
+    /// A handle on `path`, checked ([`preflight`]) but not opened yet.
+    fn prepare(
+        path: &Path,
+        settings: KnowledgeSettings,
+        bus: Option<broadcast::Sender<Event>>,
+    ) -> Result<KnowledgeHandle, StoreError> {
+        preflight(path)?;
+        let (writer, queued) = store::queue(&settings);
         Ok(KnowledgeHandle {
-            inner: Ok(Arc::new(Open {
+            inner: Ok(Arc::new(Registry {
+                path: path.to_path_buf(),
+                bus,
                 writer,
-                readers,
+                queued: std::sync::Mutex::new(Some(queued)),
                 settings: std::sync::Mutex::new(settings),
+                opened: OnceLock::new(),
+                opening: AtomicBool::new(false),
             })),
         })
     }
@@ -167,33 +273,42 @@ impl KnowledgeHandle {
         }
     }
 
-    fn open_ref(&self) -> Result<&Arc<Open>, KnowledgeError> {
-        self.inner
+    fn registry(&self) -> Result<&Arc<Registry>, KnowledgeError> {
+        let registry = self
+            .inner
             .as_ref()
-            .map_err(|r| KnowledgeError::Unavailable(r.to_string()))
+            .map_err(|r| KnowledgeError::Unavailable(r.to_string()))?;
+        match registry.failed() {
+            Some(e) => Err(e),
+            None => Ok(registry),
+        }
     }
 
-    /// The file, when open.
+    /// The file, unless it could not be opened.
     pub fn path(&self) -> Option<PathBuf> {
-        self.inner
-            .as_ref()
-            .ok()
-            .map(|o| o.readers.path().to_path_buf())
+        self.registry().ok().map(|r| r.path.clone())
     }
 
-    /// Runs a read on a blocking thread with a reader connection.
+    /// Whether the file has been opened (at first use; see
+    /// [`KnowledgeHandle::open_configured`]).
+    pub fn is_open(&self) -> bool {
+        self.registry()
+            .is_ok_and(|r| r.opened.get().is_some_and(Result::is_ok))
+    }
+
+    /// Runs a read on a blocking thread with a reader connection (opening the file first if
+    /// need be).
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection, &Open) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&rusqlite::Connection, &Registry) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, KnowledgeError> {
-        let open = self.open_ref()?.clone();
+        let registry = self.registry()?.clone();
         tokio::task::spawn_blocking(move || {
-            let readers = open.readers.clone();
-            readers.with(|conn| f(conn, &open))
+            let readers = registry.readers()?.clone();
+            Ok(readers.with(|conn| f(conn, &registry))?)
         })
         .await
         .map_err(|e| KnowledgeError::Unavailable(format!("a query failed: {e}")))?
-        .map_err(Into::into)
     }
 
     /// Sends a write and waits for it to be committed.
@@ -201,10 +316,31 @@ impl KnowledgeHandle {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> store::Write,
     ) -> Result<T, KnowledgeError> {
-        let open = self.open_ref()?;
+        let registry = self.registry()?;
         let (reply, answer) = oneshot::channel();
-        open.writer.send(make(reply))?;
-        Ok(answer.await.map_err(|_| StoreError::Stopped)??)
+        registry.send(make(reply))?;
+        match answer.await {
+            Ok(result) => Ok(result?),
+            // Dropped unanswered: the open failed (and the queue with it), or the writer died.
+            Err(_) => Err(registry
+                .failed()
+                .unwrap_or(KnowledgeError::Store(StoreError::Stopped))),
+        }
+    }
+
+    /// Sends a write that answers with a bare signal and waits for it.
+    async fn signal(
+        &self,
+        make: impl FnOnce(oneshot::Sender<()>) -> store::Write,
+    ) -> Result<(), KnowledgeError> {
+        let registry = self.registry()?;
+        let (reply, answer) = oneshot::channel();
+        registry.send(make(reply))?;
+        answer.await.map_err(|_| {
+            registry
+                .failed()
+                .unwrap_or(KnowledgeError::Store(StoreError::Stopped))
+        })
     }
 
     /// Runs a query (guide §5.1 step 2).
@@ -228,14 +364,17 @@ impl KnowledgeHandle {
     /// once; the write happens in the background (dropped with a warning when the registry is
     /// unavailable or overloaded).
     pub fn record(&self, record: RecoveryRecord) {
-        let Ok(open) = self.open_ref() else { return };
+        let Ok(registry) = self.registry() else {
+            return;
+        };
         let item = KnowledgeItem::new()
             .component(&record.issue.component)
             .tags(["recovery", "healing"])
             .content(serde_json::to_string(&record).expect("a record serialises"))
             .source("core");
         let sent = store::derive(&item, SystemTime::now())
-            .and_then(|row| open.writer.send(store::Write::Insert { row, reply: None }));
+            .map_err(KnowledgeError::from)
+            .and_then(|row| registry.send(store::Write::Insert { row, reply: None }));
         if let Err(e) = sent {
             tracing::warn!(component = %record.issue.component, cause = %e, "a recovery record was not stored");
         }
@@ -245,8 +384,10 @@ impl KnowledgeHandle {
     /// `issue` and `pattern`, or adds them to the pattern already known for that component and
     /// issue type. Returns at once.
     pub fn pattern(&self, issue: &Issue) {
-        let Ok(open) = self.open_ref() else { return };
-        if let Err(e) = open.writer.send(store::Write::Pattern {
+        let Ok(registry) = self.registry() else {
+            return;
+        };
+        if let Err(e) = registry.send(store::Write::Pattern {
             issue: issue.clone(),
             reply: None,
         }) {
@@ -310,20 +451,19 @@ impl KnowledgeHandle {
 
     /// Waits until every write queued before this call is committed.
     pub async fn flush(&self) -> Result<(), KnowledgeError> {
-        let open = self.open_ref()?;
-        let (reply, answer) = oneshot::channel();
-        open.writer.send(store::Write::Flush { reply })?;
-        answer.await.map_err(|_| StoreError::Stopped.into())
+        let registry = self.registry()?;
+        if registry.opened.get().is_none() && registry.writer.waiting() == 0 {
+            // Not open and nothing queued: nothing to wait for, and no reason to open it.
+            return Ok(());
+        }
+        self.signal(|reply| store::Write::Flush { reply }).await
     }
 
     /// [`KnowledgeHandle::flush`], and the items the text index trails by (see
     /// [`store::TEXT_TAIL`]) are added to it before the answer. The writer does this by itself
     /// when it is idle; `contains` never needs it.
     pub async fn index_text(&self) -> Result<(), KnowledgeError> {
-        let open = self.open_ref()?;
-        let (reply, answer) = oneshot::channel();
-        open.writer.send(store::Write::IndexText { reply })?;
-        answer.await.map_err(|_| StoreError::Stopped.into())
+        self.signal(|reply| store::Write::IndexText { reply }).await
     }
 
     /// A whole pruning round now (it also runs by itself every `prune_every`); returns the
@@ -337,9 +477,11 @@ impl KnowledgeHandle {
     /// a limit got tighter starts a pruning round right away, in chunks, in the background;
     /// queries never wait for it. `stats` reports the new retention from now on.
     pub fn set_retention(&self, config: &KnowledgeConfig) {
-        let Ok(open) = self.open_ref() else { return };
+        let Ok(registry) = self.registry() else {
+            return;
+        };
         {
-            let mut settings = open
+            let mut settings = registry
                 .settings
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -347,7 +489,8 @@ impl KnowledgeHandle {
             settings.max_age = config.max_age;
             settings.prune_every = config.prune_every;
         }
-        if let Err(e) = open.writer.send_always(store::Write::Retention {
+        // Not open yet: the writer starts with these settings, and takes this message after.
+        if let Err(e) = registry.writer.send_always(store::Write::Retention {
             max_per_component: config.max_items_per_component,
             max_age: config.max_age,
             prune_every: config.prune_every,
@@ -357,7 +500,7 @@ impl KnowledgeHandle {
     }
 
     pub async fn stats(&self) -> Result<KnowledgeStats, KnowledgeError> {
-        self.read(|conn, open| store::stats(conn, open.readers.path(), &open.settings()))
+        self.read(|conn, registry| store::stats(conn, &registry.path, &registry.settings()))
             .await
     }
 
@@ -432,6 +575,47 @@ impl KnowledgeHandle {
         answer
             .map(|answer| Response::Knowledge { answer })
             .map_err(|e| (e.code(), e.to_string()))
+    }
+}
+
+/// The start-up check of a registry file, without SQLite: it can be opened for reading and
+/// writing (or, when there is none yet, created in its directory), and its first bytes pass
+/// [`schema::check_header`].
+fn preflight(path: &Path) -> Result<(), StoreError> {
+    let file_error = |source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(file) => {
+            let mut head = Vec::with_capacity(100);
+            file.take(100).read_to_end(&mut head).map_err(file_error)?;
+            schema::check_header(&head).map_err(|e| match e {
+                schema::HeaderError::Schema(e) => StoreError::Schema(e),
+                e @ schema::HeaderError::NotSqlite => StoreError::Invalid(format!(
+                    "the knowledge database {}: {e}; move it aside, or name another file in \
+                     [knowledge] path",
+                    path.display()
+                )),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            // SQLite creates the file (and its -wal and -shm) there at first use.
+            use nix::unistd::{AccessFlags, access};
+            access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| StoreError::File {
+                path: dir.display().to_string(),
+                source: std::io::Error::from(e),
+            })
+        }
+        Err(e) => Err(file_error(e)),
     }
 }
 

@@ -119,6 +119,38 @@ pub enum SchemaError {
     },
 }
 
+/// The 16 bytes every SQLite database file starts with.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What the first bytes of a knowledge file (`head`: up to its first 100, the header's size)
+/// say, read without SQLite: the core's check at start, so that a file it cannot use is
+/// reported then, while the file itself is opened at first use. An empty file is a new one;
+/// anything else must carry SQLite's header, and a `user_version` (bytes 60..64, big-endian)
+/// above [`VERSION`] is refused as migrating would refuse it. In WAL mode the header may trail
+/// the WAL: the open at first use has the last word.
+pub fn check_header(head: &[u8]) -> Result<(), HeaderError> {
+    if head.is_empty() {
+        return Ok(());
+    }
+    if head.len() < 100 || !head.starts_with(SQLITE_MAGIC) {
+        return Err(HeaderError::NotSqlite);
+    }
+    let found = u32::from_be_bytes([head[60], head[61], head[62], head[63]]);
+    if found > VERSION {
+        return Err(HeaderError::Schema(SchemaError::TooNew { found }));
+    }
+    Ok(())
+}
+
+/// Why [`check_header`] refused a file.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("it is not a SQLite database (it does not start with SQLite's header)")]
+    NotSqlite,
+    #[error(transparent)]
+    Schema(SchemaError),
+}
+
 /// The file's schema version.
 pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -365,6 +365,11 @@ impl WriterHandle {
         })
     }
 
+    /// Writes sent and not yet taken by the writer.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     /// Queues a write that must not be refused as busy (a change of settings: one small
     /// message, not a row).
     pub fn send_always(&self, write: Write) -> Result<(), StoreError> {
@@ -398,6 +403,32 @@ pub fn open(
     settings: &KnowledgeSettings,
     bus: Option<broadcast::Sender<Event>>,
 ) -> Result<(WriterHandle, Arc<Readers>), StoreError> {
+    let (writer, queued) = queue(settings);
+    let readers = start(path, settings, bus, queued, &writer)?;
+    Ok((writer, readers))
+}
+
+/// The writer's queue, before there is a writer: writes sent to the handle wait, in order, for
+/// [`start`] to be given the other end (or are dropped with it, their answers with them).
+pub fn queue(settings: &KnowledgeSettings) -> (WriterHandle, Receiver<Write>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = WriterHandle {
+        tx,
+        waiting: Arc::new(AtomicUsize::new(0)),
+        queue: settings.queue.max(1),
+    };
+    (handle, rx)
+}
+
+/// Opens (creating and migrating) the file and starts the writer thread on the queue `queued`
+/// of `handle` (from [`queue`]); what was queued before is written first. Returns the readers.
+pub fn start(
+    path: &Path,
+    settings: &KnowledgeSettings,
+    bus: Option<broadcast::Sender<Event>>,
+    queued: Receiver<Write>,
+    handle: &WriterHandle,
+) -> Result<Arc<Readers>, StoreError> {
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
         path: path.display().to_string(),
         source,
@@ -409,8 +440,6 @@ pub fn open(
     // Checkpoints run on a thread of their own (see `checkpointer`), not inside a commit.
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
     let checkpoints = checkpointer(path)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiting = Arc::new(AtomicUsize::new(0));
     let writer = Writer {
         conn,
         settings: settings.clone(),
@@ -426,24 +455,17 @@ pub fn open(
     std::thread::Builder::new()
         .name("knowledge-writer".into())
         .spawn({
-            let waiting = waiting.clone();
+            let waiting = handle.waiting.clone();
             move || {
                 crate::core::priority::lower_this_thread();
-                writer.run(rx, &waiting)
+                writer.run(queued, &waiting)
             }
         })
         .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
-    Ok((
-        WriterHandle {
-            tx,
-            waiting,
-            queue: settings.queue.max(1),
-        },
-        Arc::new(Readers {
-            path: path.to_path_buf(),
-            idle: Mutex::new(Vec::new()),
-        }),
-    ))
+    Ok(Arc::new(Readers {
+        path: path.to_path_buf(),
+        idle: Mutex::new(Vec::new()),
+    }))
 }
 
 /// Starts the checkpointer: a thread with a connection of its own that folds the WAL back into

@@ -769,3 +769,163 @@ async fn a_version_2_file_migrates_with_its_text_index_whole() {
         .unwrap();
     assert_eq!(found.len(), 4);
 }
+
+#[tokio::test]
+async fn the_cores_registry_is_opened_at_first_use_and_what_was_queued_is_written_first_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KnowledgeConfig::default();
+    let k = KnowledgeHandle::open_configured(dir.path(), &config, None).expect("checked");
+    let file = dir.path().join(FILE_NAME);
+    assert!(!file.exists(), "no file before first use");
+    assert!(!k.is_open());
+    assert_eq!(k.path(), Some(file.clone()));
+    // Nothing queued: flushing does not open it either.
+    k.flush().await.unwrap();
+    assert!(!file.exists());
+    // The hooks return at once and queue; the first opens the file in the background.
+    for (n, strategy) in ["restart", "clear_cache", "rollback"]
+        .into_iter()
+        .enumerate()
+    {
+        k.record(record("db", "crash", strategy, n == 1, ago(30 - n as u64)));
+    }
+    k.pattern(&issue("db", "crash"));
+    k.flush().await.unwrap();
+    assert!(k.is_open() && file.exists());
+    let stored = k
+        .query(KnowledgeQuery::new().component("db").tag("recovery"))
+        .await
+        .unwrap();
+    let mut by_id: Vec<(i64, String)> = stored
+        .iter()
+        .map(|r| (r.id, r.recovery_record().unwrap().strategy))
+        .collect();
+    by_id.sort();
+    let order: Vec<&str> = by_id.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(order, ["restart", "clear_cache", "rollback"], "in order");
+    let patterns = k
+        .query(KnowledgeQuery::new().tag("issue").tag("pattern"))
+        .await
+        .unwrap();
+    assert_eq!(patterns.len(), 1);
+}
+
+#[tokio::test]
+async fn a_query_opens_the_cores_registry_and_stats_name_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = KnowledgeHandle::open_configured(dir.path(), &KnowledgeConfig::default(), None)
+        .expect("checked");
+    let stats = k.stats().await.unwrap();
+    assert_eq!(stats.items, 0);
+    assert_eq!(stats.path, dir.path().join(FILE_NAME).display().to_string());
+    assert!(k.is_open());
+}
+
+#[tokio::test]
+async fn a_file_the_core_cannot_use_is_refused_at_start_without_opening_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    // Written by a newer hms-console.
+    drop(open(&dir, KnowledgeSettings::default()));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Into the file's header (a core that stops checkpoints its WAL as it closes).
+    conn.execute_batch("PRAGMA user_version = 99; PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    let e = KnowledgeHandle::open_configured(dir.path(), &KnowledgeConfig::default(), None)
+        .err()
+        .expect("refused at start");
+    assert!(e.to_string().contains("schema version 99"), "{e}");
+    // Not SQLite at all.
+    std::fs::write(&path, "name,value\nalpha,1\n").unwrap();
+    let e = KnowledgeHandle::open_configured(dir.path(), &KnowledgeConfig::default(), None)
+        .err()
+        .expect("refused at start");
+    assert!(
+        e.to_string().contains("is not a SQLite database")
+            && e.to_string().contains(&path.display().to_string()),
+        "{e}"
+    );
+    // Untouched by the check.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "name,value\nalpha,1\n"
+    );
+    // A directory where there is no file and none can be made.
+    let config = KnowledgeConfig {
+        path: Some(path.join("under-a-file.db")),
+        ..KnowledgeConfig::default()
+    };
+    assert!(KnowledgeHandle::open_configured(dir.path(), &config, None).is_err());
+}
+
+#[tokio::test]
+async fn a_registry_whose_open_fails_at_first_use_answers_why_and_the_hooks_stay_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = KnowledgeHandle::open_configured(dir.path(), &KnowledgeConfig::default(), None)
+        .expect("checked");
+    // After the check, before first use, the file becomes one no version can read.
+    let path = dir.path().join(FILE_NAME);
+    let mut head = vec![0u8; 4096];
+    head[..16].copy_from_slice(schema::SQLITE_MAGIC);
+    std::fs::write(&path, &head).unwrap();
+    k.record(record("db", "crash", "restart", true, ago(1)));
+    let e = k.query(KnowledgeQuery::new()).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the knowledge registry is unavailable"),
+        "{e}"
+    );
+    let e = k
+        .contribute(KnowledgeItem::new().component("a").content("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KnowledgeError::Unavailable(_)), "{e}");
+    k.record(record("db", "crash", "restart", true, ago(1)));
+    k.pattern(&issue("db", "crash"));
+    assert!(!k.is_open());
+}
+
+#[test]
+fn the_header_check_agrees_with_sqlite_on_real_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for version in [0, 1, schema::VERSION, schema::VERSION + 1, 99] {
+        let path = dir.path().join(format!("v{version}.db"));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE t (x); PRAGMA user_version = {version}"
+        ))
+        .unwrap();
+        drop(conn);
+        let head = std::fs::read(&path).unwrap();
+        let refused = schema::check_header(&head[..100]).is_err();
+        assert_eq!(refused, version > schema::VERSION, "version {version}");
+    }
+}
+
+proptest::proptest! {
+    /// Any bytes: never a panic; refused unless empty or SQLite's header, and a header is
+    /// refused exactly when its `user_version` is above ours.
+    #[test]
+    fn the_header_check_reads_any_bytes(
+        head in proptest::collection::vec(proptest::num::u8::ANY, 0..120),
+        magic in proptest::bool::ANY,
+        version in 0u32..200,
+    ) {
+        let mut head = head;
+        if magic && head.len() >= 100 {
+            head[..16].copy_from_slice(schema::SQLITE_MAGIC);
+            head[60..64].copy_from_slice(&version.to_be_bytes());
+        }
+        let result = schema::check_header(&head);
+        let is_sqlite = head.len() >= 100 && head.starts_with(schema::SQLITE_MAGIC);
+        if head.is_empty() {
+            proptest::prop_assert!(result.is_ok());
+        } else if !is_sqlite {
+            proptest::prop_assert!(matches!(result, Err(schema::HeaderError::NotSqlite)));
+        } else {
+            let found = u32::from_be_bytes([head[60], head[61], head[62], head[63]]);
+            proptest::prop_assert_eq!(result.is_err(), found > schema::VERSION);
+        }
+    }
+}
