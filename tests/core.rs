@@ -158,7 +158,10 @@ name = "one"
 command = ["sleep", "1000"]
 "#,
     );
-    core.wait_component("one", "running", SECS10, |c| c.state == RunState::Running);
+    // Running, and its process measured once (the first sample follows the start).
+    core.wait_component("one", "running and measured", SECS10, |c| {
+        c.state == RunState::Running && c.metrics.as_ref().is_some_and(|m| m.rss_bytes > 0)
+    });
     let raw: serde_json::Value =
         serde_json::from_str(&core.cli_ok(&["status", "one", "--json"])).unwrap();
     let c = &raw[0];
@@ -684,16 +687,25 @@ period = "50ms"
         std::fs::read_to_string(&seen).ok()?.trim().parse().ok()
     });
     assert_eq!(probe, core_nice, "an exec probe");
-    // And the helpers do run lower: the runtime's workers and the registry's writer.
-    let lowered: Vec<String> = std::fs::read_dir(proc_dir(core.pid()).join("task"))
-        .unwrap()
-        .flatten()
-        .filter(|t| nice_of(&t.path()) == Some((core_nice + HELPER_NICE).min(19)))
-        .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
-        .collect();
+    // And the helpers do run lower: the runtime's workers and the registry's writer (which
+    // starts when the registry is first used).
+    core.cli_ok(&["knowledge", "stats"]);
+    let lowered = || -> Vec<String> {
+        std::fs::read_dir(proc_dir(core.pid()).join("task"))
+            .unwrap()
+            .flatten()
+            .filter(|t| nice_of(&t.path()) == Some((core_nice + HELPER_NICE).min(19)))
+            .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default())
+            .collect()
+    };
+    let seen = wait_for("the registry's writer, lowered", SECS10, || {
+        let now = lowered();
+        now.iter()
+            .any(|c| c.starts_with("knowledge-write"))
+            .then_some(now)
+    });
     assert!(
-        lowered.iter().any(|c| c.starts_with("tokio-rt-worker"))
-            && lowered.iter().any(|c| c.starts_with("knowledge-write")),
-        "lowered threads: {lowered:?}"
+        seen.iter().any(|c| c.starts_with("tokio-rt-worker")),
+        "lowered threads: {seen:?}"
     );
 }
