@@ -5,7 +5,7 @@
 //! Run it against a running core:
 //!
 //! ```sh
-//! cargo run -- up --detach                 # the core (this also builds hms-console)
+//! cargo run -- up --detach                 # the core (this also builds hms-cli, the panes' program)
 //! cargo run --example guide_service        # this service; its view is tmux session hms-guide-service
 //! tmux attach -t hms-guide-service         # (tmux -L "$HMS_TMUX_SOCKET" … when that is set)
 //! cargo run -- status                      # guide-service is listed
@@ -13,7 +13,8 @@
 //! cargo run -- stop guide-service          # delivers Shutdown: the service closes its view and exits 0
 //! ```
 //!
-//! The view's panes run `hms-console panel …`, found beside `target/<profile>/examples/` (or set
+//! The view's panes run `hms-console panel …` (or `hms-cli panel …`, or `hms-panel` when it was
+//! built), found beside `target/<profile>/examples/` (or set
 //! `HMS_CONSOLE_BIN`). The core is found at `HMS_SOCKET` (else the default socket), tmux through
 //! `HMS_TMUX_SOCKET`.
 //!

@@ -40,7 +40,15 @@ Exit codes: 0 done, 1 failed, 2 bad usage, 3 no core running.";
 /// A terminal-first operations console: supervises a fleet of components, heals them when they
 /// fail, and shows them live in tmux.
 #[derive(Debug, Parser)]
-#[command(name = "hms-console", version, after_help = AFTER_HELP, propagate_version = true)]
+// `bin_name`: usage and errors say `hms-console` whichever program carries the command line out
+// (`hms-cli`, run by `hms-console` or by `cargo run`).
+#[command(
+    name = "hms-console",
+    bin_name = "hms-console",
+    version,
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
 pub struct Cli {
     /// The core's control socket [default: $XDG_RUNTIME_DIR/hms-console/core.sock or
     /// /tmp/hms-console-UID/core.sock].

@@ -90,8 +90,9 @@ use crate::protocol::{Event, Topic};
 use crate::tmux::driver::{NewSession, Tmux, TmuxDriver, TmuxError, build_window, ensure_session};
 use crate::tmux::layout::{Grid, LayoutError, MAX_TRACKS, Panel};
 
-/// The panel program's name.
-const PANEL_PROGRAM: &str = "hms-console";
+/// The panel programs' names, in the order they are looked for in a directory: `hms-console`,
+/// else the `hms-cli` that carries out its commands (all `cargo run -- …` builds).
+const PANEL_PROGRAMS: [&str; 2] = ["hms-console", crate::cli::FULL_PROGRAM];
 
 /// The environment variable that names the panel program.
 pub const HMS_CONSOLE_BIN: &str = "HMS_CONSOLE_BIN";
@@ -805,8 +806,8 @@ impl View {
 }
 
 /// Finds the panel program: `env` (`HMS_CONSOLE_BIN`) when set; `exe` itself when it is
-/// `hms-console`; `hms-console` beside `exe` or one directory up (cargo's `examples/` and
-/// `deps/`); then on `path`.
+/// `hms-console` or `hms-cli`; `hms-console` (else `hms-cli`) beside `exe` or one directory up
+/// (cargo's `examples/` and `deps/`); then on `path`.
 fn find_panel_program(
     env: Option<PathBuf>,
     exe: Option<&Path>,
@@ -824,15 +825,21 @@ fn find_panel_program(
     }
     let mut candidates = Vec::new();
     if let Some(exe) = exe {
-        if exe.file_name().is_some_and(|n| n == PANEL_PROGRAM) {
+        if exe
+            .file_name()
+            .is_some_and(|n| PANEL_PROGRAMS.iter().any(|p| n == *p))
+        {
             candidates.push(exe.to_path_buf());
         }
         let dir = exe.parent();
-        candidates.extend(dir.map(|d| d.join(PANEL_PROGRAM)));
-        candidates.extend(dir.and_then(Path::parent).map(|d| d.join(PANEL_PROGRAM)));
+        for d in dir.into_iter().chain(dir.and_then(Path::parent)) {
+            candidates.extend(PANEL_PROGRAMS.map(|p| d.join(p)));
+        }
     }
     if let Some(path) = path {
-        candidates.extend(std::env::split_paths(path).map(|d| d.join(PANEL_PROGRAM)));
+        for d in std::env::split_paths(path) {
+            candidates.extend(PANEL_PROGRAMS.map(|p| d.join(p)));
+        }
     }
     for c in candidates {
         if is_program(&c) {
@@ -872,6 +879,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let console = program(dir.path(), "target/debug/hms-console");
         let example = program(dir.path(), "target/debug/examples/guide_service");
+        assert_eq!(
+            find_panel_program(None, Some(&example), None).unwrap(),
+            console
+        );
+    }
+
+    #[test]
+    fn an_example_finds_hms_cli_where_cargo_run_built_only_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = program(dir.path(), "target/debug/hms-cli");
+        let example = program(dir.path(), "target/debug/examples/guide_service");
+        assert_eq!(
+            find_panel_program(None, Some(&example), None).unwrap(),
+            full
+        );
+        // hms-console first when both are there.
+        let console = program(dir.path(), "target/debug/hms-console");
         assert_eq!(
             find_panel_program(None, Some(&example), None).unwrap(),
             console
