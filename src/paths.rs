@@ -140,8 +140,12 @@ pub fn core_log(data_dir: &Path) -> PathBuf {
 /// runs, and a program may be copied alone.
 pub fn program_beside(exe: &Path, name: &str) -> Option<PathBuf> {
     let program = exe.with_file_name(name);
-    let meta = std::fs::metadata(&program).ok()?;
-    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(program)
+    is_program(&program).then_some(program)
+}
+
+/// Whether `path` is an executable file.
+pub fn is_program(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

@@ -310,10 +310,11 @@ pub const FULL_PROGRAM: &str = "hms-cli";
 /// Why two programs (issue 12, `status` of 100 components within 1.5 ms, process start included):
 /// the start of a program costs by its size. The loader writes every relocated pointer of a
 /// 10 MB binary (64 pages copied), and the kernel maps its code 64 kB at a time: `hms-console
-/// status` took 260 page faults and ~1.1 ms of CPU before the split, of which the exchange with
-/// the core and the table were ~0.1 ms. `hms-console` now links only this: the fast path's
-/// parser, the client and the table. Every other command pays one more `exec` of this small
-/// program (~0.5 ms), which no command but `status` is run often enough to notice.
+/// status` took 260 page faults and ~1.8 ms of CPU before the split (142 faults and ~1.65 ms
+/// after), of which the exchange with the core and the table are ~0.2 ms. `hms-console` now
+/// links only this: the fast path's parser, the blocking client and the table. Every other
+/// command pays one more `exec` (of `hms-cli`, ~0.5 ms), which no command but `status` is run
+/// often enough to notice.
 pub fn front() -> ExitCode {
     let mut words = std::env::args_os();
     let arg0 = words.next().unwrap_or_else(|| "hms-console".into());

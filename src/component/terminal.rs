@@ -815,7 +815,7 @@ fn find_panel_program(
 ) -> Result<PathBuf, TerminalError> {
     let mut looked = Vec::new();
     if let Some(p) = env {
-        if is_program(&p) {
+        if crate::paths::is_program(&p) {
             return Ok(p);
         }
         looked.push(format!(
@@ -842,7 +842,7 @@ fn find_panel_program(
         }
     }
     for c in candidates {
-        if is_program(&c) {
+        if crate::paths::is_program(&c) {
             return Ok(c);
         }
         looked.push(c.display().to_string());
@@ -854,11 +854,6 @@ fn find_panel_program(
             looked.join(", ")
         },
     })
-}
-
-fn is_program(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

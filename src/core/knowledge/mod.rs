@@ -172,9 +172,6 @@ impl Registry {
 
     /// Queues `write` and makes sure the file is being opened.
     fn send(self: &Arc<Self>, write: store::Write) -> Result<(), KnowledgeError> {
-        if let Some(e) = self.failed() {
-            return Err(e);
-        }
         self.writer.send(write)?;
         self.open_soon();
         Ok(())
@@ -316,27 +313,19 @@ impl KnowledgeHandle {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> store::Write,
     ) -> Result<T, KnowledgeError> {
-        let registry = self.registry()?;
-        let (reply, answer) = oneshot::channel();
-        registry.send(make(reply))?;
-        match answer.await {
-            Ok(result) => Ok(result?),
-            // Dropped unanswered: the open failed (and the queue with it), or the writer died.
-            Err(_) => Err(registry
-                .failed()
-                .unwrap_or(KnowledgeError::Store(StoreError::Stopped))),
-        }
+        Ok(self.signal(make).await??)
     }
 
-    /// Sends a write that answers with a bare signal and waits for it.
-    async fn signal(
+    /// Sends a write and waits for its answer.
+    async fn signal<R>(
         &self,
-        make: impl FnOnce(oneshot::Sender<()>) -> store::Write,
-    ) -> Result<(), KnowledgeError> {
+        make: impl FnOnce(oneshot::Sender<R>) -> store::Write,
+    ) -> Result<R, KnowledgeError> {
         let registry = self.registry()?;
         let (reply, answer) = oneshot::channel();
         registry.send(make(reply))?;
         answer.await.map_err(|_| {
+            // Dropped unanswered: the open failed (and the queue with it), or the writer died.
             registry
                 .failed()
                 .unwrap_or(KnowledgeError::Store(StoreError::Stopped))

@@ -396,18 +396,6 @@ fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Opens (creating and migrating) the file and starts the writer thread. Returns the writer's
-/// handle and the readers.
-pub fn open(
-    path: &Path,
-    settings: &KnowledgeSettings,
-    bus: Option<broadcast::Sender<Event>>,
-) -> Result<(WriterHandle, Arc<Readers>), StoreError> {
-    let (writer, queued) = queue(settings);
-    let readers = start(path, settings, bus, queued, &writer)?;
-    Ok((writer, readers))
-}
-
 /// The writer's queue, before there is a writer: writes sent to the handle wait, in order, for
 /// [`start`] to be given the other end (or are dropped with it, their answers with them).
 pub fn queue(settings: &KnowledgeSettings) -> (WriterHandle, Receiver<Write>) {
