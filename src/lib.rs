@@ -49,6 +49,7 @@ pub mod core;
 pub mod fswatch;
 pub mod healing;
 pub mod model;
+pub mod pages;
 pub mod panel;
 pub mod paths;
 pub mod protocol;

@@ -69,6 +69,43 @@ fn up_runs_the_core_as_the_hms_core_program_beside_it() {
     assert!(down.status.success(), "{down:?}");
 }
 
+/// Issue 12: a few seconds after start the core unmaps the program pages only its start-up ran
+/// (`hms::pages`), and goes on supervising and answering with the pages it maps again.
+#[test]
+fn the_core_hands_back_its_start_up_pages_and_runs_on() {
+    let core = Core::start(FLEET);
+    let first = core.wait_component("a", "running", SECS10, |c| c.pid.is_some());
+    let line = wait_for(
+        "the core to hand back its start-up pages",
+        SECS10 * 3,
+        || {
+            core.log()
+                .lines()
+                .find(|l| l.contains("handed back the program's start-up pages"))
+                .map(str::to_string)
+        },
+    );
+    let kb: u64 = line
+        .split("kb=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the line names what it handed back: {line}"));
+    assert!(kb > 0, "{line}");
+    // It still supervises: a crash is healed, and it still answers.
+    let pid = first.pid.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    core.wait_component("a", "running again", SECS10, |c| {
+        c.pid.is_some_and(|p| p != pid)
+    });
+    let down = core.cli(&["down"]);
+    assert!(down.status.success(), "{down:?}");
+}
+
 #[test]
 fn up_detach_starts_hms_core_in_the_background() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -234,6 +234,21 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         cancel.clone(),
     ));
 
+    // Start-up is over a few seconds after the fleet was asked to start: the program's pages that
+    // only start-up ran are handed back (`hms::pages`; measured with 100 idle children: the
+    // core's RSS 9.4 → 7.6 MB, PSS 7.1 → 5.4).
+    let release_pages = tokio::spawn(async {
+        tokio::time::sleep(START_UP_PAGES_KEPT).await;
+        // Reads /proc/self/smaps, about a millisecond, once: no blocking thread of its own.
+        match crate::pages::release_program_pages() {
+            Ok(released) => tracing::debug!(
+                mappings = released.mappings,
+                kb = released.kb,
+                "handed back the program's start-up pages"
+            ),
+            Err(e) => tracing::debug!(cause = %e, "cannot hand back the program's start-up pages"),
+        }
+    });
     // Signals ask for the same orderly shutdown as `hms-console down`.
     let signal_handle = handle.clone();
     let signals = tokio::spawn(async move {
@@ -272,6 +287,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     }
     cancel.cancel();
     signals.abort();
+    release_pages.abort();
     let _ = server_task.await;
     let _ = reaper.await;
     let _ = std::fs::remove_file(&socket);
@@ -280,6 +296,11 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     tracing::info!("core stopped");
     Ok(())
 }
+
+/// How long after the fleet was asked to start the core keeps the pages its start-up ran mapped
+/// (see [`crate::pages`]): start-up is over well before then for 1,000 components (measured:
+/// all running in under 2 s).
+const START_UP_PAGES_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Watches the config file's directory (editors replace files by renaming) and asks for a reload
 /// when the file changes. The watcher lives as long as the returned value.

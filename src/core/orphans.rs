@@ -117,6 +117,8 @@ pub fn kill_tree(tree: &Path) {
 /// its cgroup tree (which nothing in it can leave) and whatever carries its id.
 pub fn reaper_main(core_id: &str, cgroup: Option<&Path>) {
     let mut stdin = std::io::stdin();
+    // It only waits from here: its start-up's pages are handed back, as the forked reaper's are.
+    let _ = crate::pages::release_program_pages();
     // Anything the core writes is ignored; only the end of the stream matters.
     drain(&mut stdin);
     if let Some(message) = reap(core_id, cgroup) {
@@ -302,6 +304,10 @@ fn forked_reaper_main(link: OwnedFd) {
             _ => return,
         }
     };
+    // From here it only waits: the code it ran so far is handed back (`hms::pages`; measured
+    // with 100 idle children, allocator caches off too: its PSS 1.0 → 0.66 MB, RSS 1.9 → 1.5).
+    // It maps again what it runs when the core ends.
+    let _ = crate::pages::release_program_pages();
     drain(&mut link);
     if let Some(message) = reap(orders.core_id, orders.cgroup) {
         let log = std::fs::OpenOptions::new()
