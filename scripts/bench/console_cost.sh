@@ -11,6 +11,7 @@
 # the first line says which, and the default build makes both.
 #   HMS_COST_SIZE=200x50                       terminal size the session is built for
 #   HMS_COST_OPEN=1                            also open every component's window (`layout twobytwo`)
+#   HMS_COST_SETTLE=7                          seconds between the first figures and the settled ones
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:-target/release/hms-console}
@@ -60,18 +61,28 @@ measure() {
     [ $SECONDS -gt $deadline ] && break
     sleep 0.2
   done
+  # Twice: 3 s after every panel started, and once they settled (each panel hands back the pages
+  # only its start-up ran 5 s after it started, see src/pages.rs): the operator lives with the
+  # second.
   sleep 3
-  local pss_all=0 rss_all=0 list=()
+  figures "$name, 3 s" "${pids[@]}"
+  sleep "${HMS_COST_SETTLE:-7}"
+  figures "$name, settled" "${pids[@]}"
+}
+
+# figures LABEL PID...: one panel's median PSS and RSS, and the PSS of all of them.
+figures() {
+  local name=$1; shift
+  local pss_all=0 rss_all=0 list=() pids=("$@")
   for p in "${pids[@]}"; do
     local pss rss; pss=$(kb "$p" Pss); rss=$(kb "$p" Rss)
     pss_all=$((pss_all + pss)); rss_all=$((rss_all + rss)); list+=("$pss:$rss")
   done
   local n=${#pids[@]} med
   med=$(printf '%s\n' "${list[@]}" | sort -t: -k1,1n | awk -v n="$n" 'NR == int((n + 1) / 2)')
-  printf '%-34s panes %3d  panel PSS median %5.2f MB, RSS %5.2f MB  all panels PSS %6.1f MB (RSS sum %6.1f MB)\n' \
+  printf '%-40s panes %3d  panel PSS median %5.2f MB, RSS %5.2f MB  all panels PSS %6.1f MB (RSS sum %6.1f MB)\n' \
     "$name" "$n" "$(echo "${med%%:*} / 1024" | bc -l)" "$(echo "${med##*:} / 1024" | bc -l)" \
     "$(echo "$pss_all / 1024" | bc -l)" "$(echo "$rss_all / 1024" | bc -l)"
-  echo "$pss_all" > "$dir/pss_all"; echo "${med%%:*} ${med##*:}" > "$dir/median"
 }
 
 FLEET100="$WORK/fleet100.toml"

@@ -237,18 +237,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     // Start-up is over a few seconds after the fleet was asked to start: the program's pages that
     // only start-up ran are handed back (`hms::pages`; measured with 100 idle children: the
     // core's RSS 9.4 → 7.6 MB, PSS 7.1 → 5.4).
-    let release_pages = tokio::spawn(async {
-        tokio::time::sleep(START_UP_PAGES_KEPT).await;
-        // Reads /proc/self/smaps, about a millisecond, once: no blocking thread of its own.
-        match crate::pages::release_program_pages() {
-            Ok(released) => tracing::debug!(
-                mappings = released.mappings,
-                kb = released.kb,
-                "handed back the program's start-up pages"
-            ),
-            Err(e) => tracing::debug!(cause = %e, "cannot hand back the program's start-up pages"),
-        }
-    });
+    let release_pages = tokio::spawn(crate::pages::release_after(START_UP_PAGES_KEPT));
     // Signals ask for the same orderly shutdown as `hms-console down`.
     let signal_handle = handle.clone();
     let signals = tokio::spawn(async move {
