@@ -1,6 +1,7 @@
 //! Plain-text rendering for the CLI: the status table, issues, log lines. Health is shown as the
 //! panels show it (`unknown` for a component without a process, never a stale `healthy`).
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use crate::model::{BreakerState, ComponentStatus, Issue, LogLine, LogStream};
@@ -35,47 +36,58 @@ pub fn status_table(
     now: SystemTime,
     width: Option<usize>,
 ) -> String {
-    let mut rows: Vec<Vec<String>> = vec![STATUS_COLUMNS.iter().map(|s| s.to_string()).collect()];
+    // Cells borrow what they can (names, fixed words): with 100 components, a String for every
+    // cell and copies of the rows were most of `hms-console status`'s allocations (issue 12).
+    let dash = || Cow::Borrowed("-");
+    let mut rows: Vec<[Cow<'_, str>; 12]> = Vec::with_capacity(components.len() + 1);
+    rows.push(STATUS_COLUMNS.map(Cow::Borrowed));
     for c in components {
         let (cpu, rss) = match (&c.metrics, has_process(c)) {
-            (Some(m), true) => (format!("{:.1}", m.cpu_percent), human_bytes(m.rss_bytes)),
-            (Some(_) | None, _) => ("-".into(), "-".into()),
+            (Some(m), true) => (
+                Cow::Owned(format!("{:.1}", m.cpu_percent)),
+                Cow::Owned(human_bytes(m.rss_bytes)),
+            ),
+            (Some(_) | None, _) => (dash(), dash()),
         };
         let healing = match (c.healing.breaker, c.healing.backoff) {
             (BreakerState::Open, _) => match c.healing.next_trial_at {
-                Some(t) => format!(
+                Some(t) => Cow::Owned(format!(
                     "breaker open, trial in {}",
                     format_duration(t.duration_since(now).unwrap_or_default())
-                ),
-                None => "breaker open".into(),
+                )),
+                None => Cow::Borrowed("breaker open"),
             },
-            (BreakerState::HalfOpen, _) => "breaker half-open (trial)".into(),
-            (BreakerState::Closed, Some(d)) => format!("backoff {}", format_duration(d)),
-            (BreakerState::Closed, None) => "-".into(),
+            (BreakerState::HalfOpen, _) => Cow::Borrowed("breaker half-open (trial)"),
+            (BreakerState::Closed, Some(d)) => {
+                Cow::Owned(format!("backoff {}", format_duration(d)))
+            }
+            (BreakerState::Closed, None) => dash(),
         };
         let health = match known_health(c) {
             Some(h) => h.word(),
             None => "unknown",
         };
-        rows.push(vec![
-            c.name.clone(),
-            c.state.to_string(),
-            health.to_string(),
-            c.pid.map_or("-".into(), |p| p.to_string()),
-            c.uptime(now).map_or("-".into(), format_duration),
-            c.restarts.to_string(),
+        rows.push([
+            Cow::Borrowed(c.name.as_str()),
+            Cow::Owned(c.state.to_string()),
+            Cow::Borrowed(health),
+            c.pid.map_or_else(dash, |p| Cow::Owned(p.to_string())),
+            c.uptime(now)
+                .map_or_else(dash, |u| Cow::Owned(format_duration(u))),
+            Cow::Owned(c.restarts.to_string()),
             cpu,
             rss,
-            c.last_exit.as_ref().map_or("-".into(), |e| e.to_string()),
-            healing,
-            c.healing
-                .last_issue
+            c.last_exit
                 .as_ref()
-                .map_or("-".into(), |i| format!("{} ({})", i.issue_type, i.severity)),
+                .map_or_else(dash, |e| Cow::Owned(e.to_string())),
+            healing,
+            c.healing.last_issue.as_ref().map_or_else(dash, |i| {
+                Cow::Owned(format!("{} ({})", i.issue_type, i.severity))
+            }),
             c.healing
                 .last_action
                 .as_ref()
-                .map_or("-".into(), |a| a.to_string()),
+                .map_or_else(dash, |a| Cow::Owned(a.to_string())),
         ]);
     }
     let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
@@ -93,11 +105,7 @@ pub fn status_table(
         }
     }
     shown.sort_unstable();
-    let picked: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| shown.iter().map(|&i| r[i].clone()).collect())
-        .collect();
-    let mut out = render(&picked);
+    let mut out = render_columns(&rows, &shown);
     if !hidden.is_empty() {
         out.push_str(&format!(
             "({} more column{}: --wide)\n",
@@ -156,22 +164,38 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn render(rows: &[Vec<String>]) -> String {
-    let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+    let columns: Vec<usize> = (0..rows.first().map_or(0, Vec::len)).collect();
+    render_columns(rows, &columns)
+}
+
+/// The cells of `columns` (indices into each row, in order) as aligned columns, two spaces
+/// apart, each column as wide as its widest cell, no trailing spaces: written into one string.
+fn render_columns<S: AsRef<str>>(rows: &[impl AsRef<[S]>], columns: &[usize]) -> String {
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|&i| {
+            rows.iter()
+                .map(|r| r.as_ref()[i].as_ref().chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
-    let mut out = String::new();
+    let mut out =
+        String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 2 * columns.len() + 1));
     for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+        let start = out.len();
+        for (n, &i) in columns.iter().enumerate() {
+            let cell = row.as_ref()[i].as_ref();
+            out.push_str(cell);
+            if n + 1 < columns.len() {
+                out.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[n] - cell.chars().count() + 2,
+                ));
             }
         }
-        out.push_str(line.trim_end());
+        let line = out[start..].trim_end().len();
+        out.truncate(start + line);
         out.push('\n');
     }
     out
