@@ -256,3 +256,32 @@ fn hms_console_answers_a_plain_status_itself_and_hands_every_other_command_to_hm
         "{no_core:?}"
     );
 }
+
+/// `hms-console` starts at C's `main` (no std start-up, issue 12): with its standard streams
+/// closed it still runs and ends well, and its output read through a pipe is the table.
+#[test]
+fn hms_console_status_runs_with_closed_standard_streams_and_through_a_pipe() {
+    let core = Core::start(FLEET);
+    core.wait_component("a", "running", SECS10, |c| c.pid.is_some());
+    let socket = core.socket.to_str().unwrap();
+    for redirect in ["<&- >&-", ">&-", "<&-"] {
+        let closed = Command::new("sh")
+            .args([
+                "-c",
+                &format!(r#"exec "$0" --socket "$1" status {redirect}"#),
+            ])
+            .args([common::BIN, socket])
+            .output()
+            .expect("sh");
+        assert_eq!(closed.status.code(), Some(0), "{redirect}: {closed:?}");
+        assert!(closed.stderr.is_empty(), "{redirect}: {closed:?}");
+    }
+    let piped = Command::new("sh")
+        .args(["-c", r#""$0" --socket "$1" status | cat"#])
+        .args([common::BIN, socket])
+        .output()
+        .expect("sh");
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(String::from_utf8_lossy(&piped.stdout).starts_with("NAME"));
+    core.wait_component("a", "still running", SECS10, |c| c.pid.is_some());
+}

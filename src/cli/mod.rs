@@ -315,7 +315,7 @@ pub const FULL_PROGRAM: &str = "hms-cli";
 /// links only this: the fast path's parser, the blocking client and the table. Every other
 /// command pays one more `exec` (of `hms-cli`, ~0.5 ms), which no command but `status` is run
 /// often enough to notice.
-pub fn front() -> ExitCode {
+pub fn front() -> u8 {
     let mut words = std::env::args_os();
     let arg0 = words.next().unwrap_or_else(|| "hms-console".into());
     let args: Vec<std::ffi::OsString> = words.collect();
@@ -326,7 +326,7 @@ pub fn front() -> ExitCode {
         Ok(exe) => exe,
         Err(e) => {
             eprintln!("hms-console: cannot find this program's path ({e})");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     let Some(full) = crate::paths::program_beside(&exe, FULL_PROGRAM) else {
@@ -337,7 +337,7 @@ pub fn front() -> ExitCode {
              `cargo run --bin hms-cli -- …` runs this command line)",
             exe.with_file_name(FULL_PROGRAM).display()
         );
-        return ExitCode::FAILURE;
+        return 1;
     };
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(&full)
@@ -345,7 +345,7 @@ pub fn front() -> ExitCode {
         .args(args)
         .exec();
     eprintln!("hms-console: cannot start {} ({err})", full.display());
-    ExitCode::FAILURE
+    1
 }
 
 /// Runs the command line: `hms-cli`'s `main`, which `hms-console` hands every command line but a
@@ -353,7 +353,7 @@ pub fn front() -> ExitCode {
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if let Some(plain) = fast::plain_status(&args, |name| std::env::var_os(name)) {
-        return status_fast(plain);
+        return ExitCode::from(status_fast(plain));
     }
     let cli = Cli::parse();
     if let Command::Reaper { core_id, cgroup } = &cli.command {
@@ -442,10 +442,10 @@ fn exec_core_beside(args: &CoreArgs) {
 
 /// `hms-console status` on the fast path (see [`fast`]): what the full path does for it, minus
 /// clap, the logging setup and the runtime's timers, which it does not use.
-fn status_fast(plain: fast::PlainStatus) -> ExitCode {
+fn status_fast(plain: fast::PlainStatus) -> u8 {
     let socket = crate::paths::socket_path(plain.socket.as_deref());
     let answer = crate::client::status_blocking(&socket, "cli", plain.component.as_deref());
-    report(
+    exit_code(
         "hms-console",
         answer.map_err(Into::into).and_then(|(core, components)| {
             print_status(&core, &components, plain.wide, plain.json)
@@ -456,8 +456,14 @@ fn status_fast(plain: fast::PlainStatus) -> ExitCode {
 /// The exit code for a command's result; an error is printed first as `PROGRAM: message`, then
 /// each cause not already quoted. 3 when no core was running, else 1 (see the module docs).
 pub fn report(program: &str, result: Result<()>) -> ExitCode {
+    ExitCode::from(exit_code(program, result))
+}
+
+/// [`report`]'s exit code as a number, for `hms-console`'s C entry point (`src/main.rs`), which
+/// returns it to libc.
+pub fn exit_code(program: &str, result: Result<()>) -> u8 {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("{program}: {e}");
             // A cause that a message above already quotes is not repeated.
@@ -475,11 +481,7 @@ pub fn report(program: &str, result: Result<()>) -> ExitCode {
                     Some(ClientError::NotRunning { .. })
                 )
             });
-            if not_running {
-                ExitCode::from(3)
-            } else {
-                ExitCode::FAILURE
-            }
+            if not_running { 3 } else { 1 }
         }
     }
 }
