@@ -111,14 +111,14 @@ impl PanelOptions {
     }
 }
 
-/// Runs a panel until the operator quits (or the terminal goes away).
-///
-/// Installs a tracing subscriber writing to the log file unless the process already has one (the
-/// caller's must then not write to the terminal either).
 /// How long a panel keeps mapped the program pages its start-up ran (see [`crate::pages`]): it
 /// has connected and drawn its first frames well before then.
 const START_UP_PAGES_KEPT: Duration = Duration::from_secs(5);
 
+/// Runs a panel until the operator quits (or the terminal goes away).
+///
+/// Installs a tracing subscriber writing to the log file unless the process already has one (the
+/// caller's must then not write to the terminal either).
 pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
     init_logging(&opts);
     tracing::info!(kind = opts.kind.name(), component = ?opts.component, "panel starting");
