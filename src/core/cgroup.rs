@@ -591,15 +591,14 @@ impl ComponentCgroup {
 
     /// What the whole tree has used; a reading the kernel does not offer here is `None`.
     pub fn usage(&self) -> Usage {
-        let cpu_usec = std::fs::read_to_string(self.path.join("cpu.stat"))
-            .ok()
-            .and_then(|text| {
+        let mut buf = [0u8; super::procinfo::SMALL_FILE];
+        let cpu_usec =
+            super::procinfo::read_small(&self.path.join("cpu.stat"), &mut buf).and_then(|text| {
                 text.lines()
                     .find_map(|l| l.strip_prefix("usage_usec "))
                     .and_then(|v| v.trim().parse().ok())
             });
-        let memory_bytes = std::fs::read_to_string(self.path.join("memory.current"))
-            .ok()
+        let memory_bytes = super::procinfo::read_small(&self.path.join("memory.current"), &mut buf)
             .and_then(|v| v.trim().parse().ok());
         Usage {
             cpu_usec,
