@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::supervisor::{Answer, Refusal};
 use crate::protocol::{ErrorCode, Event, PanelInput, Request, Response};
@@ -61,7 +61,7 @@ fn tail_bytes(text: &str, max: usize) -> &str {
 /// The text panels, by (component, panel).
 struct ConsoleRoom {
     panels: HashMap<(String, String), PanelText>,
-    bus: broadcast::Sender<Event>,
+    bus: crate::core::Bus,
 }
 
 /// Sends console requests to the room.
@@ -72,7 +72,7 @@ pub struct ConsoleHandle {
 
 impl ConsoleHandle {
     /// Starts the room's task; it ends when every handle is dropped.
-    pub fn spawn(bus: broadcast::Sender<Event>) -> ConsoleHandle {
+    pub fn spawn(bus: crate::core::Bus) -> ConsoleHandle {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Request, oneshot::Sender<Answer>)>();
         let mut room = ConsoleRoom {
             panels: HashMap::new(),
@@ -116,11 +116,15 @@ impl ConsoleRoom {
                 line,
             } => {
                 // Straight to the component that owns the pane; nothing here interprets it.
-                let delivered = self.bus.send(Event::PanelInput(Box::new(PanelInput {
-                    component: component.clone(),
-                    panel,
-                    line,
-                })));
+                let delivered = self
+                    .bus
+                    .send(std::sync::Arc::new(Event::PanelInput(Box::new(
+                        PanelInput {
+                            component: component.clone(),
+                            panel,
+                            line,
+                        },
+                    ))));
                 match delivered {
                     Ok(_) => Ok(Response::Done {
                         message: format!("sent to {component}"),
@@ -132,11 +136,11 @@ impl ConsoleRoom {
                 }
             }
             Request::Notify { level, message } => {
-                let _ = self.bus.send(Event::Notice {
+                let _ = self.bus.send(std::sync::Arc::new(Event::Notice {
                     level,
                     message,
                     at: std::time::SystemTime::now(),
-                });
+                }));
                 Ok(Response::Done {
                     message: "noted".into(),
                 })
@@ -174,14 +178,14 @@ impl ConsoleRoom {
         let (component, panel) = key;
         // Subscribers get what the panel keeps, not more.
         let text = tail_bytes(&text, PANEL_BYTES).to_string();
-        let _ = self
-            .bus
-            .send(Event::PanelText(Box::new(crate::protocol::PanelText {
+        let _ = self.bus.send(std::sync::Arc::new(Event::PanelText(Box::new(
+            crate::protocol::PanelText {
                 component,
                 panel,
                 text,
                 append,
-            })));
+            },
+        ))));
         Ok(Response::Done {
             message: "panel updated".into(),
         })
@@ -203,7 +207,7 @@ mod tests {
     fn room() -> ConsoleRoom {
         ConsoleRoom {
             panels: HashMap::new(),
-            bus: broadcast::channel(16).0,
+            bus: tokio::sync::broadcast::channel(16).0,
         }
     }
 

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use tokio::sync::broadcast;
-
 use crate::model::{LogLine, LogStream};
 use crate::protocol::Event;
 
@@ -117,7 +115,7 @@ pub struct LogSink {
     capacity: usize,
     ring: Mutex<VecDeque<LogLine>>,
     file: Mutex<LogFile>,
-    bus: broadcast::Sender<Event>,
+    bus: crate::core::Bus,
 }
 
 impl LogSink {
@@ -127,7 +125,7 @@ impl LogSink {
         component: &str,
         policy: LogPolicy,
         file: &Path,
-        bus: broadcast::Sender<Event>,
+        bus: crate::core::Bus,
     ) -> Arc<LogSink> {
         Arc::new(LogSink {
             component: component.to_string(),
@@ -170,9 +168,9 @@ impl LogSink {
             ring.push_back(line.clone());
         }
         // No subscribers is fine.
-        let _ = self.bus.send(Event::Log {
+        let _ = self.bus.send(std::sync::Arc::new(Event::Log {
             line: Box::new(line),
-        });
+        }));
     }
 
     /// The last `n` lines, oldest first.
@@ -189,7 +187,7 @@ impl LogSink {
 #[derive(Clone)]
 pub struct LogStore {
     dir: PathBuf,
-    bus: broadcast::Sender<Event>,
+    bus: crate::core::Bus,
     /// A `std::sync::RwLock`: each critical section is a map lookup or insert, never an `.await`;
     /// the supervisor's shell writes (a new component), the router reads (`logs`).
     sinks: Arc<RwLock<HashMap<String, Arc<LogSink>>>>,
@@ -197,7 +195,7 @@ pub struct LogStore {
 
 impl LogStore {
     /// A store writing `DIR/NAME.log` files and publishing lines on `bus`.
-    pub fn new(dir: &Path, bus: broadcast::Sender<Event>) -> LogStore {
+    pub fn new(dir: &Path, bus: crate::core::Bus) -> LogStore {
         LogStore {
             dir: dir.to_path_buf(),
             bus,
@@ -256,7 +254,7 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_lines() {
         let tmp = tempfile::tempdir().unwrap();
-        let (tx, _) = broadcast::channel(4);
+        let (tx, _) = tokio::sync::broadcast::channel(4);
         let policy = LogPolicy {
             lines: 3,
             ..LogPolicy::default()
@@ -274,7 +272,7 @@ mod tests {
     #[test]
     fn a_flood_costs_the_disk_at_most_the_files_it_keeps() {
         let tmp = tempfile::tempdir().unwrap();
-        let (tx, _) = broadcast::channel(4);
+        let (tx, _) = tokio::sync::broadcast::channel(4);
         let policy = LogPolicy {
             lines: 10,
             max_size: 10_000,

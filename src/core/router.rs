@@ -14,8 +14,6 @@
 //! A new part of the core (the knowledge registry, the task bus) is a new room and a new arm of
 //! [`Router::request`]; nothing else changes. The router holds no state of its own.
 
-use tokio::sync::broadcast;
-
 use super::console_room::ConsoleHandle;
 use super::history::HistoryHandle;
 use super::journal::IssueJournal;
@@ -23,7 +21,7 @@ use super::knowledge::KnowledgeHandle;
 use super::logs::LogStore;
 use super::mac::MacHandle;
 use super::supervisor::{Answer, ConnId, NO_CONN, SupervisorHandle};
-use crate::protocol::{ErrorCode, Event, Request, Response};
+use crate::protocol::{ErrorCode, Request, Response};
 
 /// Sends a room the message `make` builds around a oneshot, and waits for the answer: the one way
 /// every room's handle asks its room. A room that is gone (the core is exiting) is a refusal.
@@ -52,7 +50,7 @@ pub struct Router {
     pub history: HistoryHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
-    pub bus: broadcast::Sender<Event>,
+    pub bus: crate::core::Bus,
 }
 
 impl Router {

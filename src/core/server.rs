@@ -497,7 +497,7 @@ async fn send_error(out: &Outbox, id: Option<u64>, code: ErrorCode, message: Str
 }
 
 async fn forward(
-    mut rx: broadcast::Receiver<Event>,
+    mut rx: crate::core::BusReceiver,
     filter: Arc<Mutex<Filter>>,
     out: Outbox,
     cancel: CancellationToken,
@@ -514,11 +514,17 @@ async fn forward(
         };
         let event = match received {
             Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => dropped_notice(n),
+            Err(broadcast::error::RecvError::Lagged(n)) => Arc::new(dropped_notice(n)),
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let wanted = filter.lock().expect("filter lock").wants(&event);
-        if wanted && !out.offer(encode(&ServerMessage::Event { event })) {
+        // The bus shares one event among its subscribers: a connection that wants it encodes
+        // its own copy.
+        if wanted
+            && !out.offer(encode(&ServerMessage::Event {
+                event: Arc::unwrap_or_clone(event),
+            }))
+        {
             return;
         }
     }

@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 pub use advice::Advice;
 pub use store::{KnowledgeSettings, StoreError, Synchronous};
@@ -56,8 +56,8 @@ use super::supervisor::Answer;
 use crate::config::KnowledgeConfig;
 use crate::model::{Issue, RecoveryRecord};
 use crate::protocol::{
-    ErrorCode, Event, KnowledgeAnswer, KnowledgeItem, KnowledgeQuery, KnowledgeRequest,
-    KnowledgeResult, KnowledgeStats, Response,
+    ErrorCode, KnowledgeAnswer, KnowledgeItem, KnowledgeQuery, KnowledgeRequest, KnowledgeResult,
+    KnowledgeStats, Response,
 };
 
 /// The file's name in the data directory.
@@ -97,7 +97,7 @@ impl KnowledgeError {
 /// so that what the hooks send before the file is open is written first, in order.
 struct Registry {
     path: PathBuf,
-    bus: Option<broadcast::Sender<Event>>,
+    bus: Option<crate::core::Bus>,
     writer: store::WriterHandle,
     /// The writer's end of the queue, until the file is opened.
     queued: std::sync::Mutex<Option<std::sync::mpsc::Receiver<store::Write>>>,
@@ -190,7 +190,7 @@ impl KnowledgeHandle {
     pub fn open(
         data_dir: &Path,
         settings: KnowledgeSettings,
-        bus: Option<broadcast::Sender<Event>>,
+        bus: Option<crate::core::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         Self::open_file(&data_dir.join(FILE_NAME), settings, bus)
     }
@@ -206,7 +206,7 @@ impl KnowledgeHandle {
     pub fn open_configured(
         data_dir: &Path,
         config: &KnowledgeConfig,
-        bus: Option<broadcast::Sender<Event>>,
+        bus: Option<crate::core::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         let settings = KnowledgeSettings::from_config(config);
         let path = match &config.path {
@@ -228,7 +228,7 @@ impl KnowledgeHandle {
     pub fn open_file(
         path: &Path,
         settings: KnowledgeSettings,
-        bus: Option<broadcast::Sender<Event>>,
+        bus: Option<crate::core::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         let handle = Self::prepare(path, settings, bus)?;
         if let Ok(registry) = &handle.inner {
@@ -245,7 +245,7 @@ impl KnowledgeHandle {
     fn prepare(
         path: &Path,
         settings: KnowledgeSettings,
-        bus: Option<broadcast::Sender<Event>>,
+        bus: Option<crate::core::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         preflight(path)?;
         let (writer, queued) = store::queue(&settings);

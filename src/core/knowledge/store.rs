@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::query::{COLUMNS, Compiled};
 use super::schema;
@@ -413,7 +413,7 @@ pub fn queue(settings: &KnowledgeSettings) -> (WriterHandle, Receiver<Write>) {
 pub fn start(
     path: &Path,
     settings: &KnowledgeSettings,
-    bus: Option<broadcast::Sender<Event>>,
+    bus: Option<crate::core::Bus>,
     queued: Receiver<Write>,
     handle: &WriterHandle,
 ) -> Result<Arc<Readers>, StoreError> {
@@ -508,7 +508,7 @@ struct PruneRound {
 struct Writer {
     conn: Connection,
     settings: KnowledgeSettings,
-    bus: Option<broadcast::Sender<Event>>,
+    bus: Option<crate::core::Bus>,
     prune: Option<PruneRound>,
     /// When the next pruning round starts (once the writer is idle).
     next_prune: Instant,
@@ -667,9 +667,9 @@ impl Writer {
                         _ => Err(commit_failed()),
                     };
                     if let (Ok(item), Some(bus)) = (&result, &self.bus) {
-                        let _ = bus.send(Event::Knowledge {
+                        let _ = bus.send(std::sync::Arc::new(Event::Knowledge {
                             item: Box::new(item.clone()),
-                        });
+                        }));
                     }
                     if let Err(e) = &result
                         && reply.is_none()

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 pub use kernel::{Answer, Clock, ConnId, Effect, Input, Kernel, NO_CONN, Refusal, ReplyTo};
@@ -94,7 +94,7 @@ pub struct Supervisor {
     kernel: Kernel,
     core_id: String,
     tx: mpsc::UnboundedSender<Cmd>,
-    bus: broadcast::Sender<Event>,
+    bus: crate::core::Bus,
     logs: LogStore,
     journal: IssueJournal,
     metrics_subscribers: Arc<AtomicUsize>,
@@ -145,7 +145,7 @@ pub struct SupervisorParts {
     /// Cgroups per component, or process groups.
     pub containment: Arc<Containment>,
     pub origin: FleetOrigin,
-    pub bus: broadcast::Sender<Event>,
+    pub bus: crate::core::Bus,
     pub logs: LogStore,
     pub journal: IssueJournal,
 }
@@ -298,11 +298,11 @@ impl Supervisor {
         let samples = self.sample(targets);
         if publish {
             for (component, _, metrics) in &samples {
-                let _ = self.bus.send(Event::Metrics {
+                let _ = self.bus.send(std::sync::Arc::new(Event::Metrics {
                     component: component.clone(),
                     metrics: Box::new(metrics.clone()),
                     at: SystemTime::now(),
-                });
+                }));
             }
         }
         self.feed(Input::Sampled {
@@ -409,7 +409,7 @@ impl Supervisor {
             },
             _ => {}
         }
-        let _ = self.bus.send(event);
+        let _ = self.bus.send(std::sync::Arc::new(event));
     }
 
     fn carry_out(&mut self, effect: Effect, queue: &mut VecDeque<Input>) {
