@@ -172,11 +172,16 @@ pub fn release_program_pages() -> std::io::Result<Released> {
     Ok(released)
 }
 
-/// Waits `after` (start-up is over by then), then hands back the program's pages (see the
-/// module's doc) and logs what it did. Reading smaps takes about a millisecond, once: run it as a
-/// task of the caller's runtime, no thread of its own.
-pub async fn release_after(after: std::time::Duration) {
-    tokio::time::sleep(after).await;
+/// How long a long-lived process keeps mapped the pages its start-up ran: the core has asked its
+/// whole fleet to start well before then (1,000 components all run in under 2 s), a panel has
+/// connected and drawn its first frames.
+pub const START_UP_LASTS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits [`START_UP_LASTS`], then hands back the program's pages (see the module's doc) and logs
+/// what it did. Reading smaps takes about a millisecond, once: run it as a task of the caller's
+/// runtime, no thread of its own.
+pub async fn release_after_start_up() {
+    tokio::time::sleep(START_UP_LASTS).await;
     match release_program_pages() {
         Ok(released) => tracing::debug!(
             mappings = released.mappings,

@@ -61,7 +61,7 @@ fn tail_bytes(text: &str, max: usize) -> &str {
 /// The text panels, by (component, panel).
 struct ConsoleRoom {
     panels: HashMap<(String, String), PanelText>,
-    bus: crate::core::Bus,
+    bus: crate::core::bus::Bus,
 }
 
 /// Sends console requests to the room.
@@ -72,7 +72,7 @@ pub struct ConsoleHandle {
 
 impl ConsoleHandle {
     /// Starts the room's task; it ends when every handle is dropped.
-    pub fn spawn(bus: crate::core::Bus) -> ConsoleHandle {
+    pub fn spawn(bus: crate::core::bus::Bus) -> ConsoleHandle {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Request, oneshot::Sender<Answer>)>();
         let mut room = ConsoleRoom {
             panels: HashMap::new(),
@@ -116,31 +116,28 @@ impl ConsoleRoom {
                 line,
             } => {
                 // Straight to the component that owns the pane; nothing here interprets it.
-                let delivered = self
-                    .bus
-                    .send(std::sync::Arc::new(Event::PanelInput(Box::new(
-                        PanelInput {
-                            component: component.clone(),
-                            panel,
-                            line,
-                        },
-                    ))));
-                match delivered {
-                    Ok(_) => Ok(Response::Done {
+                let delivered = self.bus.publish(Event::PanelInput(Box::new(PanelInput {
+                    component: component.clone(),
+                    panel,
+                    line,
+                })));
+                if delivered {
+                    Ok(Response::Done {
                         message: format!("sent to {component}"),
-                    }),
-                    Err(_) => Err((
+                    })
+                } else {
+                    Err((
                         ErrorCode::Rejected,
                         format!("{component} is not listening for input"),
-                    )),
+                    ))
                 }
             }
             Request::Notify { level, message } => {
-                let _ = self.bus.send(std::sync::Arc::new(Event::Notice {
+                self.bus.publish(Event::Notice {
                     level,
                     message,
                     at: std::time::SystemTime::now(),
-                }));
+                });
                 Ok(Response::Done {
                     message: "noted".into(),
                 })
@@ -178,14 +175,13 @@ impl ConsoleRoom {
         let (component, panel) = key;
         // Subscribers get what the panel keeps, not more.
         let text = tail_bytes(&text, PANEL_BYTES).to_string();
-        let _ = self.bus.send(std::sync::Arc::new(Event::PanelText(Box::new(
-            crate::protocol::PanelText {
+        self.bus
+            .publish(Event::PanelText(Box::new(crate::protocol::PanelText {
                 component,
                 panel,
                 text,
                 append,
-            },
-        ))));
+            })));
         Ok(Response::Done {
             message: "panel updated".into(),
         })
@@ -207,7 +203,7 @@ mod tests {
     fn room() -> ConsoleRoom {
         ConsoleRoom {
             panels: HashMap::new(),
-            bus: tokio::sync::broadcast::channel(16).0,
+            bus: crate::core::bus::Bus::new(16),
         }
     }
 

@@ -115,7 +115,7 @@ pub struct LogSink {
     capacity: usize,
     ring: Mutex<VecDeque<LogLine>>,
     file: Mutex<LogFile>,
-    bus: crate::core::Bus,
+    bus: crate::core::bus::Bus,
 }
 
 impl LogSink {
@@ -125,7 +125,7 @@ impl LogSink {
         component: &str,
         policy: LogPolicy,
         file: &Path,
-        bus: crate::core::Bus,
+        bus: crate::core::bus::Bus,
     ) -> Arc<LogSink> {
         Arc::new(LogSink {
             component: component.to_string(),
@@ -168,9 +168,9 @@ impl LogSink {
             ring.push_back(line.clone());
         }
         // No subscribers is fine.
-        let _ = self.bus.send(std::sync::Arc::new(Event::Log {
+        self.bus.publish(Event::Log {
             line: Box::new(line),
-        }));
+        });
     }
 
     /// The last `n` lines, oldest first.
@@ -187,7 +187,7 @@ impl LogSink {
 #[derive(Clone)]
 pub struct LogStore {
     dir: PathBuf,
-    bus: crate::core::Bus,
+    bus: crate::core::bus::Bus,
     /// A `std::sync::RwLock`: each critical section is a map lookup or insert, never an `.await`;
     /// the supervisor's shell writes (a new component), the router reads (`logs`).
     sinks: Arc<RwLock<HashMap<String, Arc<LogSink>>>>,
@@ -195,7 +195,7 @@ pub struct LogStore {
 
 impl LogStore {
     /// A store writing `DIR/NAME.log` files and publishing lines on `bus`.
-    pub fn new(dir: &Path, bus: crate::core::Bus) -> LogStore {
+    pub fn new(dir: &Path, bus: crate::core::bus::Bus) -> LogStore {
         LogStore {
             dir: dir.to_path_buf(),
             bus,
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_lines() {
         let tmp = tempfile::tempdir().unwrap();
-        let (tx, _) = tokio::sync::broadcast::channel(4);
+        let tx = crate::core::bus::Bus::new(4);
         let policy = LogPolicy {
             lines: 3,
             ..LogPolicy::default()
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn a_flood_costs_the_disk_at_most_the_files_it_keeps() {
         let tmp = tempfile::tempdir().unwrap();
-        let (tx, _) = tokio::sync::broadcast::channel(4);
+        let tx = crate::core::bus::Bus::new(4);
         let policy = LogPolicy {
             lines: 10,
             max_size: 10_000,

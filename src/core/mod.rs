@@ -11,6 +11,7 @@
 //! removed. The core never imports panel or tmux code; everything reaches it through the protocol.
 
 pub mod args;
+pub mod bus;
 pub mod cgroup;
 pub mod console_room;
 pub mod history;
@@ -161,7 +162,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
         cancel.clone(),
     ));
     // The event bus and the rooms of the core; the router sends each request to its owner.
-    let (bus, _) = tokio::sync::broadcast::channel(BUS_SLOTS);
+    let bus = bus::Bus::new(BUS_SLOTS);
     let logs = logs::LogStore::new(&crate::paths::log_dir(&data_dir), bus.clone());
     let journal = journal::IssueJournal::default();
     // The knowledge registry: a room of its own; the core runs on without it if it cannot open.
@@ -237,7 +238,7 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     // Start-up is over a few seconds after the fleet was asked to start: the program's pages that
     // only start-up ran are handed back (`hms::pages`; measured with 100 idle children: the
     // core's RSS 9.4 → 7.6 MB, PSS 7.1 → 5.4).
-    let release_pages = tokio::spawn(crate::pages::release_after(START_UP_PAGES_KEPT));
+    let release_pages = tokio::spawn(crate::pages::release_after_start_up());
     // Signals ask for the same orderly shutdown as `hms-console down`.
     let signal_handle = handle.clone();
     let signals = tokio::spawn(async move {
@@ -286,23 +287,8 @@ pub async fn run(opts: CoreOptions) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// The core's event bus: what every room publishes and every subscribed connection follows. Its
-/// slots hold an `Arc<Event>`, not an `Event`: the channel holds all its slots from the start
-/// (4096 slots of an 80-byte `Event` slot were 320 kB of the idle core's memory; an `Arc` slot
-/// is half of that), and each subscriber's copy of an event is a count, not a deep copy.
-pub type Bus = tokio::sync::broadcast::Sender<std::sync::Arc<crate::protocol::Event>>;
-
-/// A subscription to the [`Bus`].
-pub type BusReceiver = tokio::sync::broadcast::Receiver<std::sync::Arc<crate::protocol::Event>>;
-
-/// How many events the bus keeps for a subscriber that is behind (one that falls further behind
-/// is told how many it lost).
+/// How many events the bus keeps for a subscriber that is behind (see [`bus::Bus::new`]).
 const BUS_SLOTS: usize = 4096;
-
-/// How long after the fleet was asked to start the core keeps the pages its start-up ran mapped
-/// (see [`crate::pages`]): start-up is over well before then for 1,000 components (measured:
-/// all running in under 2 s).
-const START_UP_PAGES_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Watches the config file's directory (editors replace files by renaming) and asks for a reload
 /// when the file changes. The watcher lives as long as the returned value.

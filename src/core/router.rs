@@ -50,7 +50,7 @@ pub struct Router {
     pub history: HistoryHandle,
     pub logs: LogStore,
     pub journal: IssueJournal,
-    pub bus: crate::core::Bus,
+    pub bus: crate::core::bus::Bus,
 }
 
 impl Router {

@@ -497,7 +497,7 @@ async fn send_error(out: &Outbox, id: Option<u64>, code: ErrorCode, message: Str
 }
 
 async fn forward(
-    mut rx: crate::core::BusReceiver,
+    mut rx: crate::core::bus::BusReceiver,
     filter: Arc<Mutex<Filter>>,
     out: Outbox,
     cancel: CancellationToken,

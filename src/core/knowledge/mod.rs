@@ -97,7 +97,7 @@ impl KnowledgeError {
 /// so that what the hooks send before the file is open is written first, in order.
 struct Registry {
     path: PathBuf,
-    bus: Option<crate::core::Bus>,
+    bus: Option<crate::core::bus::Bus>,
     writer: store::WriterHandle,
     /// The writer's end of the queue, until the file is opened.
     queued: std::sync::Mutex<Option<std::sync::mpsc::Receiver<store::Write>>>,
@@ -190,7 +190,7 @@ impl KnowledgeHandle {
     pub fn open(
         data_dir: &Path,
         settings: KnowledgeSettings,
-        bus: Option<crate::core::Bus>,
+        bus: Option<crate::core::bus::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         Self::open_file(&data_dir.join(FILE_NAME), settings, bus)
     }
@@ -206,7 +206,7 @@ impl KnowledgeHandle {
     pub fn open_configured(
         data_dir: &Path,
         config: &KnowledgeConfig,
-        bus: Option<crate::core::Bus>,
+        bus: Option<crate::core::bus::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         let settings = KnowledgeSettings::from_config(config);
         let path = match &config.path {
@@ -228,7 +228,7 @@ impl KnowledgeHandle {
     pub fn open_file(
         path: &Path,
         settings: KnowledgeSettings,
-        bus: Option<crate::core::Bus>,
+        bus: Option<crate::core::bus::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         let handle = Self::prepare(path, settings, bus)?;
         if let Ok(registry) = &handle.inner {
@@ -245,7 +245,7 @@ impl KnowledgeHandle {
     fn prepare(
         path: &Path,
         settings: KnowledgeSettings,
-        bus: Option<crate::core::Bus>,
+        bus: Option<crate::core::bus::Bus>,
     ) -> Result<KnowledgeHandle, StoreError> {
         preflight(path)?;
         let (writer, queued) = store::queue(&settings);

@@ -413,7 +413,7 @@ pub fn queue(settings: &KnowledgeSettings) -> (WriterHandle, Receiver<Write>) {
 pub fn start(
     path: &Path,
     settings: &KnowledgeSettings,
-    bus: Option<crate::core::Bus>,
+    bus: Option<crate::core::bus::Bus>,
     queued: Receiver<Write>,
     handle: &WriterHandle,
 ) -> Result<Arc<Readers>, StoreError> {
@@ -508,7 +508,7 @@ struct PruneRound {
 struct Writer {
     conn: Connection,
     settings: KnowledgeSettings,
-    bus: Option<crate::core::Bus>,
+    bus: Option<crate::core::bus::Bus>,
     prune: Option<PruneRound>,
     /// When the next pruning round starts (once the writer is idle).
     next_prune: Instant,
@@ -667,9 +667,9 @@ impl Writer {
                         _ => Err(commit_failed()),
                     };
                     if let (Ok(item), Some(bus)) = (&result, &self.bus) {
-                        let _ = bus.send(std::sync::Arc::new(Event::Knowledge {
+                        bus.publish(Event::Knowledge {
                             item: Box::new(item.clone()),
-                        }));
+                        });
                     }
                     if let Err(e) = &result
                         && reply.is_none()

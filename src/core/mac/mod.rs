@@ -79,7 +79,7 @@ impl MacHandle {
     /// Starts the room, with the built-in `supervisor-agent` registered. Until
     /// [`MacHandle::attach`] gives it the router, the supervisor-agent's tasks fail and agents'
     /// component states are not asked for.
-    pub fn spawn(bus: crate::core::Bus, settings: Settings) -> MacHandle {
+    pub fn spawn(bus: crate::core::bus::Bus, settings: Settings) -> MacHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut kernel = Kernel::new(settings);
         kernel
@@ -158,7 +158,7 @@ struct Room {
     kernel: Kernel,
     /// Requesters waiting, by task.
     waiting: HashMap<TaskId, oneshot::Sender<Answer>>,
-    bus: crate::core::Bus,
+    bus: crate::core::bus::Bus,
     router: Option<Router>,
     /// For the room's own helper tasks; does not keep the room alive.
     me: mpsc::WeakUnboundedSender<Cmd>,
@@ -283,11 +283,11 @@ impl Room {
                     builtin: false,
                 } => {
                     // No subscriber means no agent listening: the task's deadline ends it.
-                    let _ = self.bus.send(std::sync::Arc::new(Event::Task {
+                    self.bus.publish(Event::Task {
                         agent,
                         task_id,
                         task: Box::new(task),
-                    }));
+                    });
                 }
                 Effect::Deliver {
                     task_id,
@@ -320,9 +320,9 @@ impl Room {
                     }
                 }
                 Effect::PublishAgents => {
-                    let _ = self.bus.send(std::sync::Arc::new(Event::Agents {
+                    self.bus.publish(Event::Agents {
                         agents: self.kernel.agents(),
-                    }));
+                    });
                 }
                 Effect::AskComponentState { agent } => {
                     let (Some(router), Some(me)) = (self.router.clone(), self.me.upgrade()) else {
@@ -397,7 +397,7 @@ async fn coordinate_healing(router: Option<Router>, payload: &str) -> TaskReply 
 
 /// Follows components' states for the agents that are also components.
 async fn follow_component_states(
-    mut events: crate::core::BusReceiver,
+    mut events: crate::core::bus::BusReceiver,
     room: mpsc::WeakUnboundedSender<Cmd>,
 ) {
     loop {

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::*;
@@ -49,7 +48,8 @@ fn outcome(answer: Answer) -> TaskOutcome {
 
 #[tokio::test(start_paused = true)]
 async fn the_requester_gets_timed_out_on_time_when_the_agent_never_answers() {
-    let (bus, mut events) = broadcast::channel(64);
+    let bus = crate::core::bus::Bus::new(64);
+    let mut events = bus.subscribe();
     let mac = MacHandle::spawn(bus, Settings::default());
     register(&mac, 7, "database-agent").await;
     let t0 = Instant::now();
@@ -85,7 +85,8 @@ async fn the_requester_gets_timed_out_on_time_when_the_agent_never_answers() {
 
 #[tokio::test(start_paused = true)]
 async fn a_result_answers_the_requester_and_a_closed_connection_fails_the_next_at_once() {
-    let (bus, mut events) = broadcast::channel(64);
+    let bus = crate::core::bus::Bus::new(64);
+    let mut events = bus.subscribe();
     let mac = MacHandle::spawn(bus, Settings::default());
     register(&mac, 7, "database-agent").await;
     let agent = mac.clone();
@@ -160,7 +161,8 @@ async fn a_result_answers_the_requester_and_a_closed_connection_fails_the_next_a
 
 #[tokio::test(start_paused = true)]
 async fn the_supervisor_agent_without_a_supervisor_says_so() {
-    let (bus, _events) = broadcast::channel(64);
+    let bus = crate::core::bus::Bus::new(64);
+    let _events = bus.subscribe();
     let mac = MacHandle::spawn(bus, Settings::default());
     let coordination = HealingCoordination {
         issue: crate::model::Issue::new("db", "connection-lost", crate::model::Severity::Error),

@@ -94,7 +94,7 @@ pub struct Supervisor {
     kernel: Kernel,
     core_id: String,
     tx: mpsc::UnboundedSender<Cmd>,
-    bus: crate::core::Bus,
+    bus: crate::core::bus::Bus,
     logs: LogStore,
     journal: IssueJournal,
     metrics_subscribers: Arc<AtomicUsize>,
@@ -145,7 +145,7 @@ pub struct SupervisorParts {
     /// Cgroups per component, or process groups.
     pub containment: Arc<Containment>,
     pub origin: FleetOrigin,
-    pub bus: crate::core::Bus,
+    pub bus: crate::core::bus::Bus,
     pub logs: LogStore,
     pub journal: IssueJournal,
 }
@@ -298,11 +298,11 @@ impl Supervisor {
         let samples = self.sample(targets);
         if publish {
             for (component, _, metrics) in &samples {
-                let _ = self.bus.send(std::sync::Arc::new(Event::Metrics {
+                self.bus.publish(Event::Metrics {
                     component: component.clone(),
                     metrics: Box::new(metrics.clone()),
                     at: SystemTime::now(),
-                }));
+                });
             }
         }
         self.feed(Input::Sampled {
@@ -409,7 +409,7 @@ impl Supervisor {
             },
             _ => {}
         }
-        let _ = self.bus.send(std::sync::Arc::new(event));
+        self.bus.publish(event);
     }
 
     fn carry_out(&mut self, effect: Effect, queue: &mut VecDeque<Input>) {
