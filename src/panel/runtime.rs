@@ -111,10 +111,6 @@ impl PanelOptions {
     }
 }
 
-/// How long a panel keeps mapped the program pages its start-up ran (see [`crate::pages`]): it
-/// has connected and drawn its first frames well before then.
-const START_UP_PAGES_KEPT: Duration = Duration::from_secs(5);
-
 /// Runs a panel until the operator quits (or the terminal goes away).
 ///
 /// Installs a tracing subscriber writing to the log file unless the process already has one (the
@@ -151,7 +147,7 @@ pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
     // Once the panel has connected and drawn, the pages of the program only its start-up ran
     // are handed back (`hms::pages`; measured at 200x50, median panel RSS 3 s after start and
     // once settled: demo console 4.87 → 4.62 MB, the 100-component overview 5.01 → 3.00 MB).
-    let release_pages = tokio::spawn(crate::pages::release_after(START_UP_PAGES_KEPT));
+    let release_pages = tokio::spawn(crate::pages::release_after_start_up());
     let result = match Screen::enter() {
         Ok(mut screen) => event_loop(&mut screen, &mut model, rx, command_tx).await,
         Err(e) => Err(e),
@@ -194,10 +190,10 @@ impl Screen {
 /// the whole window's size before it is split (measured: a 66x11 pane's panel kept 952 kB, two
 /// buffers of the 200x50 window it started in). Only when the size changed, so both buffers are
 /// blank (ratatui clears the screen and the buffers on a resize) and the swaps that reach the
-/// second one lose nothing.
+/// second one lose nothing. Returns the pane's size.
 fn fit_to_pane<B: ratatui::backend::Backend>(
     terminal: &mut ratatui::Terminal<B>,
-) -> anyhow::Result<()>
+) -> anyhow::Result<ratatui::layout::Rect>
 where
     B::Error: Send + Sync + 'static,
 {
@@ -205,13 +201,14 @@ where
     terminal
         .autoresize()
         .context("while reading the terminal size")?;
-    if terminal.current_buffer_mut().area != before {
+    let now = terminal.current_buffer_mut().area;
+    if now != before {
         for _ in 0..2 {
             terminal.current_buffer_mut().content.shrink_to_fit();
             terminal.swap_buffers();
         }
     }
-    Ok(())
+    Ok(now)
 }
 
 impl Drop for Screen {
@@ -227,22 +224,20 @@ async fn event_loop(
     mut rx: mpsc::Receiver<Msg>,
     commands: mpsc::Sender<Job>,
 ) -> anyhow::Result<()> {
-    let size = screen
-        .terminal
-        .size()
-        .context("while reading the terminal size")?;
     model.update(Msg::Tick(SystemTime::now()));
-    model.update(Msg::Resize {
-        width: size.width,
-        height: size.height,
-    });
     let mut keys = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut resized = false;
     loop {
-        if std::mem::take(&mut resized) {
-            fit_to_pane(&mut screen.terminal)?;
+        // The model lays out for the size the terminal has now, asked before every frame (one
+        // ioctl): a resize whose signal came before the event stream listened (the pane split
+        // while the panel started) would otherwise leave it paging by the old size.
+        let area = fit_to_pane(&mut screen.terminal)?;
+        if model.size != (area.width, area.height) {
+            model.update(Msg::Resize {
+                width: area.width,
+                height: area.height,
+            });
         }
         screen
             .terminal
@@ -250,7 +245,6 @@ async fn event_loop(
             .context("while drawing")?;
         let msg = next_msg(&mut keys, &mut rx, &mut clock, model).await?;
         let Some(msg) = msg else { return Ok(()) };
-        resized |= matches!(msg, Msg::Resize { .. });
         model.update(Msg::Tick(SystemTime::now()));
         if apply(model, msg, &commands) {
             return Ok(());
@@ -271,9 +265,9 @@ async fn event_loop(
             let Some(msg) = term_msg(event)? else {
                 return Ok(());
             };
-            let Some(msg) = msg else { continue };
-            resized |= matches!(msg, Msg::Resize { .. });
-            if apply(model, msg, &commands) {
+            if let Some(msg) = msg
+                && apply(model, msg, &commands)
+            {
                 return Ok(());
             }
         }
