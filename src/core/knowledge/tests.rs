@@ -825,12 +825,13 @@ async fn a_query_opens_the_cores_registry_and_stats_name_its_file() {
 async fn a_file_the_core_cannot_use_is_refused_at_start_without_opening_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
-    // Written by a newer hms-console.
-    drop(open(&dir, KnowledgeSettings::default()));
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    // Into the file's header (a core that stops checkpoints its WAL as it closes).
-    conn.execute_batch("PRAGMA user_version = 99; PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
+    // Written by a newer hms-console. Made here on one connection, not by a registry: a
+    // registry's writer thread closes its connection (and checkpoints) after its handle is
+    // dropped, and until it has, the header may not hold the version yet.
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    schema::migrate(&mut conn).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    // The last connection to close leaves everything in the file itself.
     drop(conn);
     let e = KnowledgeHandle::open_configured(dir.path(), &KnowledgeConfig::default(), None)
         .err()
