@@ -1347,7 +1347,14 @@ pub(crate) mod tests {
                 response,
             });
         }
-        let events = vec![
+        for event in sample_events() {
+            round_trip(ServerMessage::Event { event });
+        }
+    }
+
+    /// One event of every kind, each with its payload filled in.
+    pub(crate) fn sample_events() -> Vec<Event> {
+        vec![
             Event::Component {
                 status: Box::new(status()),
             },
@@ -1424,10 +1431,7 @@ pub(crate) mod tests {
             Event::Agents {
                 agents: vec![agent_status()],
             },
-        ];
-        for event in events {
-            round_trip(ServerMessage::Event { event });
-        }
+        ]
     }
 
     /// Each slot of the core's event bus holds one `Event` and the bus has 4096 slots, allocated

@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::bus::Published;
 use super::router::Router;
 use super::supervisor::{ConnId, NO_CONN};
 use crate::protocol::{
@@ -163,11 +164,28 @@ impl Filter {
     }
 }
 
+/// A line for a client: an answer of its own, or an event's line every subscriber shares
+/// (encoded once, see [`Published::line`]).
+enum Line {
+    Own(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Line {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Line::Own(line) => line,
+            Line::Shared(line) => line,
+        }
+    }
+}
+
 /// The lines waiting to be written to one client, bounded in bytes: each queued line holds as
-/// many permits of `room` as it has bytes (at most all of them), given back once written.
+/// many permits of `room` as it has bytes (at most all of them), given back once written. A
+/// shared event counts whole against every queue it is in, though it is held once.
 #[derive(Clone)]
 struct Outbox {
-    tx: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    tx: mpsc::UnboundedSender<(Line, OwnedSemaphorePermit)>,
     room: Arc<Semaphore>,
     capacity: u32,
     /// Events dropped since the client was last told.
@@ -184,13 +202,14 @@ impl Outbox {
         let Ok(permit) = self.room.clone().acquire_many_owned(self.cost(&line)).await else {
             return;
         };
-        let _ = self.tx.send((line, permit));
+        let _ = self.tx.send((Line::Own(line), permit));
     }
 
-    /// Queues an event if there is room, else counts it as dropped. Returns false once the
-    /// connection is gone.
-    fn offer(&self, line: Vec<u8>) -> bool {
-        match self.room.clone().try_acquire_many_owned(self.cost(&line)) {
+    /// Queues an event's line if there is room, else counts it as dropped. Returns false once
+    /// the connection is gone.
+    fn offer(&self, event: &Published) -> bool {
+        let line = event.line();
+        match self.room.clone().try_acquire_many_owned(self.cost(line)) {
             Ok(permit) => {
                 let dropped = self.dropped.swap(0, Ordering::Relaxed);
                 if dropped > 0 {
@@ -198,9 +217,9 @@ impl Outbox {
                     let notice = encode(&ServerMessage::Event {
                         event: dropped_notice(dropped),
                     });
-                    let _ = self.tx.send((notice, permit_none(&self.room)));
+                    let _ = self.tx.send((Line::Own(notice), permit_none(&self.room)));
                 }
-                self.tx.send((line, permit)).is_ok()
+                self.tx.send((Line::Shared(line.clone()), permit)).is_ok()
             }
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -257,7 +276,7 @@ async fn connection(
     // Every line to the client goes through one writer task, so responses and events never
     // interleave mid-line.
     let capacity = limits.max_queued_bytes.clamp(64 * 1024, u32::MAX as usize) as u32;
-    let (tx, mut out_rx) = mpsc::unbounded_channel::<(Vec<u8>, OwnedSemaphorePermit)>();
+    let (tx, mut out_rx) = mpsc::unbounded_channel::<(Line, OwnedSemaphorePermit)>();
     let out = Outbox {
         tx,
         room: Arc::new(Semaphore::new(capacity as usize)),
@@ -272,16 +291,16 @@ async fn connection(
         let mut permits = Vec::new();
         while let Some((line, permit)) = out_rx.recv().await {
             let written = match out_rx.try_recv() {
-                Err(_) => write.write_all(&line).await,
+                Err(_) => write.write_all(line.bytes()).await,
                 Ok((next, next_permit)) => {
-                    batch.extend_from_slice(&line);
-                    batch.extend_from_slice(&next);
+                    batch.extend_from_slice(line.bytes());
+                    batch.extend_from_slice(next.bytes());
                     permits.push(next_permit);
                     while batch.len() < WRITE_BATCH {
                         let Ok((more, more_permit)) = out_rx.try_recv() else {
                             break;
                         };
-                        batch.extend_from_slice(&more);
+                        batch.extend_from_slice(more.bytes());
                         permits.push(more_permit);
                     }
                     let written = write.write_all(&batch).await;
@@ -514,17 +533,15 @@ async fn forward(
         };
         let event = match received {
             Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => Arc::new(dropped_notice(n)),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                Arc::new(Published::new(dropped_notice(n)))
+            }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let wanted = filter.lock().expect("filter lock").wants(&event);
-        // The bus shares one event among its subscribers: a connection that wants it encodes
-        // its own copy.
-        if wanted
-            && !out.offer(encode(&ServerMessage::Event {
-                event: Arc::unwrap_or_clone(event),
-            }))
-        {
+        // The bus shares one event among its subscribers, and its line: the first connection
+        // that sends it encodes it, the others queue the same bytes.
+        if wanted && !out.offer(&event) {
             return;
         }
     }

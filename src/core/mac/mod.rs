@@ -402,7 +402,7 @@ async fn follow_component_states(
 ) {
     loop {
         let received = events.recv().await;
-        match received.as_deref() {
+        match received.as_deref().map(|p| p.event()) {
             Ok(Event::StateChanged { component, to, .. }) => {
                 let Some(room) = room.upgrade() else {
                     return;

@@ -78,7 +78,8 @@ async fn the_requester_gets_timed_out_on_time_when_the_agent_never_answers() {
     // The agent had it, and never answered.
     let mut delivered = false;
     while let Ok(event) = events.try_recv() {
-        delivered |= matches!(&*event, Event::Task { agent, .. } if agent == "database-agent");
+        delivered |=
+            matches!(event.event(), Event::Task { agent, .. } if agent == "database-agent");
     }
     assert!(delivered);
 }
@@ -97,7 +98,7 @@ async fn a_result_answers_the_requester_and_a_closed_connection_fails_the_next_a
             let Ok(event) = events.recv().await else {
                 continue;
             };
-            let Event::Task { task_id, .. } = *event else {
+            let Event::Task { task_id, .. } = **event else {
                 continue;
             };
             if answered == 0 {
