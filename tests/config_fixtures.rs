@@ -131,3 +131,38 @@ fn the_example_config_shows_every_known_key() {
         "examples/hms.toml does not show: {missing:?}"
     );
 }
+
+/// `validate FILE` (and `up FILE`, `attach FILE`: the same arguments) takes the config as `-c`
+/// does; a file given both ways is a usage error, and a missing one is named.
+#[test]
+fn the_config_may_be_named_without_c() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hms.toml");
+    let example = example.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", example])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with(&format!("{example}: ok")), "{said}");
+    let out = Command::new(BIN)
+        .args(["validate", example, "-c", example])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{out:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let out = Command::new(BIN)
+        .args(["validate", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.toml"),
+        "{out:?}"
+    );
+}

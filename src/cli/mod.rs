@@ -275,11 +275,14 @@ struct FleetArgs {
     /// A Procfile to import (`name: command` per line).
     #[arg(long, value_name = "FILE")]
     procfile: Option<PathBuf>,
+    /// The fleet config, as -c FILE (`hms-console up hms.toml`).
+    #[arg(value_name = "FILE", conflicts_with_all = ["config", "procfile"])]
+    file: Option<PathBuf>,
 }
 
 impl FleetArgs {
     fn choice(&self) -> FleetChoice {
-        match (&self.config, &self.procfile) {
+        match (self.config.as_ref().or(self.file.as_ref()), &self.procfile) {
             (Some(c), _) => FleetChoice::Config(c.clone()),
             (None, Some(p)) => FleetChoice::Procfile(p.clone()),
             (None, None) => FleetChoice::Found,
