@@ -138,17 +138,18 @@ fn the_example_config_shows_every_known_key() {
 fn the_config_may_be_named_without_c() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hms.toml");
     let example = example.to_str().unwrap();
-    let out = Command::new(BIN)
-        .args(["validate", example])
-        .output()
-        .unwrap();
+    let validate = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("validate")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = validate(&[example]);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with(&format!("{example}: ok")), "{said}");
-    let out = Command::new(BIN)
-        .args(["validate", example, "-c", example])
-        .output()
-        .unwrap();
+    let out = validate(&[example, "-c", example]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
@@ -156,10 +157,7 @@ fn the_config_may_be_named_without_c() {
     );
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.toml");
-    let out = Command::new(BIN)
-        .args(["validate", missing.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = validate(&[missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("missing.toml"),
