@@ -11,17 +11,27 @@ pub const MAX_NAME: usize = 64;
 
 /// A short human duration: `850ms`, `12s`, `3m 4s`, `2h 5m`, `1d 3h`.
 pub fn duration(d: Duration) -> String {
+    let mut out = String::new();
+    write_duration(&mut out, d);
+    out
+}
+
+/// [`duration`], written at the end of `out` (the status table writes all its cells into one
+/// string).
+pub fn write_duration(out: &mut String, d: Duration) {
+    use std::fmt::Write;
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        let _ = write!(out, "{ms}ms");
+        return;
     }
     let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
+    let _ = match s {
+        0..=59 => write!(out, "{s}s"),
+        60..=3599 => write!(out, "{}m {}s", s / 60, s % 60),
+        3600..=86_399 => write!(out, "{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => write!(out, "{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    };
 }
 
 /// A duration cut to whole milliseconds, so `humantime` prints `1s 250ms`, not nanoseconds.

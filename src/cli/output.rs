@@ -1,13 +1,13 @@
 //! Plain-text rendering for the CLI: the status table, issues, log lines. Health is shown as the
 //! panels show it (`unknown` for a component without a process, never a stale `healthy`).
 
-use std::borrow::Cow;
+use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::model::{BreakerState, ComponentStatus, Issue, LogLine, LogStream};
 use crate::panel::metrics::has_process;
 use crate::panel::theme::known_health;
-use crate::text::duration as format_duration;
+use crate::text::write_duration;
 
 /// The `status` columns, in the order they are printed; the first [`ALWAYS`] always are.
 const STATUS_COLUMNS: [&str; 12] = [
@@ -36,60 +36,96 @@ pub fn status_table(
     now: SystemTime,
     width: Option<usize>,
 ) -> String {
-    // Cells borrow what they can (names, fixed words): with 100 components, a String for every
-    // cell and copies of the rows were most of `hms-console status`'s allocations (issue 12).
-    let dash = || Cow::Borrowed("-");
-    let mut rows: Vec<[Cow<'_, str>; 12]> = Vec::with_capacity(components.len() + 1);
-    rows.push(STATUS_COLUMNS.map(Cow::Borrowed));
+    // Cells borrow what they can (names, fixed words) and write the rest into one string: with
+    // 100 components, a String for every cell and copies of the rows were most of
+    // `hms-console status`'s allocations (issue 12).
+    let mut text = String::with_capacity(components.len() * 64);
+    let mut cells: Vec<[Cell<'_>; 12]> = Vec::with_capacity(components.len() + 1);
+    cells.push(STATUS_COLUMNS.map(Cell::Word));
+    let dash = Cell::Word("-");
     for c in components {
+        let mut made = |write: &dyn Fn(&mut String)| {
+            let start = text.len();
+            write(&mut text);
+            Cell::Made(start..text.len())
+        };
         let (cpu, rss) = match (&c.metrics, has_process(c)) {
             (Some(m), true) => (
-                Cow::Owned(format!("{:.1}", m.cpu_percent)),
-                Cow::Owned(human_bytes(m.rss_bytes)),
+                made(&|t| {
+                    let _ = write!(t, "{:.1}", m.cpu_percent);
+                }),
+                made(&|t| write_human_bytes(t, m.rss_bytes)),
             ),
-            (Some(_) | None, _) => (dash(), dash()),
+            (Some(_) | None, _) => (dash.clone(), dash.clone()),
         };
         let healing = match (c.healing.breaker, c.healing.backoff) {
             (BreakerState::Open, _) => match c.healing.next_trial_at {
-                Some(t) => Cow::Owned(format!(
-                    "breaker open, trial in {}",
-                    format_duration(t.duration_since(now).unwrap_or_default())
-                )),
-                None => Cow::Borrowed("breaker open"),
+                Some(t) => made(&|out| {
+                    out.push_str("breaker open, trial in ");
+                    write_duration(out, t.duration_since(now).unwrap_or_default());
+                }),
+                None => Cell::Word("breaker open"),
             },
-            (BreakerState::HalfOpen, _) => Cow::Borrowed("breaker half-open (trial)"),
-            (BreakerState::Closed, Some(d)) => {
-                Cow::Owned(format!("backoff {}", format_duration(d)))
-            }
-            (BreakerState::Closed, None) => dash(),
+            (BreakerState::HalfOpen, _) => Cell::Word("breaker half-open (trial)"),
+            (BreakerState::Closed, Some(d)) => made(&|out| {
+                out.push_str("backoff ");
+                write_duration(out, d);
+            }),
+            (BreakerState::Closed, None) => dash.clone(),
         };
         let health = match known_health(c) {
             Some(h) => h.word(),
             None => "unknown",
         };
-        rows.push([
-            Cow::Borrowed(c.name.as_str()),
-            Cow::Owned(c.state.to_string()),
-            Cow::Borrowed(health),
-            c.pid.map_or_else(dash, |p| Cow::Owned(p.to_string())),
-            c.uptime(now)
-                .map_or_else(dash, |u| Cow::Owned(format_duration(u))),
-            Cow::Owned(c.restarts.to_string()),
+        cells.push([
+            Cell::Word(c.name.as_str()),
+            Cell::Word(c.state.word()),
+            Cell::Word(health),
+            match c.pid {
+                Some(p) => made(&|t| {
+                    let _ = write!(t, "{p}");
+                }),
+                None => dash.clone(),
+            },
+            match c.uptime(now) {
+                Some(u) => made(&|t| write_duration(t, u)),
+                None => dash.clone(),
+            },
+            made(&|t| {
+                let _ = write!(t, "{}", c.restarts);
+            }),
             cpu,
             rss,
-            c.last_exit
-                .as_ref()
-                .map_or_else(dash, |e| Cow::Owned(e.to_string())),
+            match &c.last_exit {
+                Some(e) => made(&|t| {
+                    let _ = write!(t, "{e}");
+                }),
+                None => dash.clone(),
+            },
             healing,
-            c.healing.last_issue.as_ref().map_or_else(dash, |i| {
-                Cow::Owned(format!("{} ({})", i.issue_type, i.severity))
-            }),
-            c.healing
-                .last_action
-                .as_ref()
-                .map_or_else(dash, |a| Cow::Owned(a.to_string())),
+            match &c.healing.last_issue {
+                Some(i) => made(&|t| {
+                    let _ = write!(t, "{} ({})", i.issue_type, i.severity);
+                }),
+                None => dash.clone(),
+            },
+            match &c.healing.last_action {
+                Some(a) => made(&|t| {
+                    let _ = write!(t, "{a}");
+                }),
+                None => dash.clone(),
+            },
         ]);
     }
+    let rows: Vec<[&str; 12]> = cells
+        .iter()
+        .map(|row| {
+            row.each_ref().map(|cell| match cell {
+                Cell::Word(word) => word,
+                Cell::Made(range) => &text[range.clone()],
+            })
+        })
+        .collect();
     let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -114,6 +150,13 @@ pub fn status_table(
         ));
     }
     out
+}
+
+/// A cell of the status table: a word it borrows, or a range of the text it wrote.
+#[derive(Clone)]
+enum Cell<'a> {
+    Word(&'a str),
+    Made(std::ops::Range<usize>),
 }
 
 /// Recent issues, oldest first.
@@ -154,13 +197,14 @@ fn clock(t: SystemTime) -> String {
     stamp.get(11..23).map_or(stamp.clone(), |s| s.to_string())
 }
 
-fn human_bytes(b: u64) -> String {
+/// RSS as the status table shows it: `1.6M`, `2.0G`.
+fn write_human_bytes(out: &mut String, b: u64) {
     const MIB: f64 = 1024.0 * 1024.0;
-    if b as f64 >= 1024.0 * MIB {
-        format!("{:.1}G", b as f64 / (1024.0 * MIB))
+    let _ = if b as f64 >= 1024.0 * MIB {
+        write!(out, "{:.1}G", b as f64 / (1024.0 * MIB))
     } else {
-        format!("{:.1}M", b as f64 / MIB)
-    }
+        write!(out, "{:.1}M", b as f64 / MIB)
+    };
 }
 
 fn render(rows: &[Vec<String>]) -> String {
@@ -264,4 +308,71 @@ mod tests {
         let eighty = status_table(&[c], now, Some(80));
         assert!(eighty.lines().next().unwrap().contains("CPU%"), "{eighty}");
     }
+
+    /// Every kind of cell, against the table as it was printed before the cells were written
+    /// into one string (the expected text below was printed by that code).
+    #[test]
+    fn every_kind_of_cell_prints_as_before() {
+        use crate::model::{
+            BreakerState, ExitInfo, HealingAction, Issue, ProcessMetrics, Severity,
+        };
+        use std::time::Duration;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut api = component("api", RunState::Running);
+        api.started_at = Some(now - Duration::from_secs(3 * 3600 + 125));
+        api.restarts = 12;
+        api.metrics = Some(ProcessMetrics {
+            cpu_percent: 12.25,
+            rss_bytes: 3 * 1024 * 1024 * 1024 + 5,
+            open_fds: 7,
+        });
+        api.last_exit = Some(ExitInfo {
+            code: Some(3),
+            signal: None,
+            at: now,
+        });
+        api.healing.backoff = Some(Duration::from_millis(1500));
+        api.healing.last_issue = Some(Issue {
+            id: "i".into(),
+            component: "api".into(),
+            issue_type: "crash".into(),
+            severity: Severity::Critical,
+            detected_at: now,
+            context: Default::default(),
+        });
+        api.healing.last_action = Some(HealingAction::Recover {
+            name: "clear_cache".into(),
+        });
+        let mut db = component("db", RunState::Running);
+        db.started_at = Some(now - Duration::from_millis(850));
+        db.metrics = Some(ProcessMetrics {
+            cpu_percent: 0.05,
+            rss_bytes: 1_700_000,
+            open_fds: 3,
+        });
+        let mut mailer = component("mailer", RunState::BreakerOpen);
+        mailer.healing.breaker = BreakerState::Open;
+        mailer.healing.next_trial_at = Some(now + Duration::from_secs(90));
+        mailer.last_exit = Some(ExitInfo {
+            code: None,
+            signal: Some(9),
+            at: now,
+        });
+        let mut worker = component("worker-with-a-long-name", RunState::Running);
+        worker.healing.breaker = BreakerState::HalfOpen;
+        worker.started_at = Some(now - Duration::from_secs(2 * 86_400 + 7200));
+        let mut cache = component("cache", RunState::Stopped);
+        cache.healing.breaker = BreakerState::Open;
+        let table = status_table(&[api, db, mailer, worker, cache], now, None);
+        assert_eq!(table, EXPECTED, "\n{table}");
+    }
+
+    const EXPECTED: &str = concat!(
+        "NAME                     STATE         HEALTH   PID   UPTIME  RESTARTS  CPU%  RSS   LAST EXIT  HEALING                        LAST ISSUE        LAST ACTION\n",
+        "api                      running       healthy  4242  3h 2m   12        12.2  3.0G  exit 3     backoff 1s                     crash (critical)  recover: clear_cache\n",
+        "db                       running       healthy  4242  850ms   0         0.1   1.6M  -          -                              -                 -\n",
+        "mailer                   breaker open  unknown  -     -       0         -     -     SIGKILL    breaker open, trial in 1m 30s  -                 -\n",
+        "worker-with-a-long-name  running       healthy  4242  2d 2h   0         -     -     -          breaker half-open (trial)      -                 -\n",
+        "cache                    stopped       unknown  -     -       0         -     -     -          breaker open                   -                 -\n",
+    );
 }
