@@ -11,27 +11,27 @@ pub const MAX_NAME: usize = 64;
 
 /// A short human duration: `850ms`, `12s`, `3m 4s`, `2h 5m`, `1d 3h`.
 pub fn duration(d: Duration) -> String {
-    let mut out = String::new();
-    write_duration(&mut out, d);
-    out
+    ShortDuration(d).to_string()
 }
 
-/// [`duration`], written at the end of `out` (the status table writes all its cells into one
+/// [`duration`] to write where it is wanted (the status table writes all its cells into one
 /// string).
-pub fn write_duration(out: &mut String, d: Duration) {
-    use std::fmt::Write;
-    let ms = d.as_millis();
-    if ms < 1000 {
-        let _ = write!(out, "{ms}ms");
-        return;
+pub struct ShortDuration(pub Duration);
+
+impl std::fmt::Display for ShortDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms < 1000 {
+            return write!(f, "{ms}ms");
+        }
+        let s = self.0.as_secs();
+        match s {
+            0..=59 => write!(f, "{s}s"),
+            60..=3599 => write!(f, "{}m {}s", s / 60, s % 60),
+            3600..=86_399 => write!(f, "{}h {}m", s / 3600, (s % 3600) / 60),
+            _ => write!(f, "{}d {}h", s / 86_400, (s % 86_400) / 3600),
+        }
     }
-    let s = d.as_secs();
-    let _ = match s {
-        0..=59 => write!(out, "{s}s"),
-        60..=3599 => write!(out, "{}m {}s", s / 60, s % 60),
-        3600..=86_399 => write!(out, "{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => write!(out, "{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    };
 }
 
 /// A duration cut to whole milliseconds, so `humantime` prints `1s 250ms`, not nanoseconds.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use crate::model::{BreakerState, ComponentStatus, Issue, LogLine, LogStream};
 use crate::panel::metrics::has_process;
 use crate::panel::theme::known_health;
-use crate::text::write_duration;
+use crate::text::ShortDuration;
 
 /// The `status` columns, in the order they are printed; the first [`ALWAYS`] always are.
 const STATUS_COLUMNS: [&str; 12] = [
@@ -44,33 +44,24 @@ pub fn status_table(
     cells.push(STATUS_COLUMNS.map(Cell::Word));
     let dash = Cell::Word("-");
     for c in components {
-        let mut made = |write: &dyn Fn(&mut String)| {
-            let start = text.len();
-            write(&mut text);
-            Cell::Made(start..text.len())
-        };
+        let mut made = |cell: std::fmt::Arguments<'_>| Cell::made(&mut text, cell);
         let (cpu, rss) = match (&c.metrics, has_process(c)) {
             (Some(m), true) => (
-                made(&|t| {
-                    let _ = write!(t, "{:.1}", m.cpu_percent);
-                }),
-                made(&|t| write_human_bytes(t, m.rss_bytes)),
+                made(format_args!("{:.1}", m.cpu_percent)),
+                made(format_args!("{}", Rss(m.rss_bytes))),
             ),
             (Some(_) | None, _) => (dash.clone(), dash.clone()),
         };
         let healing = match (c.healing.breaker, c.healing.backoff) {
             (BreakerState::Open, _) => match c.healing.next_trial_at {
-                Some(t) => made(&|out| {
-                    out.push_str("breaker open, trial in ");
-                    write_duration(out, t.duration_since(now).unwrap_or_default());
-                }),
+                Some(t) => made(format_args!(
+                    "breaker open, trial in {}",
+                    ShortDuration(t.duration_since(now).unwrap_or_default())
+                )),
                 None => Cell::Word("breaker open"),
             },
             (BreakerState::HalfOpen, _) => Cell::Word("breaker half-open (trial)"),
-            (BreakerState::Closed, Some(d)) => made(&|out| {
-                out.push_str("backoff ");
-                write_duration(out, d);
-            }),
+            (BreakerState::Closed, Some(d)) => made(format_args!("backoff {}", ShortDuration(d))),
             (BreakerState::Closed, None) => dash.clone(),
         };
         let health = match known_health(c) {
@@ -81,40 +72,27 @@ pub fn status_table(
             Cell::Word(c.name.as_str()),
             Cell::Word(c.state.word()),
             Cell::Word(health),
-            match c.pid {
-                Some(p) => made(&|t| {
-                    let _ = write!(t, "{p}");
-                }),
-                None => dash.clone(),
-            },
-            match c.uptime(now) {
-                Some(u) => made(&|t| write_duration(t, u)),
-                None => dash.clone(),
-            },
-            made(&|t| {
-                let _ = write!(t, "{}", c.restarts);
-            }),
+            c.pid
+                .map_or_else(|| dash.clone(), |p| made(format_args!("{p}"))),
+            c.uptime(now).map_or_else(
+                || dash.clone(),
+                |u| made(format_args!("{}", ShortDuration(u))),
+            ),
+            made(format_args!("{}", c.restarts)),
             cpu,
             rss,
-            match &c.last_exit {
-                Some(e) => made(&|t| {
-                    let _ = write!(t, "{e}");
-                }),
-                None => dash.clone(),
-            },
+            c.last_exit
+                .as_ref()
+                .map_or_else(|| dash.clone(), |e| made(format_args!("{e}"))),
             healing,
-            match &c.healing.last_issue {
-                Some(i) => made(&|t| {
-                    let _ = write!(t, "{} ({})", i.issue_type, i.severity);
-                }),
-                None => dash.clone(),
-            },
-            match &c.healing.last_action {
-                Some(a) => made(&|t| {
-                    let _ = write!(t, "{a}");
-                }),
-                None => dash.clone(),
-            },
+            c.healing.last_issue.as_ref().map_or_else(
+                || dash.clone(),
+                |i| made(format_args!("{} ({})", i.issue_type, i.severity)),
+            ),
+            c.healing
+                .last_action
+                .as_ref()
+                .map_or_else(|| dash.clone(), |a| made(format_args!("{a}"))),
         ]);
     }
     let rows: Vec<[&str; 12]> = cells
@@ -159,6 +137,15 @@ enum Cell<'a> {
     Made(std::ops::Range<usize>),
 }
 
+impl Cell<'_> {
+    /// Writes `cell` at the end of `text`.
+    fn made(text: &mut String, cell: std::fmt::Arguments<'_>) -> Self {
+        let start = text.len();
+        let _ = text.write_fmt(cell);
+        Cell::Made(start..text.len())
+    }
+}
+
 /// Recent issues, oldest first.
 pub fn issues_table(issues: &[Issue]) -> String {
     let mut rows = vec![vec![
@@ -198,13 +185,18 @@ fn clock(t: SystemTime) -> String {
 }
 
 /// RSS as the status table shows it: `1.6M`, `2.0G`.
-fn write_human_bytes(out: &mut String, b: u64) {
-    const MIB: f64 = 1024.0 * 1024.0;
-    let _ = if b as f64 >= 1024.0 * MIB {
-        write!(out, "{:.1}G", b as f64 / (1024.0 * MIB))
-    } else {
-        write!(out, "{:.1}M", b as f64 / MIB)
-    };
+struct Rss(u64);
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let b = self.0 as f64;
+        if b >= 1024.0 * MIB {
+            write!(f, "{:.1}G", b / (1024.0 * MIB))
+        } else {
+            write!(f, "{:.1}M", b / MIB)
+        }
+    }
 }
 
 fn render(rows: &[Vec<String>]) -> String {
