@@ -104,9 +104,7 @@ pub fn status_table(
             })
         })
         .collect();
-    let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths = column_widths(&rows);
     let mut shown: Vec<usize> = (0..ALWAYS).collect();
     let mut used: usize = widths[..ALWAYS].iter().sum::<usize>() + 2 * (ALWAYS - 1);
     let mut hidden = Vec::new();
@@ -119,7 +117,7 @@ pub fn status_table(
         }
     }
     shown.sort_unstable();
-    let mut out = render_columns(&rows, &shown);
+    let mut out = render_columns(&rows, &shown, &widths);
     if !hidden.is_empty() {
         out.push_str(&format!(
             "({} more column{}: --wide)\n",
@@ -201,23 +199,32 @@ impl std::fmt::Display for Rss {
 
 fn render(rows: &[Vec<String>]) -> String {
     let columns: Vec<usize> = (0..rows.first().map_or(0, Vec::len)).collect();
-    render_columns(rows, &columns)
+    render_columns(rows, &columns, &column_widths(rows))
+}
+
+/// The width of each column (by index): its widest cell, in characters.
+fn column_widths<S: AsRef<str>>(rows: &[impl AsRef<[S]>]) -> Vec<usize> {
+    let mut widths = Vec::new();
+    for row in rows {
+        let row = row.as_ref();
+        widths.resize(widths.len().max(row.len()), 0);
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.as_ref().chars().count());
+        }
+    }
+    widths
 }
 
 /// The cells of `columns` (indices into each row, in order) as aligned columns, two spaces
-/// apart, each column as wide as its widest cell, no trailing spaces: written into one string.
-fn render_columns<S: AsRef<str>>(rows: &[impl AsRef<[S]>], columns: &[usize]) -> String {
-    let widths: Vec<usize> = columns
-        .iter()
-        .map(|&i| {
-            rows.iter()
-                .map(|r| r.as_ref()[i].as_ref().chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out =
-        String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 2 * columns.len() + 1));
+/// apart, each column as wide as its widest cell (`widths`, from [`column_widths`]), no
+/// trailing spaces: written into one string.
+fn render_columns<S: AsRef<str>>(
+    rows: &[impl AsRef<[S]>],
+    columns: &[usize],
+    widths: &[usize],
+) -> String {
+    let line_width: usize = columns.iter().map(|&i| widths[i] + 2).sum();
+    let mut out = String::with_capacity(rows.len() * (line_width + 1));
     for row in rows {
         let start = out.len();
         for (n, &i) in columns.iter().enumerate() {
@@ -226,7 +233,7 @@ fn render_columns<S: AsRef<str>>(rows: &[impl AsRef<[S]>], columns: &[usize]) ->
             if n + 1 < columns.len() {
                 out.extend(std::iter::repeat_n(
                     ' ',
-                    widths[n] - cell.chars().count() + 2,
+                    widths[i] - cell.chars().count() + 2,
                 ));
             }
         }
