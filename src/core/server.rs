@@ -538,7 +538,7 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let wanted = filter.lock().expect("filter lock").wants(&event);
+        let wanted = filter.lock().expect("filter lock").wants(event.event());
         // The bus shares one event among its subscribers, and its line: the first connection
         // that sends it encodes it, the others queue the same bytes.
         if wanted && !out.offer(&event) {

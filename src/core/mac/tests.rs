@@ -98,7 +98,7 @@ async fn a_result_answers_the_requester_and_a_closed_connection_fails_the_next_a
             let Ok(event) = events.recv().await else {
                 continue;
             };
-            let Event::Task { task_id, .. } = **event else {
+            let Event::Task { task_id, .. } = *event.event() else {
                 continue;
             };
             if answered == 0 {
