@@ -331,14 +331,7 @@ mod tests {
             at: now,
         });
         api.healing.backoff = Some(Duration::from_millis(1500));
-        api.healing.last_issue = Some(Issue {
-            id: "i".into(),
-            component: "api".into(),
-            issue_type: "crash".into(),
-            severity: Severity::Critical,
-            detected_at: now,
-            context: Default::default(),
-        });
+        api.healing.last_issue = Some(Issue::new("api", "crash", Severity::Critical));
         api.healing.last_action = Some(HealingAction::Recover {
             name: "clear_cache".into(),
         });
