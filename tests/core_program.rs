@@ -285,3 +285,39 @@ fn hms_console_status_runs_with_closed_standard_streams_and_through_a_pipe() {
     assert!(String::from_utf8_lossy(&piped.stdout).starts_with("NAME"));
     core.wait_component("a", "still running", SECS10, |c| c.pid.is_some());
 }
+
+/// Our programs carry gcc's unwinder instead of loading libgcc_s (issue 12, see build.rs): the
+/// dynamic loader lists no libgcc_s for them, and a panic still unwinds to `hms-console`'s
+/// `catch_unwind`, which ends it with 101 (here: the error for a missing core cannot be written
+/// to a full standard error, and `eprintln!` panics).
+#[test]
+fn our_programs_unwind_a_panic_without_loading_libgcc_s() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-core.sock");
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(common::BIN)
+        .args(["--socket", missing.to_str().unwrap(), "status"])
+        .stdin(Stdio::null())
+        .stderr(full)
+        .output()
+        .expect("run hms-console");
+    assert_eq!(out.status.code(), Some(101), "{out:?}");
+    if option_env!("HMS_STATIC_UNWINDER").is_none() {
+        eprintln!("this compiler has no libgcc_eh.a: the programs load libgcc_s (build.rs)");
+        return;
+    }
+    let bin = Path::new(common::BIN);
+    for program in ["hms-console", "hms-cli", "hms-core", "hms-panel"] {
+        // What `ldd` does: the loader lists the libraries it would load, and runs nothing.
+        let listed = Command::new(bin.with_file_name(program))
+            .env("LD_TRACE_LOADED_OBJECTS", "1")
+            .output()
+            .expect("list libraries");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.contains("libc.so"), "{program}: {listed}");
+        assert!(!listed.contains("libgcc_s"), "{program}: {listed}");
+    }
+}
