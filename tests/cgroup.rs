@@ -191,8 +191,14 @@ fn cpu_time_of_the_whole_tree_is_counted() {
         ],
     );
     assert!(child.0.wait().unwrap().success());
-    let usage = cg.usage();
+    let usage = cg.usage(true);
     assert!(usage.cpu_usec.is_some_and(|u| u > 0), "{usage:?}");
+    // The memory charged is read only when asked for (where the controller is on, it is there).
+    let memory = cg.path().join("memory.current").exists();
+    assert_eq!(usage.memory_bytes.is_some(), memory, "{usage:?}");
+    let without = cg.usage(false);
+    assert_eq!(without.memory_bytes, None);
+    assert!(without.cpu_usec.is_some_and(|u| u > 0), "{without:?}");
 }
 
 #[test]

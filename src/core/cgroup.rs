@@ -444,7 +444,9 @@ pub struct Usage {
     /// CPU time of every process that ever ran in the cgroup (`cpu.stat` `usage_usec`; no
     /// controller needed).
     pub cpu_usec: Option<u64>,
-    /// Memory charged to the cgroup now (`memory.current`; needs the memory controller).
+    /// Memory charged to the cgroup now (`memory.current`; needs the memory controller, which
+    /// the core enables for its components' cgroups when it starts, if it may, and never after:
+    /// so a core that finds no `memory.current` once need not look for it again).
     pub memory_bytes: Option<u64>,
 }
 
@@ -589,8 +591,9 @@ impl ComponentCgroup {
         Ok(pids)
     }
 
-    /// What the whole tree has used; a reading the kernel does not offer here is `None`.
-    pub fn usage(&self) -> Usage {
+    /// What the whole tree has used; a reading the kernel does not offer here is `None`, and
+    /// the memory charged is read only when `memory` (see [`Usage::memory_bytes`]).
+    pub fn usage(&self, memory: bool) -> Usage {
         let mut buf = [0u8; super::procinfo::SMALL_FILE];
         let cpu_usec =
             super::procinfo::read_small(&self.path.join("cpu.stat"), &mut buf).and_then(|text| {
@@ -598,7 +601,9 @@ impl ComponentCgroup {
                     .find_map(|l| l.strip_prefix("usage_usec "))
                     .and_then(|v| v.trim().parse().ok())
             });
-        let memory_bytes = super::procinfo::read_small(&self.path.join("memory.current"), &mut buf)
+        let memory_bytes = memory
+            .then(|| super::procinfo::read_small(&self.path.join("memory.current"), &mut buf))
+            .flatten()
             .and_then(|v| v.trim().parse().ok());
         Usage {
             cpu_usec,
