@@ -304,6 +304,24 @@ async fn no_server_is_reported_as_such() {
     assert!(matches!(err, TmuxError::NoServer { .. }), "{err}");
 }
 
+/// A server that holds no session at all (its last one just killed, not exited yet) answers
+/// `has-session` with "no current target": that is "no such session", not an error (a flake
+/// in CI, right after an attach removed its half-built session).
+#[tokio::test]
+async fn a_server_without_sessions_has_no_session() {
+    let server = Server::new();
+    server.session(80, 24).await;
+    // Keep the server up once it is empty, as it is for a moment after its last session ends.
+    let kept = std::process::Command::new("tmux")
+        .args(["-L", &server.socket, "set", "-g", "exit-empty", "off"])
+        .status()
+        .unwrap();
+    assert!(kept.success());
+    server.tmux.kill_session("hms").await.unwrap();
+    assert!(server.tmux.list_sessions().await.unwrap().is_empty());
+    assert!(!server.tmux.has_session("hms").await.unwrap());
+}
+
 #[tokio::test]
 async fn control_client_reports_a_missing_session() {
     let server = Server::new();
