@@ -628,11 +628,7 @@ impl Owner {
         match view.tmux.run(&args).await {
             Ok(_) => Ok(()),
             // Already gone (the operator closed it, or the tmux server ended).
-            Err(TmuxError::Command { stderr, .. })
-                if stderr.contains("can't find session") || stderr.contains("no server") =>
-            {
-                Ok(())
-            }
+            Err(e) if e.no_such_session() => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

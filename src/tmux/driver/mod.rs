@@ -118,6 +118,24 @@ pub enum TmuxError {
 }
 
 impl TmuxError {
+    /// Whether the error says the session asked for is not there: tmux names it missing, the
+    /// server holds no session at all (its last one just ended and it has not exited yet: "no
+    /// current target", seen in CI right after an attach removed its half-built session), or no
+    /// server runs.
+    pub fn no_such_session(&self) -> bool {
+        match self {
+            TmuxError::NoServer { .. } => true,
+            TmuxError::Command { stderr, .. } => [
+                "can't find session",
+                "no current target",
+                "no server running",
+            ]
+            .iter()
+            .any(|said| stderr.contains(said)),
+            _ => false,
+        }
+    }
+
     fn parse(expected: &str, output: &str) -> TmuxError {
         TmuxError::Parse {
             expected: expected.to_string(),

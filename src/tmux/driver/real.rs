@@ -235,8 +235,7 @@ impl TmuxDriver for Tmux {
             .await
         {
             Ok(_) => Ok(true),
-            Err(TmuxError::NoServer { .. }) => Ok(false),
-            Err(TmuxError::Command { stderr, .. }) if no_such_session(&stderr) => Ok(false),
+            Err(e) if e.no_such_session() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -606,14 +605,6 @@ impl TmuxDriver for Tmux {
         }
         Ok(())
     }
-}
-
-/// Whether `has-session`'s error says the session is not there: tmux names the missing session,
-/// or, when the server holds no session at all (the last one was just killed and the server
-/// has not exited yet), finds no target. Seen in CI: `tests/tmux_driver.rs`, right after an
-/// attach removed the half-built session, `has-session` said "no current target".
-fn no_such_session(stderr: &str) -> bool {
-    stderr.starts_with("can't find session") || stderr.starts_with("no current target")
 }
 
 #[cfg(test)]
