@@ -60,16 +60,14 @@ pub fn stat_fields(stat: &str) -> Option<std::str::SplitAsciiWhitespace<'_>> {
 pub fn read_small<'b>(path: &std::path::Path, buf: &'b mut [u8]) -> Option<Cow<'b, str>> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).ok()?;
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(n) if n > 0 && len + n == buf.len() => len += n,
-            Ok(n) => {
-                return std::str::from_utf8(&buf[..len + n]).ok().map(Cow::Borrowed);
-            }
+    let len = loop {
+        match file.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
+            read => break read.ok()?,
         }
+    };
+    if len < buf.len() {
+        return std::str::from_utf8(&buf[..len]).ok().map(Cow::Borrowed);
     }
     std::fs::read_to_string(path).ok().map(Cow::Owned)
 }
