@@ -316,6 +316,53 @@ fn a_second_core_on_a_live_socket_says_so_and_exits_non_zero() {
     assert!(err.contains(&core.pid().to_string()), "{err}");
 }
 
+/// A reader that goes away before the command writes (`hms-console logs api | head`, the reader
+/// done early) ends the command quietly, as it ends `cat`: status 141, nothing on stderr (std's
+/// `println!` panicked with a backtrace, `status` said "Broken pipe" and ended with 1).
+#[test]
+fn a_command_whose_reader_went_away_ends_quietly_with_141() {
+    let core = Core::start(
+        "[[component]]\nname = \"talker\"\ncommand = [\"sh\", \"-c\", \"echo hello; exec sleep 1000\"]\n",
+    );
+    wait_for("the component's first line", SECS10, || {
+        core.log_texts("talker", 5)
+            .iter()
+            .any(|l| l.contains("hello"))
+            .then_some(())
+    });
+    for args in [
+        &["logs", "talker"][..],
+        &["status"],
+        &["status", "--json", "talker"],
+        &["issues"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(common::BIN)
+            .args(["--socket", core.socket.to_str().unwrap()])
+            .args(["--data-dir", core.data.to_str().unwrap()])
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "hms-console {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "hms-console {args:?} said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing of it reached the core: it still answers.
+    assert_eq!(core.component("talker").state, RunState::Running);
+}
+
 #[test]
 fn a_core_killed_with_sigkill_leaves_no_orphan() {
     let mut core = Core::start(

@@ -6,6 +6,25 @@
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
 
+/// `println!` for the command line's output: a reader that goes away early
+/// (`hms-console logs api | head`) ends the command quietly instead of with a panic
+/// ([`output::write_stdout`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the command line's output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod fast;
 mod knowledge;
 mod mac;
@@ -467,6 +486,7 @@ pub fn report(program: &str, result: Result<()>) -> ExitCode {
 pub fn exit_code(program: &str, result: Result<()>) -> u8 {
     match result {
         Ok(()) => 0,
+        Err(e) if output::reader_went_away(&e) => output::READER_GONE,
         Err(e) => {
             eprintln!("{program}: {e}");
             // A cause that a message above already quotes is not repeated.
@@ -521,7 +541,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
         } => issues(&socket, component, limit, json).await,
         Command::Validate(args) => {
             let fleet = load_fleet(&args)?;
-            println!(
+            outln!(
                 "{}: ok, {} components in start order: {}",
                 fleet.source,
                 fleet.components.len(),
@@ -684,7 +704,7 @@ async fn detach(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(client) = Client::connect(socket, "cli").await {
-            println!(
+            outln!(
                 "core running in the background (pid {}), {} components from {}\n  socket: {}\n  logs:   {}\n  containment: {}",
                 client.core().pid,
                 fleet.components.len(),
@@ -721,11 +741,11 @@ async fn down(socket: &Path, tmux_socket: Option<&str>) -> Result<()> {
     while process_alive(pid) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    println!("{message}");
+    outln!("{message}");
     // The console that `attach` built shows this core: it goes away with it, rather than leave
     // panels saying "core unreachable" to nobody.
     for session in close_consoles(tmux_socket, socket).await {
-        println!("closed the console session '{session}'");
+        outln!("closed the console session '{session}'");
     }
     Ok(())
 }
@@ -773,7 +793,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// Prints the core's message about a request it carried out.
 fn say(message: String) -> Result<()> {
-    println!("{message}");
+    outln!("{message}");
     Ok(())
 }
 
@@ -828,11 +848,11 @@ async fn issues(socket: &Path, component: Option<String>, limit: usize, json: bo
     let mut client = connect(socket).await?;
     let issues = client.issues(component.as_deref(), limit).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&issues)?);
+        outln!("{}", serde_json::to_string_pretty(&issues)?);
     } else if issues.is_empty() {
-        println!("no issues");
+        outln!("no issues");
     } else {
-        print!("{}", output::issues_table(&issues));
+        out!("{}", output::issues_table(&issues));
     }
     Ok(())
 }
@@ -847,7 +867,7 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
     let tail = client.logs(&component, lines).await?;
     let last = tail.last().map(|l| l.at);
     for line in &tail {
-        println!("{}", output::log_line(line));
+        outln!("{}", output::log_line(line));
     }
     if !follow {
         return Ok(());
@@ -857,7 +877,7 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
             if last.is_some_and(|t| line.at <= t) {
                 continue;
             }
-            println!("{}", output::log_line(&line));
+            outln!("{}", output::log_line(&line));
         }
     }
     Ok(())
@@ -921,7 +941,7 @@ async fn attach(
         .context("while building the tmux session")?;
     start_watcher(tmux_socket, &opts).await;
     if no_attach {
-        println!("{session}");
+        outln!("{session}");
         return Ok(());
     }
     use crate::tmux::driver::TmuxDriver;
@@ -1017,7 +1037,7 @@ async fn layout_window(
         driver.select_window(window.window).await?;
     }
     start_watcher(tmux_socket, &opts).await;
-    println!(
+    outln!(
         "window '{}' ({} panes) in session '{session}'{}",
         window.name,
         window.panes.len(),
@@ -1025,7 +1045,7 @@ async fn layout_window(
     );
     let left_out = source.left_out(&fleet);
     if !left_out.is_empty() {
-        println!(
+        outln!(
             "left out ({} tiles for {} components): {}; name them with --components or use a larger grid",
             fleet.len() - left_out.len(),
             fleet.len(),
@@ -1058,28 +1078,28 @@ async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<
         if let ActionLine::Help(topic) = parsed {
             let text = help_text(topic);
             if text.ends_with('\n') {
-                print!("{text}");
+                out!("{text}");
             } else {
-                println!("{text}");
+                outln!("{text}");
             }
         }
         return Ok(());
     };
     let mut client = connect(socket).await?;
     match client.request(request).await? {
-        Response::Done { message } => println!("{message}"),
+        Response::Done { message } => outln!("{message}"),
         Response::Status { components } => {
-            print!(
+            out!(
                 "{}",
                 output::status_table(&components, std::time::SystemTime::now(), output_width())
             )
         }
         Response::Logs { lines } => {
             for l in &lines {
-                println!("{}", output::log_line(l));
+                outln!("{}", output::log_line(l));
             }
         }
-        other => println!("{other:?}"),
+        other => outln!("{other:?}"),
     }
     Ok(())
 }

@@ -25,6 +25,34 @@ const STATUS_COLUMNS: [&str; 12] = [
     "LAST ACTION",
 ];
 const ALWAYS: usize = 6;
+
+/// The exit status of a command whose reader went away (standard output a pipe whose other end
+/// closed, `hms-console logs api | head`): 128 + SIGPIPE, what a shell reports for `cat` or
+/// `grep` ended the same way, so that `set -o pipefail` scripts see the same as with them.
+pub const READER_GONE: u8 = 141;
+
+/// Writes the command's output, as `print!` does. Rust ignores SIGPIPE (we keep it so: a core
+/// that goes away mid-request is an error to report, not a silent death), and `print!` then
+/// panics with a backtrace when the reader has gone; here the command ends quietly with
+/// [`READER_GONE`] instead. Any other failure to write (a full disk) is said, and ends it with 1.
+pub fn write_stdout(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(READER_GONE.into());
+        }
+        eprintln!("hms-console: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// True when a command failed only because its reader went away (a write to standard output
+/// got EPIPE): it ends quietly with [`READER_GONE`]. A broken pipe to the core is not this: it
+/// reaches the command as a client error, not as a bare I/O error.
+pub fn reader_went_away(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
 /// The order in which the other columns are given room when the width is limited.
 const PRIORITY: [usize; 6] = [6, 7, 9, 8, 10, 11];
 
