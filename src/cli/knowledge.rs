@@ -209,14 +209,14 @@ async fn add(socket: &Path, args: AddArgs) -> Result<()> {
         .await?
         .knowledge_contribute(item)
         .await?;
-    outln!("stored as item {id}");
+    outln!("stored as item {id}")?;
     Ok(())
 }
 
 async fn stats(socket: &Path, json: bool) -> Result<()> {
     let s = super::connect(socket).await?.knowledge_stats().await?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?)?;
         return Ok(());
     }
     let when = |t: Option<SystemTime>| {
@@ -239,22 +239,22 @@ async fn stats(socket: &Path, json: bool) -> Result<()> {
         "file:        {} (schema version {})",
         s.path,
         s.schema_version
-    );
+    )?;
     outln!(
         "size:        {} (+ {} write-ahead log)",
         crate::text::bytes(s.db_bytes),
         crate::text::bytes(s.wal_bytes)
-    );
-    outln!("items:       {}", s.items);
-    outln!("oldest:      {}", when(s.oldest));
-    outln!("newest:      {}", when(s.newest));
-    outln!("components:  {}", list(&s.components));
-    outln!("tags:        {}", list(&s.tags));
+    )?;
+    outln!("items:       {}", s.items)?;
+    outln!("oldest:      {}", when(s.oldest))?;
+    outln!("newest:      {}", when(s.newest))?;
+    outln!("components:  {}", list(&s.components))?;
+    outln!("tags:        {}", list(&s.tags))?;
     outln!(
         "retention:   at most {} items per component, none older than {} days",
         s.max_per_component,
         s.max_age_days
-    );
+    )?;
     Ok(())
 }
 
@@ -297,7 +297,7 @@ async fn import(socket: &Path, file: &Path) -> Result<()> {
         .knowledge_import_file(file)
         .await
         .with_context(|| format!("while importing {}", file.display()))?;
-    outln!("imported {count} items from {}", file.display());
+    outln!("imported {count} items from {}", file.display())?;
     Ok(())
 }
 

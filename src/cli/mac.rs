@@ -93,9 +93,9 @@ pub async fn run(socket: &Path, command: MacCommand) -> Result<()> {
         MacCommand::Agents { json } => {
             let agents = client.agents().await?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&agents)?);
+                outln!("{}", serde_json::to_string_pretty(&agents)?)?;
             } else {
-                out!("{}", agents_table(&agents));
+                out!("{}", agents_table(&agents))?;
             }
         }
         MacCommand::Request {
@@ -114,12 +114,12 @@ pub async fn run(socket: &Path, command: MacCommand) -> Result<()> {
             };
             let done = client.request_task(Some(&agent), task, Some("cli")).await?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&done.outcome)?);
+                outln!("{}", serde_json::to_string_pretty(&done.outcome)?)?;
             }
             match done.outcome {
                 TaskOutcome::Completed { result } => {
                     if !json {
-                        outln!("{result}");
+                        outln!("{result}")?;
                     }
                 }
                 TaskOutcome::Failed { failure } => bail!("{failure}"),
@@ -128,11 +128,11 @@ pub async fn run(socket: &Path, command: MacCommand) -> Result<()> {
         MacCommand::Tasks { limit, json } => {
             let tasks = client.tasks(limit).await?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&tasks)?);
+                outln!("{}", serde_json::to_string_pretty(&tasks)?)?;
             } else if tasks.is_empty() {
-                outln!("no tasks yet");
+                outln!("no tasks yet")?;
             } else {
-                out!("{}", tasks_table(&tasks, SystemTime::now()));
+                out!("{}", tasks_table(&tasks, SystemTime::now()))?;
             }
         }
     }

@@ -6,13 +6,10 @@
 //! Exit codes: 0 done; 1 the command failed (the message says why); 2 bad usage (clap's code);
 //! 3 no core is running on the socket.
 
-/// `println!` for the command line's output: a reader that goes away early
-/// (`hms-console logs api | head`) ends the command quietly instead of with a panic
-/// ([`output::write_stdout`]).
+/// `println!` for the command line's output, giving the write's error to the caller
+/// ([`output::write_stdout`]): a reader that goes away early (`hms-console logs api | head`)
+/// ends the command quietly instead of with a panic.
 macro_rules! outln {
-    () => {
-        $crate::cli::output::write_stdout(format_args!("\n"))
-    };
     ($($arg:tt)*) => {
         $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
@@ -546,7 +543,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> Result<()> {
                 fleet.source,
                 fleet.components.len(),
                 fleet.names().join(", ")
-            );
+            )?;
             Ok(())
         }
         Command::Reaper { .. } => unreachable!("handled before the runtime starts"),
@@ -712,7 +709,7 @@ async fn detach(
                 socket.display(),
                 crate::paths::core_log(data_dir).display(),
                 client.core().containment.as_deref().unwrap_or("unknown")
-            );
+            )?;
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -741,11 +738,11 @@ async fn down(socket: &Path, tmux_socket: Option<&str>) -> Result<()> {
     while process_alive(pid) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    outln!("{message}");
+    outln!("{message}")?;
     // The console that `attach` built shows this core: it goes away with it, rather than leave
     // panels saying "core unreachable" to nobody.
     for session in close_consoles(tmux_socket, socket).await {
-        outln!("closed the console session '{session}'");
+        outln!("closed the console session '{session}'")?;
     }
     Ok(())
 }
@@ -793,7 +790,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// Prints the core's message about a request it carried out.
 fn say(message: String) -> Result<()> {
-    outln!("{message}");
+    outln!("{message}")?;
     Ok(())
 }
 
@@ -848,11 +845,11 @@ async fn issues(socket: &Path, component: Option<String>, limit: usize, json: bo
     let mut client = connect(socket).await?;
     let issues = client.issues(component.as_deref(), limit).await?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&issues)?);
+        outln!("{}", serde_json::to_string_pretty(&issues)?)?;
     } else if issues.is_empty() {
-        outln!("no issues");
+        outln!("no issues")?;
     } else {
-        out!("{}", output::issues_table(&issues));
+        out!("{}", output::issues_table(&issues))?;
     }
     Ok(())
 }
@@ -867,7 +864,7 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
     let tail = client.logs(&component, lines).await?;
     let last = tail.last().map(|l| l.at);
     for line in &tail {
-        outln!("{}", output::log_line(line));
+        outln!("{}", output::log_line(line))?;
     }
     if !follow {
         return Ok(());
@@ -877,7 +874,7 @@ async fn logs(socket: &Path, component: String, lines: usize, follow: bool) -> R
             if last.is_some_and(|t| line.at <= t) {
                 continue;
             }
-            outln!("{}", output::log_line(&line));
+            outln!("{}", output::log_line(&line))?;
         }
     }
     Ok(())
@@ -941,7 +938,7 @@ async fn attach(
         .context("while building the tmux session")?;
     start_watcher(tmux_socket, &opts).await;
     if no_attach {
-        outln!("{session}");
+        outln!("{session}")?;
         return Ok(());
     }
     use crate::tmux::driver::TmuxDriver;
@@ -1042,7 +1039,7 @@ async fn layout_window(
         window.name,
         window.panes.len(),
         if replaced { ", replaced in place" } else { "" }
-    );
+    )?;
     let left_out = source.left_out(&fleet);
     if !left_out.is_empty() {
         outln!(
@@ -1050,7 +1047,7 @@ async fn layout_window(
             fleet.len() - left_out.len(),
             fleet.len(),
             left_out.join(", ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -1078,28 +1075,26 @@ async fn action(socket: &Path, line: &str, component: Option<String>) -> Result<
         if let ActionLine::Help(topic) = parsed {
             let text = help_text(topic);
             if text.ends_with('\n') {
-                out!("{text}");
+                out!("{text}")?;
             } else {
-                outln!("{text}");
+                outln!("{text}")?;
             }
         }
         return Ok(());
     };
     let mut client = connect(socket).await?;
     match client.request(request).await? {
-        Response::Done { message } => outln!("{message}"),
-        Response::Status { components } => {
-            out!(
-                "{}",
-                output::status_table(&components, std::time::SystemTime::now(), output_width())
-            )
-        }
+        Response::Done { message } => outln!("{message}")?,
+        Response::Status { components } => out!(
+            "{}",
+            output::status_table(&components, std::time::SystemTime::now(), output_width())
+        )?,
         Response::Logs { lines } => {
             for l in &lines {
-                outln!("{}", output::log_line(l));
+                outln!("{}", output::log_line(l))?;
             }
         }
-        other => outln!("{other:?}"),
+        other => outln!("{other:?}")?,
     }
     Ok(())
 }

@@ -31,19 +31,18 @@ const ALWAYS: usize = 6;
 /// `grep` ended the same way, so that `set -o pipefail` scripts see the same as with them.
 pub const READER_GONE: u8 = 141;
 
-/// Writes the command's output, as `print!` does. Rust ignores SIGPIPE (we keep it so: a core
-/// that goes away mid-request is an error to report, not a silent death), and `print!` then
-/// panics with a backtrace when the reader has gone; here the command ends quietly with
-/// [`READER_GONE`] instead. Any other failure to write (a full disk) is said, and ends it with 1.
-pub fn write_stdout(text: std::fmt::Arguments) {
+/// Writes the command's output, as `print!` does, but hands a failed write to the caller
+/// (`print!` panics with a backtrace). Rust ignores SIGPIPE (we keep it so: a core that goes away
+/// mid-request is an error to report, not a silent death), so a reader that went away is an
+/// error here, which [`super::exit_code`] turns into a quiet [`READER_GONE`]
+/// ([`reader_went_away`]); any other (a full disk) is said, and the command ends with 1.
+pub fn write_stdout(text: std::fmt::Arguments) -> anyhow::Result<()> {
+    use anyhow::Context;
     use std::io::Write;
-    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(READER_GONE.into());
-        }
-        eprintln!("hms-console: cannot write the output: {e}");
-        std::process::exit(1);
-    }
+    std::io::stdout()
+        .lock()
+        .write_fmt(text)
+        .context("cannot write the output")
 }
 
 /// True when a command failed only because its reader went away (a write to standard output
@@ -53,6 +52,7 @@ pub fn reader_went_away(e: &anyhow::Error) -> bool {
     e.downcast_ref::<std::io::Error>()
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
+
 /// The order in which the other columns are given room when the width is limited.
 const PRIORITY: [usize; 6] = [6, 7, 9, 8, 10, 11];
 

@@ -13,11 +13,11 @@ pub(super) async fn plans(socket: &Path, json: bool) -> Result<()> {
     let mut client = super::connect(socket).await?;
     let plans = client.plans().await?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&plans)?);
+        outln!("{}", serde_json::to_string_pretty(&plans)?)?;
     } else if plans.is_empty() {
-        outln!("no recovery plans");
+        outln!("no recovery plans")?;
     } else {
-        out!("{}", render(&plans));
+        out!("{}", render(&plans))?;
     }
     Ok(())
 }
